@@ -1,0 +1,67 @@
+"""What every activity does around its connector call: the ledger, and error classification.
+
+1. `ledger.begin` records the intent under the step's idempotency key; a key that succeeded before
+   returns its stored documents without calling the system again.
+2. The connector is called with the external key, and `retry=True` when an earlier attempt may have
+   reached the system (it then looks the posting up before posting again).
+3. `ledger.finish` records the outcome. A `BusinessRejection` becomes a non-retryable
+   `ApplicationError` of type `BusinessRejection` carrying the system's message; a
+   `TransientError` (or any other exception) is retried by Temporal with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from plantbridge.canonical.commands import StepRequest, StepResult, external_key
+from plantbridge.connectors.errors import BusinessRejection, TransientError
+from plantbridge.connectors.ports import ConnectorRegistry, PlantSystems
+from plantbridge.store.ledger import IdempotencyConflict, Ledger, request_hash
+
+BUSINESS_REJECTION = "BusinessRejection"
+IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
+
+Call = Callable[[PlantSystems, str, bool], Awaitable[StepResult]]
+
+
+class ActivityBase:
+    def __init__(self, registry: ConnectorRegistry, ledger: Ledger) -> None:
+        self.registry = registry
+        self.ledger = ledger
+
+    async def execute(self, req: StepRequest, call: Call) -> StepResult:
+        digest = request_hash(req.command.model_dump(mode="json"))
+        try:
+            previous = await self.ledger.begin(
+                req.idempotency_key,
+                digest,
+                workflow_id=req.workflow_id,
+                step_kind=req.kind.value,
+                system=req.kind.system,
+            )
+        except IdempotencyConflict as err:
+            raise ApplicationError(str(err), type=IDEMPOTENCY_CONFLICT, non_retryable=True) from err
+        if previous is not None and previous.status == "succeeded":
+            return StepResult(documents=previous.documents, message=previous.message, replayed=True)
+        # An earlier attempt may have reached the system: this one, a Temporal retry, or a
+        # supervisor's retry after a rejection.
+        retry = previous is not None or activity.info().attempt > 1
+        systems = self.registry.for_plant(req.order.plant)
+        try:
+            result = await call(systems, external_key(req.idempotency_key), retry)
+        except BusinessRejection as err:
+            await self.ledger.finish(req.idempotency_key, "rejected", [], err.message)
+            raise ApplicationError(
+                err.message,
+                {"system": err.system, "code": err.code, "details": err.details},
+                type=BUSINESS_REJECTION,
+                non_retryable=True,
+            ) from err
+        except TransientError as err:
+            activity.logger.warning("transient %s error on %s: %s", err.system, req.step_id, err.message)
+            raise
+        await self.ledger.finish(req.idempotency_key, "succeeded", result.documents, result.message)
+        return result

@@ -1,0 +1,21 @@
+"""Alerts and escalations (SLA breaches, rejections, downtime) through the plant's notifier."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from temporalio import activity
+
+from plantbridge.activities.base import ActivityBase
+from plantbridge.canonical import commands as c
+from plantbridge.canonical.commands import StepRequest, StepResult
+
+
+class NotifyActivities(ActivityBase):
+    @activity.defn(name=c.StepKind.NOTIFY_ALERT.value)
+    async def alert(self, req: StepRequest) -> StepResult:
+        cmd = cast(c.Alert, req.command)
+        return await self.execute(req, lambda s, k, r: s.notify.alert(req.order, cmd, key=k, retry=r))
+
+    def all(self) -> list[object]:
+        return [self.alert]

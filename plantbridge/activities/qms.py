@@ -1,0 +1,21 @@
+"""QMS activities: inspection results recorded against the order's inspection lot."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from temporalio import activity
+
+from plantbridge.activities.base import ActivityBase
+from plantbridge.canonical import commands as c
+from plantbridge.canonical.commands import StepRequest, StepResult
+
+
+class QmsActivities(ActivityBase):
+    @activity.defn(name=c.StepKind.QMS_INSPECTION.value)
+    async def inspection(self, req: StepRequest) -> StepResult:
+        cmd = cast(c.Inspection, req.command)
+        return await self.execute(req, lambda s, k, r: s.qms.inspection(req.order, cmd, key=k, retry=r))
+
+    def all(self) -> list[object]:
+        return [self.inspection]

@@ -1,0 +1,248 @@
+"""What the saga asks of the outside systems: one command per step, sent to an activity.
+
+Each command is plain data; the activity for its `kind` hands it to the plant's connector for that
+system. The idempotency key travels with it: `{workflow id}:{event id}:{step}`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plantbridge.canonical.events import ActivityTimes
+from plantbridge.canonical.fields import Quantity
+from plantbridge.canonical.order import ProductionOrder
+
+
+class StepKind(StrEnum):
+    """The activity name of each step, `<system>.<action>`."""
+
+    ERP_CONFIRM_OPERATION = "erp.confirm_operation"
+    ERP_GOODS_MOVEMENT = "erp.goods_movement"
+    ERP_GOODS_RECEIPT = "erp.goods_receipt"
+    ERP_COMPLETE_ORDER = "erp.complete_order"
+    ERP_USAGE_DECISION = "erp.usage_decision"
+    ERP_MAINTENANCE_NOTIFICATION = "erp.maintenance_notification"
+    MES_DISPATCH = "mes.dispatch"
+    MES_RECALL = "mes.recall"
+    MES_HOLD = "mes.hold"
+    MES_RELEASE_HOLD = "mes.release_hold"
+    MES_ACKNOWLEDGE = "mes.acknowledge"
+    QMS_INSPECTION = "qms.inspection"
+    WMS_STAGE = "wms.stage"
+    WMS_RELEASE_STAGING = "wms.release_staging"
+    WMS_BLOCK = "wms.block"
+    WMS_UNBLOCK = "wms.unblock"
+    WMS_TRANSFER = "wms.transfer"
+    WMS_SHIPMENT_READY = "wms.shipment_ready"
+    NOTIFY_ALERT = "notify.alert"
+
+    @property
+    def system(self) -> str:
+        return self.value.split(".", 1)[0]
+
+    @property
+    def posts_to_erp(self) -> bool:
+        return self.system == "erp"
+
+
+class GoodsMovementItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    material: str
+    quantity: Quantity
+    movement_type: Literal["261", "262", "101", "102", "531", "532", "551", "552"]
+    storage_location: str | None = None
+    batch: str | None = None
+    reservation: str | None = None
+    reservation_item: str | None = None
+
+
+class ConfirmOperation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["confirm_operation"] = "confirm_operation"
+    operation: str
+    work_center: str
+    yield_qty: Quantity
+    scrap_qty: Quantity | None = None
+    rework_qty: Quantity | None = None
+    reason: str | None = None
+    final: bool = False
+    activities: ActivityTimes | None = None
+    personnel: str | None = None
+    # Backflushed components issued with the confirmation (SAP: deep insert of goods movements).
+    goods_movements: list[GoodsMovementItem] = Field(default_factory=list)
+
+
+class GoodsMovement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["goods_movement"] = "goods_movement"
+    items: list[GoodsMovementItem] = Field(min_length=1)
+
+
+class GoodsReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["goods_receipt"] = "goods_receipt"
+    quantity: Quantity
+    storage_location: str | None = None
+    batch: str | None = None
+
+
+class CompleteOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["complete_order"] = "complete_order"
+
+
+class UsageDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["usage_decision"] = "usage_decision"
+    decision: Literal["release", "rework", "scrap"]
+    quantity: Quantity | None = None
+    reason: str | None = None
+
+
+class MaintenanceNotification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["maintenance_notification"] = "maintenance_notification"
+    equipment: str
+    work_center: str | None = None
+    priority: int = Field(ge=1, le=4)
+    description: str
+
+
+class Dispatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["dispatch"] = "dispatch"
+
+
+class Recall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["recall"] = "recall"
+    reason: str | None = None
+
+
+class Hold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["hold"] = "hold"
+    reason: str
+    released: bool = False
+
+
+class Acknowledge(BaseModel):
+    """The business outcome of a posting, sent back to the source system."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["acknowledge"] = "acknowledge"
+    event_id: str
+    status: Literal["posted", "rejected", "skipped", "overridden"]
+    documents: list[str] = Field(default_factory=list)
+    message: str | None = None
+
+
+class Inspection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["inspection"] = "inspection"
+    passed: bool
+    operation: str | None = None
+    characteristics: list[dict[str, str | bool | None]] = Field(default_factory=list)
+
+
+class Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["stage"] = "stage"
+    release: bool = False  # True: give back staged material (compensation)
+
+
+class StockBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["stock_block"] = "stock_block"
+    blocked: bool
+    reason: str | None = None
+
+
+class Transfer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["transfer"] = "transfer"
+    quantity: Quantity
+    to_location: str = "FG"
+
+
+class ShipmentReady(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["shipment_ready"] = "shipment_ready"
+    quantity: Quantity
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["alert"] = "alert"
+    severity: Literal["info", "warning", "critical"]
+    topic: str
+    message: str
+    level: int = Field(default=1, ge=1, le=3)
+
+
+Command = Annotated[
+    ConfirmOperation
+    | GoodsMovement
+    | GoodsReceipt
+    | CompleteOrder
+    | UsageDecision
+    | MaintenanceNotification
+    | Dispatch
+    | Recall
+    | Hold
+    | Acknowledge
+    | Inspection
+    | Stage
+    | StockBlock
+    | Transfer
+    | ShipmentReady
+    | Alert,
+    Field(discriminator="kind"),
+]
+
+
+class StepRequest(BaseModel):
+    """The input of every activity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str = Field(max_length=250)
+    workflow_id: str
+    step_id: str
+    kind: StepKind
+    order: ProductionOrder
+    command: Command
+
+
+class StepResult(BaseModel):
+    """What a system answered: its document numbers and a message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[str] = Field(default_factory=list)
+    message: str | None = None
+    # True when the ledger or the system's own external-key look-up found an earlier posting.
+    replayed: bool = False
+
+
+def ratio(part: Decimal, whole: Decimal) -> Decimal:
+    """part / whole, 0 for an empty whole (used for backflush proportions)."""
+    return part / whole if whole else Decimal(0)
+
+
+_KEY_NAMESPACE = uuid.UUID("6f0b7c1e-2f55-4c2e-9a51-0c6b1f6c7a10")
+
+
+def external_key(idempotency_key: str) -> str:
+    """The 32-character key stored in the target system's external-reference field.
+
+    SAP's `ExternalSystemConfirmation` / `EX_IDENT` hold 32 characters; the idempotency key is
+    longer, so a name-based UUID of it (hex, no dashes) stands in for it, the same on every retry.
+    """
+    return uuid.uuid5(_KEY_NAMESPACE, idempotency_key).hex.upper()

@@ -1,0 +1,38 @@
+"""A plant's rules for its orders: SLA durations, ERP posting policy, dedup and history limits.
+
+Every duration the saga waits on comes from here, so a plant can tune them and tests can shorten
+them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PlantPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # SLA timers: alert at the first deadline, escalate when still open `escalate_after` later.
+    release_start_sla: timedelta = timedelta(hours=8)
+    hold_sla: timedelta = timedelta(hours=4)
+    posting_sla: timedelta = timedelta(minutes=30)
+    escalate_after: timedelta = timedelta(hours=2)
+    # How long `submit_event` waits for the ERP outcome before answering `pending`.
+    ack_wait: timedelta = timedelta(seconds=2)
+    # A downtime longer than this raises a downtime alert.
+    long_downtime: timedelta = timedelta(minutes=30)
+    # Activity timeouts and retries (transient errors are retried with backoff, forever: the
+    # posting SLA alerts a supervisor when a system stays down).
+    activity_timeout: timedelta = timedelta(seconds=60)
+    retry_initial: timedelta = timedelta(seconds=1)
+    retry_max_interval: timedelta = timedelta(minutes=5)
+    # How many recent event ids are kept for deduplication (carried across continue-as-new).
+    dedup_window: int = Field(default=20000, ge=100, le=1_000_000)
+    # Continue-as-new after this many events in one run (or when Temporal suggests it).
+    continue_as_new_after: int = Field(default=2000, ge=10, le=100_000)
+    # How many timeline entries the saga keeps in its state (the audit trail keeps everything).
+    timeline_limit: int = Field(default=200, ge=10, le=10_000)
+    # Task queues per system; the order saga itself runs on `plantbridge-orders`.
+    task_queue: str = "plantbridge-orders"

@@ -1,0 +1,142 @@
+"""The Temporal side of plantbridge for callers: gateway, CLI, demo, tests.
+
+Connects with the pydantic data converter, starts sagas idempotently, submits plant events as
+updates and turns the saga's answer (or its validator's refusal) into an `Acknowledgement`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
+from plantbridge.canonical.events import PlantEvent
+from plantbridge.canonical.exceptions import ExceptionResolution, SupervisorAction
+from plantbridge.canonical.order import ProductionOrder, workflow_id
+from plantbridge.canonical.policy import PlantPolicy
+from plantbridge.canonical.saga import OrderStatusView, SagaInput, SagaState
+from plantbridge.workflows import search_attributes as sa
+
+WORKFLOW_TYPE = "ProductionOrder"
+ORDERS_TASK_QUEUE = "plantbridge-orders"
+
+
+class OrderNotFound(LookupError):
+    """No saga runs for this plant and order."""
+
+
+class SagaBusy(RuntimeError):
+    """The saga is rolling over its history (continue-as-new); send the event again."""
+
+
+async def connect(address: str = "127.0.0.1:7233", namespace: str = "default") -> Client:
+    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+
+
+async def start_order(
+    client: Client, order: ProductionOrder, policy: PlantPolicy | None = None, *, task_queue: str | None = None
+) -> WorkflowHandle[object, SagaState]:
+    """Start the order's saga; a second start for the same order returns the running one."""
+    policy = policy or PlantPolicy()
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        SagaInput(order=order, policy=policy),
+        id=workflow_id(order.plant, order.number),
+        task_queue=task_queue or policy.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=SagaState,
+        search_attributes=sa_initial(order),
+    )
+
+
+def sa_initial(order: ProductionOrder) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.PLANT, order.plant),
+            SearchAttributePair(sa.ORDER_NUMBER, order.number),
+            SearchAttributePair(sa.MATERIAL, order.material),
+            SearchAttributePair(sa.ORDER_STATE, "planned"),
+            SearchAttributePair(sa.OPEN_EXCEPTIONS, 0),
+            SearchAttributePair(sa.ERP_SYSTEM, order.erp_system),
+            SearchAttributePair(sa.WORK_CENTER, sorted({op.work_center for op in order.operations})),
+        ]
+    )
+
+
+def order_handle(client: Client, plant: str, order: str) -> WorkflowHandle[object, SagaState]:
+    return client.get_workflow_handle(workflow_id(plant, order), result_type=SagaState)
+
+
+async def submit_event(client: Client, event: PlantEvent, *, ack_wait: timedelta = timedelta(seconds=2)) -> Acknowledgement:
+    """Send one event as the `submit_event` update; answer within `ack_wait` (ERP pending after)."""
+    handle = order_handle(client, event.plant, event.order)
+    try:
+        update = await handle.start_update(
+            "submit_event",
+            event,
+            id=f"event:{event.event_id}",
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            result_type=Acknowledgement,
+        )
+        try:
+            return await asyncio.wait_for(update.result(), ack_wait.total_seconds())
+        except TimeoutError:
+            return Acknowledgement(event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"))
+    except WorkflowUpdateFailedError as err:
+        return _refusal(event, err)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise OrderNotFound(f"no saga for order {event.order} of plant {event.plant}") from err
+        raise
+
+
+def _refusal(event: PlantEvent, err: WorkflowUpdateFailedError) -> Acknowledgement:
+    """The saga's validator refused the event: a duplicate, or a rejection with its reason."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type == "DuplicateEvent":
+            return Acknowledgement(event_id=event.event_id, status="duplicate", reason=cause.message)
+        if cause.type == "SagaBusy":
+            raise SagaBusy(cause.message) from err
+        return Acknowledgement(event_id=event.event_id, status="rejected", reason=cause.message)
+    return Acknowledgement(event_id=event.event_id, status="rejected", reason=str(cause or err))
+
+
+async def order_state(client: Client, plant: str, order: str) -> OrderStatusView:
+    return await order_handle(client, plant, order).query("state", result_type=OrderStatusView)
+
+
+async def order_summary(client: Client, plant: str, order: str) -> SagaState:
+    return await order_handle(client, plant, order).query("summary", result_type=SagaState)
+
+
+async def resolve_exception(client: Client, plant: str, order: str, resolution: ExceptionResolution) -> None:
+    await order_handle(client, plant, order).signal("resolve_exception", resolution)
+
+
+async def release_hold(client: Client, plant: str, order: str, action: SupervisorAction) -> None:
+    await order_handle(client, plant, order).signal("release_hold", action)
+
+
+async def cancel_order(client: Client, plant: str, order: str, action: SupervisorAction) -> None:
+    await order_handle(client, plant, order).signal("cancel_order", action)
+
+
+async def list_orders(client: Client, query: str) -> list[str]:
+    """Workflow ids of the sagas matching a visibility query, e.g. `Plant='1000' AND OrderState='quality_hold'`."""
+    base = f"WorkflowType='{WORKFLOW_TYPE}'"
+    ids = []
+    async for wf in client.list_workflows(f"{base} AND ({query})" if query else base):
+        ids.append(wf.id)
+    return ids

@@ -1,0 +1,329 @@
+"""The in-process reference systems: an ERP, MES, QMS, WMS and notifier that record what they are
+asked, in their own SQLite tables, and hand out document numbers.
+
+They stand behind the connector interfaces until a plant configures a real system, and in tests of
+the saga they are the systems of record: they keep every posting with its external key (so a
+retried posting is found, not doubled, like SAP's `ExternalSystemConfirmation` look-up), and they
+can be told to refuse a call (a business rejection with an ERP-style message) or to fail
+transiently a number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, DateTime, Integer, String, Text, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from plantbridge.canonical.commands import (
+    Acknowledge,
+    Alert,
+    CompleteOrder,
+    ConfirmOperation,
+    Dispatch,
+    GoodsMovement,
+    GoodsReceipt,
+    Hold,
+    Inspection,
+    MaintenanceNotification,
+    Recall,
+    ShipmentReady,
+    Stage,
+    StepResult,
+    StockBlock,
+    Transfer,
+    UsageDecision,
+)
+from plantbridge.canonical.order import ProductionOrder
+from plantbridge.connectors.errors import BusinessRejection, TransientError
+
+DOC_PREFIX = {
+    "confirm_operation": "CONF",
+    "goods_movement": "MDOC",
+    "goods_receipt": "MDOC",
+    "complete_order": "TECO",
+    "usage_decision": "UD",
+    "maintenance_notification": "NOTIF",
+}
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class ReferenceCall(_Base):
+    __tablename__ = "reference_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(10))
+    operation: Mapped[str] = mapped_column(String(40))
+    plant: Mapped[str] = mapped_column(String(10))
+    order_number: Mapped[str] = mapped_column(String(20), index=True)
+    external_key: Mapped[str] = mapped_column(String(64), unique=True)
+    document: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReferenceRule(_Base):
+    """Refuse (business) or fail (transient) the next calls matching system/operation/order."""
+
+    __tablename__ = "reference_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(10))
+    operation: Mapped[str] = mapped_column(String(40))
+    order_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "business" | "transient"
+    code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: until cleared
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    system: str
+    operation: str
+    order: str
+    external_key: str
+    document: str
+    payload: dict[str, Any]
+
+
+class ReferenceStore:
+    """The shared state of all reference systems (one SQLite file, usable from many processes)."""
+
+    def __init__(self, url: str, *, latency_s: float = 0.0) -> None:
+        self.url = url
+        self.latency_s = latency_s
+        self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._ready = False
+
+    async def init(self) -> ReferenceStore:
+        if not self._ready:
+            async with self.engine.begin() as conn:
+                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                await conn.run_sync(_Base.metadata.create_all)
+            self._ready = True
+        return self
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- rules, for tests and the demo ---------------------------------------------------------
+    async def add_rule(
+        self,
+        system: str,
+        operation: str,
+        *,
+        message: str,
+        kind: str = "business",
+        code: str | None = None,
+        order: str | None = None,
+        times: int | None = None,
+    ) -> int:
+        await self.init()
+        async with self.sessions() as s:
+            rule = ReferenceRule(
+                system=system,
+                operation=operation,
+                order_number=order,
+                kind=kind,
+                code=code,
+                message=message,
+                remaining=times,
+            )
+            s.add(rule)
+            await s.commit()
+            return rule.id
+
+    async def clear_rules(self) -> None:
+        await self.init()
+        async with self.sessions() as s:
+            for rule in (await s.scalars(select(ReferenceRule))).all():
+                await s.delete(rule)
+            await s.commit()
+
+    async def calls(
+        self, system: str | None = None, operation: str | None = None, order: str | None = None
+    ) -> list[RecordedCall]:
+        await self.init()
+        async with self.sessions() as s:
+            stmt = select(ReferenceCall).order_by(ReferenceCall.id)
+            if system:
+                stmt = stmt.where(ReferenceCall.system == system)
+            if operation:
+                stmt = stmt.where(ReferenceCall.operation == operation)
+            if order:
+                stmt = stmt.where(ReferenceCall.order_number == order)
+            return [
+                RecordedCall(c.system, c.operation, c.order_number, c.external_key, c.document, c.payload)
+                for c in (await s.scalars(stmt)).all()
+            ]
+
+    # -- the call itself -----------------------------------------------------------------------
+    async def record(
+        self, system: str, operation: str, order: ProductionOrder, payload: BaseModel, *, key: str, retry: bool
+    ) -> StepResult:
+        await self.init()
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        async with self.sessions() as s:
+            # Look the posting up by its external key first, as a real ERP connector does.
+            found = await s.scalar(select(ReferenceCall).where(ReferenceCall.external_key == key))
+            if found is not None:
+                return StepResult(documents=[found.document], message="found by external key", replayed=True)
+            await self._apply_rules(s, system, operation, order.number)
+            count = (
+                await s.scalar(select(func.count()).select_from(ReferenceCall).where(ReferenceCall.system == system))
+                or 0
+            )
+            document = f"{DOC_PREFIX.get(operation, system.upper())}-{count + 1:08d}"
+            s.add(
+                ReferenceCall(
+                    system=system,
+                    operation=operation,
+                    plant=order.plant,
+                    order_number=order.number,
+                    external_key=key,
+                    document=document,
+                    payload=json.loads(payload.model_dump_json()),
+                    at=datetime.now(UTC),
+                )
+            )
+            try:
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                raise TransientError("concurrent posting with the same external key", system=system) from None
+        return StepResult(documents=[document])
+
+    async def _apply_rules(self, s: Any, system: str, operation: str, order: str) -> None:
+        rules = (
+            await s.scalars(
+                select(ReferenceRule).where(ReferenceRule.system == system, ReferenceRule.operation == operation)
+            )
+        ).all()
+        for rule in rules:
+            if rule.order_number not in (None, order):
+                continue
+            if rule.remaining is not None:
+                if rule.remaining <= 0:
+                    continue
+                rule.remaining -= 1
+                await s.commit()
+            if rule.kind == "transient":
+                raise TransientError(rule.message, system=system, code=rule.code)
+            raise BusinessRejection(rule.message, system=system, code=rule.code)
+
+
+class _System:
+    system = ""
+
+    def __init__(self, store: ReferenceStore) -> None:
+        self.store = store
+
+    async def _call(self, operation: str, order: ProductionOrder, cmd: BaseModel, key: str, retry: bool) -> StepResult:
+        return await self.store.record(self.system, operation, order, cmd, key=key, retry=retry)
+
+
+class ReferenceErp(_System):
+    system = "erp"
+
+    async def confirm_operation(
+        self, order: ProductionOrder, cmd: ConfirmOperation, *, key: str, retry: bool
+    ) -> StepResult:
+        return await self._call("confirm_operation", order, cmd, key, retry)
+
+    async def goods_movement(self, order: ProductionOrder, cmd: GoodsMovement, *, key: str, retry: bool) -> StepResult:
+        return await self._call("goods_movement", order, cmd, key, retry)
+
+    async def goods_receipt(self, order: ProductionOrder, cmd: GoodsReceipt, *, key: str, retry: bool) -> StepResult:
+        return await self._call("goods_receipt", order, cmd, key, retry)
+
+    async def complete_order(self, order: ProductionOrder, cmd: CompleteOrder, *, key: str, retry: bool) -> StepResult:
+        return await self._call("complete_order", order, cmd, key, retry)
+
+    async def usage_decision(self, order: ProductionOrder, cmd: UsageDecision, *, key: str, retry: bool) -> StepResult:
+        return await self._call("usage_decision", order, cmd, key, retry)
+
+    async def maintenance_notification(
+        self, order: ProductionOrder, cmd: MaintenanceNotification, *, key: str, retry: bool
+    ) -> StepResult:
+        return await self._call("maintenance_notification", order, cmd, key, retry)
+
+
+class ReferenceMes(_System):
+    system = "mes"
+
+    async def dispatch(self, order: ProductionOrder, cmd: Dispatch, *, key: str, retry: bool) -> StepResult:
+        return await self._call("dispatch", order, cmd, key, retry)
+
+    async def recall(self, order: ProductionOrder, cmd: Recall, *, key: str, retry: bool) -> StepResult:
+        return await self._call("recall", order, cmd, key, retry)
+
+    async def hold(self, order: ProductionOrder, cmd: Hold, *, key: str, retry: bool) -> StepResult:
+        return await self._call("hold", order, cmd, key, retry)
+
+    async def acknowledge(self, order: ProductionOrder, cmd: Acknowledge, *, key: str, retry: bool) -> StepResult:
+        return await self._call("acknowledge", order, cmd, key, retry)
+
+
+class ReferenceQms(_System):
+    system = "qms"
+
+    async def inspection(self, order: ProductionOrder, cmd: Inspection, *, key: str, retry: bool) -> StepResult:
+        return await self._call("inspection", order, cmd, key, retry)
+
+
+class ReferenceWms(_System):
+    system = "wms"
+
+    async def stage(self, order: ProductionOrder, cmd: Stage, *, key: str, retry: bool) -> StepResult:
+        return await self._call("release_staging" if cmd.release else "stage", order, cmd, key, retry)
+
+    async def stock_block(self, order: ProductionOrder, cmd: StockBlock, *, key: str, retry: bool) -> StepResult:
+        return await self._call("block" if cmd.blocked else "unblock", order, cmd, key, retry)
+
+    async def transfer(self, order: ProductionOrder, cmd: Transfer, *, key: str, retry: bool) -> StepResult:
+        return await self._call("transfer", order, cmd, key, retry)
+
+    async def shipment_ready(self, order: ProductionOrder, cmd: ShipmentReady, *, key: str, retry: bool) -> StepResult:
+        return await self._call("shipment_ready", order, cmd, key, retry)
+
+
+class ReferenceNotifier(_System):
+    system = "notify"
+
+    async def alert(self, order: ProductionOrder, cmd: Alert, *, key: str, retry: bool) -> StepResult:
+        return await self._call("alert", order, cmd, key, retry)
+
+
+class ReferenceSystems:
+    """All five reference systems of one plant, sharing one store."""
+
+    def __init__(self, store: ReferenceStore) -> None:
+        self.erp = ReferenceErp(store)
+        self.mes = ReferenceMes(store)
+        self.qms = ReferenceQms(store)
+        self.wms = ReferenceWms(store)
+        self.notify = ReferenceNotifier(store)
+
+
+class ReferenceRegistry:
+    """Every plant gets the reference systems (until a plant config names real ones)."""
+
+    def __init__(self, store: ReferenceStore) -> None:
+        self.store = store
+        self._systems = ReferenceSystems(store)
+
+    def for_plant(self, plant: str) -> ReferenceSystems:
+        return self._systems

