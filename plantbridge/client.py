@@ -7,12 +7,15 @@ updates and turns the saga's answer (or its validator's refusal) into an `Acknow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -78,21 +81,29 @@ def order_handle(client: Client, plant: str, order: str) -> WorkflowHandle[objec
     return client.get_workflow_handle(workflow_id(plant, order), result_type=SagaState)
 
 
-async def submit_event(client: Client, event: PlantEvent, *, ack_wait: timedelta = timedelta(seconds=2)) -> Acknowledgement:
-    """Send one event as the `submit_event` update; answer within `ack_wait` (ERP pending after)."""
-    handle = order_handle(client, event.plant, event.order)
+async def submit_event(
+    client: Client, event: PlantEvent, *, ack_wait: timedelta = timedelta(seconds=2), to_workflow: str | None = None
+) -> Acknowledgement:
+    """Send one event as the `submit_event` update; answer within `ack_wait` (ERP pending after).
+
+    The event goes to its own order's saga, or to `to_workflow` (a saga then checks plant and order).
+    """
+    handle = client.get_workflow_handle(to_workflow or workflow_id(event.plant, event.order))
     try:
         update = await handle.start_update(
             "submit_event",
             event,
-            id=f"event:{event.event_id}",
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             result_type=Acknowledgement,
         )
-        try:
-            return await asyncio.wait_for(update.result(), ack_wait.total_seconds())
-        except TimeoutError:
-            return Acknowledgement(event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"))
+        result = asyncio.ensure_future(update.result())
+        done, _ = await asyncio.wait({result}, timeout=ack_wait.total_seconds())
+        if done:
+            return result.result()
+        result.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            await result
+        return Acknowledgement(event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"))
     except WorkflowUpdateFailedError as err:
         return _refusal(event, err)
     except RPCError as err:
@@ -140,3 +151,9 @@ async def list_orders(client: Client, query: str) -> list[str]:
     async for wf in client.list_workflows(f"{base} AND ({query})" if query else base):
         ids.append(wf.id)
     return ids
+
+
+async def current_details(client: Client, plant: str, order: str) -> str:
+    """The markdown screen the saga shows in the Temporal UI (its current details)."""
+    meta = await order_handle(client, plant, order).query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return str(meta.current_details)

@@ -120,7 +120,8 @@ def new_order(plant: str = "1000", *, components: bool = True, released: bool = 
     return ProductionOrder.model_validate(data)
 
 
-def event(order: ProductionOrder, event_type: str, **fields: Any) -> PlantEvent:
+def event(order_: ProductionOrder, event_type: str, **fields: Any) -> PlantEvent:
+    order = order_
     data: dict[str, Any] = {
         "event_id": fields.pop("event_id", f"t-{uuid.uuid4().hex[:20]}"),
         "event_type": event_type,

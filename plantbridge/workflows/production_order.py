@@ -166,7 +166,8 @@ class ProductionOrderWorkflow:
     @workflow.update(name="submit_event")
     async def submit_event(self, event: PlantEvent) -> Acknowledgement:
         steps = self._accept(event)
-        erp_steps = [st for st in steps if st.kind.posts_to_erp]
+        # The event's own postings (completion steps it triggers are reported by the order, not here).
+        erp_steps = [st for st in steps if st.kind.posts_to_erp and st.ack_to is not None]
         if erp_steps:
             await workflow.wait_condition(
                 lambda: self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
@@ -206,7 +207,7 @@ class ProductionOrderWorkflow:
         self._events_this_run += 1
         steps = self.logic.apply(event, workflow.now())
         for step in steps:
-            if step.kind.posts_to_erp:
+            if step.kind.posts_to_erp and step.event_id == event.event_id:
                 step.ack_to = event.source
         if s.hold is not None and s.hold.event_id == event.event_id:
             self._spawn(self._watch_hold(event.event_id, s.hold.since))
@@ -436,6 +437,9 @@ class ProductionOrderWorkflow:
                     )
                     step.status = "done"
                     step.finished_at = workflow.now()
+                    exc = self._exception(step.exception_id) if step.exception_id else None
+                    if exc is not None:  # a supervisor's retry went through
+                        exc.status, exc.closed_at = "resolved", workflow.now()
                     self.logic.note(
                         workflow.now(),
                         "step",
@@ -443,19 +447,19 @@ class ProductionOrderWorkflow:
                         event_id=step.event_id,
                     )
                     self._acknowledge(step, "posted")
-                    return
+                    break
                 except ActivityError as err:
                     self._running -= 1
                     try:
                         action = await self._park(step, err)
                     finally:
                         self._running += 1
-                    if action == "retry":
-                        continue
-                    return
+                    if action != "retry":
+                        break
         finally:
+            # Only bookkeeping here: on eviction this runs outside the workflow event loop.
             self._running -= 1
-            self._publish()
+        self._publish()
 
     async def _park(self, step: Step, err: ActivityError) -> str:
         """Open an exception for the failed step and wait for a supervisor's decision."""
