@@ -1,0 +1,62 @@
+"""Recorded histories replay under the current workflow code (determinism guard).
+
+`tests/histories/*.json` were recorded from real runs of the saga (hold, rejected posting and retry,
+completion). A change to the workflow that would break running orders fails here; such a change
+needs `workflow.patched`. Record a new history after a deliberate change with
+`PLANTBRIDGE_RECORD_HISTORY=1 pytest tests/test_replay.py` and keep the old files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from plantbridge.canonical import ExceptionResolution, SupervisorAction
+from plantbridge.client import order_summary, start_order, submit_event
+from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.workflows.production_order import ProductionOrderWorkflow
+from tests.conftest import event, fast_policy, new_order, qty
+from tests.test_saga_exceptions import eventually
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history(client: Client, worker: object, reference: ReferenceStore) -> None:
+    order = new_order()
+    await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021", times=1,
+                             message="Deficit of SL Unrestricted-use 12 KG : RM-SEAL 1000 0001")
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "operation_started", operation="0010"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(50),
+                                     scrap_qty=qty(1)))
+    ack = await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(12)))
+    assert ack.erp is not None and ack.erp.status == "rejected"
+    [exc] = (await order_summary(client, order.plant, order.number)).open_exceptions
+    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+    await submit_event(client, event(order, "quality_hold", reason="scratch on surface"))
+    await handle.signal("plant_event", event(order, "downtime_started", work_center="ASSY-01"))
+    await handle.signal("plant_event", event(order, "downtime_ended", work_center="ASSY-01"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(49), final=True))
+    await handle.signal("release_hold", SupervisorAction(by="qa.lead"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(99), final=True))
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_full.json").write_text(history.to_json())
+
+
+async def _done(handle: object) -> bool:
+    return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
+async def test_recorded_history_replays(path: Path) -> None:
+    replayer = Replayer(workflows=[ProductionOrderWorkflow], data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json("production-order:replay", path.read_text())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
