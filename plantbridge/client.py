@@ -99,7 +99,8 @@ async def submit_event(
         result = asyncio.ensure_future(update.result())
         done, _ = await asyncio.wait({result}, timeout=ack_wait.total_seconds())
         if done:
-            return result.result()
+            ack: Acknowledgement = result.result()
+            return ack
         result.cancel()
         with contextlib.suppress(asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError):
             await result
@@ -125,11 +126,13 @@ def _refusal(event: PlantEvent, err: WorkflowUpdateFailedError) -> Acknowledgeme
 
 
 async def order_state(client: Client, plant: str, order: str) -> OrderStatusView:
-    return await order_handle(client, plant, order).query("state", result_type=OrderStatusView)
+    view: OrderStatusView = await order_handle(client, plant, order).query("state", result_type=OrderStatusView)
+    return view
 
 
 async def order_summary(client: Client, plant: str, order: str) -> SagaState:
-    return await order_handle(client, plant, order).query("summary", result_type=SagaState)
+    summary: SagaState = await order_handle(client, plant, order).query("summary", result_type=SagaState)
+    return summary
 
 
 async def resolve_exception(client: Client, plant: str, order: str, resolution: ExceptionResolution) -> None:

@@ -90,12 +90,20 @@ class Notifier(Protocol):
 class PlantSystems(Protocol):
     """The connectors of one plant."""
 
-    erp: ErpConnector
-    mes: MesConnector
-    qms: QmsConnector
-    wms: WmsConnector
-    notify: Notifier
+    @property
+    def erp(self) -> ErpConnector: ...
 
+    @property
+    def mes(self) -> MesConnector: ...
+
+    @property
+    def qms(self) -> QmsConnector: ...
+
+    @property
+    def wms(self) -> WmsConnector: ...
+
+    @property
+    def notify(self) -> Notifier: ...
 
 class ConnectorRegistry(Protocol):
     def for_plant(self, plant: str) -> PlantSystems: ...

@@ -44,6 +44,15 @@ def dev(
     asyncio.run(run_dev(state_dir, port=port, ui_port=ui_port, console=console))
 
 
+@app.command()
+def demo(orders: int = typer.Option(6, min=4, max=200, help="how many orders the simulated plant runs")) -> None:
+    """Run a simulated plant through the sagas, with live progress and a summary."""
+    from plantbridge.workers.demo import run_demo
+
+    ok = asyncio.run(run_demo(orders, console))
+    raise typer.Exit(0 if ok else 1)
+
+
 def main() -> None:
     app()
 

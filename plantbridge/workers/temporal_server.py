@@ -71,7 +71,7 @@ class DevServer:
 
     async def start(self, timeout: float = 60.0) -> DevServer:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=os.environ.copy())
         await self._wait_ready(timeout)

@@ -42,6 +42,7 @@ def build_worker(
 
 
 async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None = None) -> None:
+    """Run until SIGTERM/SIGINT; plants without configured systems use the reference systems."""
     async with AsyncExitStack() as stack:
         db = await Database(settings.store_url).init()
         stack.push_async_callback(db.close)
