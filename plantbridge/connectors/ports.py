@@ -107,3 +107,10 @@ class PlantSystems(Protocol):
 
 class ConnectorRegistry(Protocol):
     def for_plant(self, plant: str) -> PlantSystems: ...
+
+
+class OrderSource(Protocol):
+    """Reads a production order from the ERP (release intake: the business event names the order,
+    the connector reads it back with operations and components)."""
+
+    async def read_order(self, number: str) -> ProductionOrder: ...
