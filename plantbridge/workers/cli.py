@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from plantbridge.workers.settings import Settings
+
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """Configuration problems end the process with the message alone, not a traceback."""
+    from plantbridge.workers.plants import PlantConfigError
+    from plantbridge.workers.registry import ConfigurationError
+
+    try:
+        yield
+    except (PlantConfigError, ConfigurationError) as err:
+        err_console.print(f"[bold red]configuration error[/]\n{err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
 
 app = typer.Typer(no_args_is_help=True, help="plantbridge: production orders as Temporal sagas, ERP <-> plant floor.")
 console = Console()
@@ -21,14 +39,16 @@ def worker(
     task_queue: str = typer.Option(None, help="task queue (PLANTBRIDGE_TASK_QUEUE)"),
     store_url: str = typer.Option(None, help="SQLAlchemy URL of the store (PLANTBRIDGE_STORE_URL)"),
     reference_url: str = typer.Option(None, help="SQLAlchemy URL of the reference systems (PLANTBRIDGE_REFERENCE_URL)"),
+    plants_dir: Path = typer.Option(None, help="folder of plant files, one per plant (PLANTBRIDGE_PLANTS_DIR)"),
 ) -> None:
     """Run the order saga's worker."""
     from plantbridge.workers.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(temporal_address=temporal, task_queue=task_queue, store_url=store_url,
-                                 reference_url=reference_url)
-    asyncio.run(run_worker(settings))
+                                 reference_url=reference_url, plants_dir=plants_dir)
+    with config_errors():
+        asyncio.run(run_worker(settings))
 
 
 @app.command()

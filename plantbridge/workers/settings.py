@@ -17,6 +17,8 @@ class Settings(BaseModel):
     # The reference systems' records (used for plants without a configured ERP/MES/QMS/WMS).
     reference_url: str = "sqlite+aiosqlite:///.plantbridge/reference-systems.db"
     max_concurrent_activities: int = Field(default=100, ge=1)
+    # One file per plant (YAML or TOML); plants without a file use the reference systems.
+    plants_dir: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

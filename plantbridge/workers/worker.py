@@ -18,7 +18,9 @@ from temporalio.worker import Worker
 from plantbridge.activities import all_activities
 from plantbridge.client import connect
 from plantbridge.connectors.ports import ConnectorRegistry
-from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
+from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.workers.plants import load_plants
+from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.store import AuditTrail, Database, Ledger
 from plantbridge.workers.settings import Settings
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
@@ -49,7 +51,11 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
         if registry is None:
             store = await ReferenceStore(settings.reference_url).init()
             stack.push_async_callback(store.close)
-            registry = ReferenceRegistry(store)
+            plants = load_plants(settings.plants_dir) if settings.plants_dir else {}
+            configured = ConfiguredRegistry(plants, store)
+            stack.push_async_callback(configured.aclose)
+            registry = configured
+            log.info("plants configured: %s", ", ".join(sorted(plants)) or "none (reference systems)")
         client = await connect(settings.temporal_address, settings.namespace)
         worker = build_worker(client, settings.task_queue, registry, db,
                               max_concurrent_activities=settings.max_concurrent_activities)
