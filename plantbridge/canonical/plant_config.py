@@ -23,7 +23,8 @@ class ErpConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ErpKind = "reference"
-    url: str | None = Field(default=None, description="OData base URL (the host; services sit below /sap/opu/odata/sap/)")
+    # OData: the host; the services sit below /sap/opu/odata/sap/.
+    url: str | None = None
     client: str = "100"
     user: str | None = None
     password_env: str | None = Field(default=None, description="environment variable holding the password")

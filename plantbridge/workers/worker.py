@@ -19,9 +19,9 @@ from plantbridge.activities import all_activities
 from plantbridge.client import connect
 from plantbridge.connectors.ports import ConnectorRegistry
 from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.store import AuditTrail, Database, Ledger
 from plantbridge.workers.plants import load_plants
 from plantbridge.workers.registry import ConfiguredRegistry
-from plantbridge.store import AuditTrail, Database, Ledger
 from plantbridge.workers.settings import Settings
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
