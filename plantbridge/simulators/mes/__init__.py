@@ -1,0 +1,1 @@
+"""MES stand-in ("LineControl MES", REST API v2): see ``app.py`` for the API."""

@@ -1,0 +1,1 @@
+"""WMS stand-in ("StockPilot WMS"): see ``app.py`` for the API."""
