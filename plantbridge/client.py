@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
+    Interceptor,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -21,6 +23,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
@@ -43,8 +46,15 @@ class SagaBusy(RuntimeError):
     """The saga is rolling over its history (continue-as-new); send the event again."""
 
 
-async def connect(address: str = "127.0.0.1:7233", namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *, runtime: Runtime | None = None,
+                  interceptors: Sequence[Interceptor] = ()) -> Client:
+    """A client with the pydantic converter, plus tracing and metrics when the process has them."""
+    from plantbridge.telemetry import metrics_runtime, temporal_interceptors
+
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter,
+        interceptors=[*interceptors, *temporal_interceptors()], runtime=runtime or metrics_runtime(),
+    )
 
 
 async def start_order(
@@ -130,8 +140,10 @@ async def order_state(client: Client, plant: str, order: str) -> OrderStatusView
     return view
 
 
-async def order_summary(client: Client, plant: str, order: str) -> SagaState:
-    summary: SagaState = await order_handle(client, plant, order).query("summary", result_type=SagaState)
+async def order_summary(client: Client, plant: str, order: str, *, timeout: timedelta | None = None) -> SagaState:
+    """The saga's whole state (a query: it needs a worker polling the order's task queue)."""
+    summary: SagaState = await order_handle(client, plant, order).query(
+        "summary", result_type=SagaState, rpc_timeout=timeout)
     return summary
 
 

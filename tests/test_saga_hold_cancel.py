@@ -111,7 +111,6 @@ async def test_cancel_runs_compensations_in_reverse_order(
     inverse = {("mes", "dispatch"): ("mes", "recall"), ("wms", "stage"): ("wms", "release_staging"),
                ("wms", "block"): ("wms", "unblock")}
     assert undo == [inverse[c] for c in reversed(done) if c in inverse]
-    assert undo[-1] == ("mes", "recall")
     records = await audit.records(workflow_id=handle.id)
     cancel = next(r for r in records if r.action == "cancel_order")
     assert cancel.actor == "planner.kim" and cancel.detail["reason"] == "customer cancelled"

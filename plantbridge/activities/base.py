@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -54,6 +55,7 @@ class ActivityBase:
             result = await call(systems, external_key(req.idempotency_key), retry)
         except BusinessRejection as err:
             await self.ledger.finish(req.idempotency_key, "rejected", [], err.message)
+            _metrics_rejection(req, err)
             raise ApplicationError(
                 err.message,
                 {"system": err.system, "code": err.code, "details": err.details},
@@ -64,4 +66,23 @@ class ActivityBase:
             activity.logger.warning("transient %s error on %s: %s", err.system, req.step_id, err.message)
             raise
         await self.ledger.finish(req.idempotency_key, "succeeded", result.documents, result.message)
+        _metrics_success(req, result)
         return result
+
+
+def _metrics_success(req: StepRequest, result: StepResult) -> None:
+    """Business metrics on the worker's Prometheus endpoint (Temporal runtime meter)."""
+    meter = activity.metric_meter()
+    attrs = {"plant": req.order.plant, "system": req.kind.system, "step": req.kind.value}
+    meter.create_counter("plantbridge_postings", "calls that reached an outside system").add(1, attrs)
+    if req.kind.posts_to_erp and req.event_at is not None and not result.replayed:
+        latency = (datetime.now(UTC) - req.event_at).total_seconds()
+        meter.create_histogram_float(
+            "plantbridge_event_to_erp_posting", "seconds from the plant event to its ERP posting", "s"
+        ).record(max(latency, 0.0), {"plant": req.order.plant, "step": req.kind.value})
+
+
+def _metrics_rejection(req: StepRequest, err: BusinessRejection) -> None:
+    activity.metric_meter().create_counter(
+        "plantbridge_business_rejections", "postings refused by the target system, by its message code"
+    ).add(1, {"plant": req.order.plant, "system": err.system, "code": err.code or "none", "step": req.kind.value})

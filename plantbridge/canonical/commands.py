@@ -7,6 +7,7 @@ system. The idempotency key travels with it: `{workflow id}:{event id}:{step}`.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -218,6 +219,8 @@ class StepRequest(BaseModel):
     kind: StepKind
     order: ProductionOrder
     command: Command
+    # When the plant event behind this step happened, for the event-to-posting latency metric.
+    event_at: datetime | None = None
 
 
 class StepResult(BaseModel):

@@ -45,6 +45,8 @@ class Step(BaseModel):
     exception_id: str | None = None
     # The source system that hears this posting's ERP outcome (business acknowledgement).
     ack_to: str | None = None
+    # When the plant event behind this step happened (event-to-posting latency).
+    event_at: datetime | None = None
     # The SLA level already alerted for this step (posting overdue).
     sla_level: int = 0
 

@@ -73,6 +73,19 @@ def demo(orders: int = typer.Option(6, min=4, max=200, help="how many orders the
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def status(
+    plant: str = typer.Option(None, help="only this plant"),
+    temporal: str = typer.Option(None, help="Temporal frontend host:port (PLANTBRIDGE_TEMPORAL_ADDRESS)"),
+    store_url: str = typer.Option(None, help="SQLAlchemy URL of the store (PLANTBRIDGE_STORE_URL)"),
+) -> None:
+    """Per plant: orders by state, holds, open exceptions and their age, rejected and delayed postings."""
+    from plantbridge.workers.status import print_status
+
+    settings = Settings.from_env(temporal_address=temporal, store_url=store_url)
+    asyncio.run(print_status(settings, plant, console))
+
+
 def main() -> None:
     app()
 

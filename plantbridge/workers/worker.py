@@ -20,9 +20,11 @@ from plantbridge.client import connect
 from plantbridge.connectors.ports import ConnectorRegistry
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import AuditTrail, Database, Ledger
+from plantbridge.telemetry import metrics_runtime, setup_tracing
 from plantbridge.workers.plants import load_plants
 from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.workers.settings import Settings
+from plantbridge.workers.status import watch_business_metrics
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.worker")
@@ -56,7 +58,11 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
             stack.push_async_callback(configured.aclose)
             registry = configured
             log.info("plants configured: %s", ", ".join(sorted(plants)) or "none (reference systems)")
+        setup_tracing("plantbridge-worker")
         client = await connect(settings.temporal_address, settings.namespace)
+        if metrics_runtime() is not None:
+            metrics_task = asyncio.create_task(watch_business_metrics(client, db))
+            stack.callback(metrics_task.cancel)
         worker = build_worker(client, settings.task_queue, registry, db,
                               max_concurrent_activities=settings.max_concurrent_activities)
         stop = asyncio.Event()

@@ -209,6 +209,7 @@ class ProductionOrderWorkflow:
         for step in steps:
             if step.kind.posts_to_erp and step.event_id == event.event_id:
                 step.ack_to = event.source
+                step.event_at = event.occurred_at
         if s.hold is not None and s.hold.event_id == event.event_id:
             self._spawn(self._watch_hold(event.event_id, s.hold.since))
         self._publish()
@@ -425,6 +426,7 @@ class ProductionOrderWorkflow:
                             kind=step.kind,
                             order=s.order,
                             command=step.command,
+                            event_at=step.event_at,
                         ),
                         result_type=c.StepResult,
                         start_to_close_timeout=s.policy.activity_timeout,

@@ -1,0 +1,160 @@
+"""`plantbridge status`: the business monitor a plant manager asks for, per plant.
+
+From Temporal visibility (search attributes) and the sagas' `summary` query: orders by state,
+unresolved holds and their age, open exceptions and their age. From the store: rejected postings
+and postings still unconfirmed by the target system (delayed). The same report feeds the business
+gauges on the metrics endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from temporalio.client import Client
+
+from plantbridge.client import WORKFLOW_TYPE, order_summary
+from plantbridge.store.db import Database
+from plantbridge.store.models import LedgerEntry
+from plantbridge.workers.settings import Settings
+from plantbridge.workflows import search_attributes as sa
+
+MAX_DETAIL_QUERIES = 200
+
+
+@dataclass
+class PlantStatus:
+    plant: str
+    orders_by_state: Counter[str] = field(default_factory=Counter)
+    open_exceptions: int = 0
+    oldest_exception_age_s: float = 0.0
+    holds_open: int = 0
+    oldest_hold_age_s: float = 0.0
+    rejected_postings: int = 0
+    delayed_postings: int = 0
+    failed_releases: int = 0
+    unreachable: int = 0
+    exceptions: list[tuple[str, str, str, float]] = field(default_factory=list)  # order, id, message, age
+
+
+def _plant_of(workflow_id: str) -> str:
+    parts = workflow_id.split(":")
+    return parts[1] if len(parts) >= 3 else "?"
+
+
+async def collect_status(client: Client, db: Database | None = None, *, plant: str | None = None,
+                         delayed_after: timedelta = timedelta(minutes=30)) -> dict[str, PlantStatus]:
+    now = datetime.now(UTC)
+    report: dict[str, PlantStatus] = {}
+    query = f"WorkflowType='{WORKFLOW_TYPE}' AND ExecutionStatus='Running'"
+    if plant:
+        query += f" AND Plant='{plant}'"
+    detail: list[tuple[str, str]] = []
+    async for wf in client.list_workflows(query):
+        attrs = wf.typed_search_attributes
+        p = attrs.get(sa.PLANT) or _plant_of(wf.id)
+        status = report.setdefault(p, PlantStatus(p))
+        state = attrs.get(sa.ORDER_STATE) or "unknown"
+        status.orders_by_state[state] += 1
+        if (attrs.get(sa.OPEN_EXCEPTIONS) or 0) > 0 or state == "quality_hold":
+            detail.append((p, attrs.get(sa.ORDER_NUMBER) or wf.id.split(":")[-1]))
+    for p, order in detail[:MAX_DETAIL_QUERIES]:
+        try:
+            summary = await order_summary(client, p, order, timeout=timedelta(seconds=3))
+        except Exception:  # finished meanwhile, or no worker answers for it: counted by state only
+            report[p].unreachable += 1
+            continue
+        status = report[p]
+        if summary.hold is not None:
+            status.holds_open += 1
+            status.oldest_hold_age_s = max(status.oldest_hold_age_s, (now - summary.hold.since).total_seconds())
+        for exc in summary.open_exceptions:
+            age = (now - exc.opened_at).total_seconds()
+            status.open_exceptions += 1
+            status.oldest_exception_age_s = max(status.oldest_exception_age_s, age)
+            status.exceptions.append((order, exc.id, exc.message, age))
+    if db is not None:
+        async with db.sessions() as session:
+            stmt = select(LedgerEntry.workflow_id, LedgerEntry.status, LedgerEntry.updated_at).where(
+                LedgerEntry.system == "erp", LedgerEntry.status.in_(("rejected", "started")))
+            for wf_id, ledger_status, updated in (await session.execute(stmt)).all():
+                p = _plant_of(wf_id)
+                if plant and p != plant:
+                    continue
+                status = report.setdefault(p, PlantStatus(p))
+                if ledger_status == "rejected":
+                    status.rejected_postings += 1
+                elif updated is not None and now - updated.replace(tzinfo=updated.tzinfo or UTC) > delayed_after:
+                    status.delayed_postings += 1
+    return report
+
+
+async def watch_business_metrics(client: Client, db: Database | None, *, interval_s: float = 15.0) -> None:
+    """Publish the report as gauges on the runtime's metrics endpoint, every `interval_s`."""
+    meter = client.service_client.config.runtime.metric_meter if client.service_client.config.runtime else None
+    if meter is None:
+        return
+    orders = meter.create_gauge("plantbridge_orders", "running order sagas by plant and state")
+    exceptions = meter.create_gauge("plantbridge_open_exceptions", "open exceptions by plant")
+    exc_age = meter.create_gauge_float("plantbridge_oldest_exception_age", "age of the oldest open exception", "s")
+    holds = meter.create_gauge("plantbridge_holds_open", "quality holds open by plant")
+    hold_age = meter.create_gauge_float("plantbridge_oldest_hold_age", "age of the oldest open quality hold", "s")
+    rejected = meter.create_gauge("plantbridge_rejected_postings", "ERP postings rejected and not re-posted")
+    seen: set[tuple[str, str]] = set()
+    while True:
+        report = await collect_status(client, db)
+        current: set[tuple[str, str]] = set()
+        for p, st in report.items():
+            for state, n in st.orders_by_state.items():
+                orders.set(n, {"plant": p, "state": state})
+                current.add((p, state))
+            exceptions.set(st.open_exceptions, {"plant": p})
+            exc_age.set(st.oldest_exception_age_s, {"plant": p})
+            holds.set(st.holds_open, {"plant": p})
+            hold_age.set(st.oldest_hold_age_s, {"plant": p})
+            rejected.set(st.rejected_postings, {"plant": p})
+        for p, state in seen - current:
+            orders.set(0, {"plant": p, "state": state})
+        seen |= current
+        await asyncio.sleep(interval_s)
+
+
+def _age(seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
+
+
+async def print_status(settings: Settings, plant: str | None, console: Console) -> None:
+    from plantbridge.client import connect
+
+    client = await connect(settings.temporal_address, settings.namespace)
+    db = await Database(settings.store_url).init()
+    try:
+        report = await collect_status(client, db, plant=plant)
+    finally:
+        await db.close()
+    table = Table(title="plantbridge status")
+    for col in ("plant", "orders by state", "open exceptions", "oldest", "holds", "oldest hold",
+                "rejected postings", "delayed postings"):
+        table.add_column(col)
+    for p in sorted(report):
+        st = report[p]
+        states = ", ".join(f"{k} {v}" for k, v in sorted(st.orders_by_state.items())) or "-"
+        table.add_row(p, states, str(st.open_exceptions), _age(st.oldest_exception_age_s), str(st.holds_open),
+                      _age(st.oldest_hold_age_s), str(st.rejected_postings), str(st.delayed_postings))
+    console.print(table)
+    rows = [(p, e) for p, st in sorted(report.items()) for e in st.exceptions]
+    if rows:
+        exc_table = Table(title="open exceptions")
+        for col in ("plant", "order", "exception", "age", "message"):
+            exc_table.add_column(col)
+        for p, (order, exc_id, message, age) in sorted(rows, key=lambda r: -r[1][3]):
+            exc_table.add_row(p, order, exc_id, _age(age), message[:100])
+        console.print(exc_table)
