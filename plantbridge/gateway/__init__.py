@@ -1,0 +1,1 @@
+"""HTTP ingress (FastAPI): ERP events and IDocs, plant events, the supervisor API."""

@@ -36,6 +36,9 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
+    # The gateway's tables live in their own modules; importing them registers them with Base.
+    from plantbridge.store import api_keys, inbox  # noqa: F401
+
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
 
