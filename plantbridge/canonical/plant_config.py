@@ -7,6 +7,7 @@ MES's work centers, reason codes, units) into the ERP's, before an event becomes
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +18,14 @@ from plantbridge.canonical.units import UnknownUnitError, normalize_unit
 
 ErpKind = Literal["sap_odata", "sap_rfc", "odoo", "reference"]
 SystemKind = Literal["rest", "reference"]
+
+
+class UsageDecisionCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code_group: str = Field(max_length=8)
+    code: str = Field(max_length=4)
+    valuation: Literal["A", "R"]
 
 
 class ErpConfig(BaseModel):
@@ -31,6 +40,11 @@ class ErpConfig(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     # SAP RFC (pyrfc) connection parameters, e.g. ashost, sysnr, client, user; password via password_env.
     rfc: dict[str, str] = Field(default_factory=dict)
+    # S/4HANA's order API does not expose the over-delivery tolerance (UEBTO): the plant states it.
+    overdelivery_tolerance_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
+    # Usage decision per disposition: code group, code, valuation (A accepted / R rejected).
+    usage_decisions: dict[Literal["release", "rework", "scrap"], UsageDecisionCode] = Field(default_factory=dict)
+    notification_type: str = Field(default="M2", max_length=2)
 
     @model_validator(mode="after")
     def _endpoint(self) -> ErpConfig:

@@ -40,15 +40,22 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
         from plantbridge.connectors.sap_odata import SapODataConnector
 
         assert cfg.url is not None and cfg.user is not None
+        ud: dict[str, tuple[str, str, str]] | None = {
+            str(k): (v.code_group, v.code, str(v.valuation)) for k, v in cfg.usage_decisions.items()} or None
         return SapODataConnector(cfg.url, user=cfg.user, password=secret(cfg.password_env, f"plant {plant} erp"),
-                                 client=cfg.client, timeout=cfg.timeout_s, plant=plant)
+                                 client=cfg.client, timeout=cfg.timeout_s, plant=plant, ud_codes=ud,
+                                 notification_type=cfg.notification_type,
+                                 overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct)
     if cfg.kind == "sap_rfc":
         from plantbridge.connectors.sap_rfc import SapRfcConnector
 
         params = dict(cfg.rfc)
         if cfg.password_env:
             params["passwd"] = secret(cfg.password_env, f"plant {plant} erp rfc")
-        return SapRfcConnector.from_params(plant=plant, **params)
+        try:
+            return SapRfcConnector.from_params(plant=plant, **params)
+        except RuntimeError as err:  # pyrfc / SAP's SDK missing on this machine
+            raise ConfigurationError(f"plant {plant}: {err}") from err
     raise ConfigurationError(f"plant {plant}: erp kind {cfg.kind} has no connector in this release")
 
 
