@@ -79,7 +79,8 @@ async def test_release_to_posted_through_sap(client: Client, sap: SimulatorServe
                                              sap_reader: SapODataConnector) -> None:
     number = create_sap_order(sap)
     order = await sap_reader.read_order(number)
-    assert order.released and order.erp_system == "sap_s4" and [op.number for op in order.operations] == ["0010", "0020"]
+    assert order.released and order.erp_system == "sap_s4"
+    assert [op.number for op in order.operations] == ["0010", "0020"]
     handle = await start_order(client, order, policy())
     await run_order(client, order)
     result = await asyncio.wait_for(handle.result(), 60)
