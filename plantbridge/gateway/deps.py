@@ -1,0 +1,43 @@
+"""What the gateway is built from: Temporal client, store, per-plant policy, ERP order source."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from temporalio.client import Client
+
+from plantbridge.canonical.order import ProductionOrder
+from plantbridge.canonical.policy import PlantPolicy
+from plantbridge.store.db import Database
+
+DEFAULT_BODY_LIMIT = 1024 * 1024
+
+
+class OrderSource(Protocol):
+    """Reads a released order back from the ERP (in production: the SAP OData connector).
+
+    Raises LookupError when the ERP does not know the order.
+    """
+
+    async def read_order(self, number: str) -> ProductionOrder: ...
+
+
+def default_policy(_plant: str) -> PlantPolicy:
+    return PlantPolicy()
+
+
+@dataclass
+class GatewayDeps:
+    client: Client
+    db: Database
+    policy_for: Callable[[str], PlantPolicy] = default_policy
+    order_source: OrderSource | None = None
+    ack_wait: timedelta = timedelta(seconds=2)
+    body_limit: int = DEFAULT_BODY_LIMIT
+    # IDoc plant codes that are not canonical (e.g. five characters) mapped to the canonical plant.
+    idoc_plant_map: dict[str, str] = field(default_factory=dict)
+    # Re-drive messages left `received` by a previous process when the app starts.
+    redrive_on_startup: bool = True

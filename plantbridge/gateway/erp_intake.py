@@ -1,0 +1,138 @@
+"""ERP intake: S/4HANA business events (CloudEvents) and LOIPRO IDocs start the order sagas."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from plantbridge.canonical.fields import normalize_order_number
+from plantbridge.canonical.order import ProductionOrder, workflow_id
+from plantbridge.client import start_order
+from plantbridge.gateway.auth import Caller, forbidden_plant_reason
+from plantbridge.gateway.bodies import parse_json
+from plantbridge.gateway.errors import ApiError, invalid
+from plantbridge.gateway.idoc_loipro import IdocError, parse_loipro
+from plantbridge.gateway.inbox import Intake, Outcome
+
+log = logging.getLogger("plantbridge.gateway")
+
+EVENT_PREFIX = "sap.s4.beh.productionorder.v1.ProductionOrder."
+READS_ORDER = ("Created", "Released", "Changed")
+
+
+class OrderEventData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ManufacturingOrder: str = Field(min_length=1, max_length=12)
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope in structured JSON mode, as S/4HANA's event mesh sends it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: str = Field(pattern=r"^1\.0$")
+    type: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=500)
+    id: str = Field(min_length=1, max_length=200)
+    subject: str | None = Field(default=None, max_length=500)
+    time: str | None = Field(default=None, max_length=64)
+    data: OrderEventData
+
+
+class ErpIntake:
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+        self.deps = intake.deps
+
+    async def sap_event(self, msg_id: int, raw: bytes, caller: Caller) -> Outcome:
+        try:
+            data = parse_json(raw)
+            event = CloudEvent.model_validate(data)
+        except ApiError as err:
+            return await self.intake.dead(msg_id, err)
+        except ValidationError as err:
+            return await self.intake.dead(msg_id, invalid(err, None, "CloudEvent"))
+        if not event.type.startswith(EVENT_PREFIX):
+            msg = f"type {event.type[:80]!r} is not a production order event ({EVENT_PREFIX}*)"
+            return await self.intake.dead(msg_id, ApiError(422, "validation_error", msg,
+                                                           [{"loc": ["type"], "message": msg}]))
+        kind = event.type[len(EVENT_PREFIX):].split(".", 1)[0]
+        try:
+            number = normalize_order_number(event.data.ManufacturingOrder)
+        except ValueError as err:
+            return await self.intake.dead(msg_id, ApiError(
+                422, "validation_error", str(err), [{"loc": ["data", "ManufacturingOrder"], "message": str(err)}]))
+        if kind not in READS_ORDER:
+            return await self._processed(msg_id, 200, {"order": number, "status": "ignored",
+                                                       "reason": f"{kind} events do not change the saga"}, None)
+        source = self.deps.order_source
+        if source is None:
+            return await self.intake.dead(msg_id, ApiError(
+                503, "no_order_source", "the gateway has no ERP order source configured to read the order"))
+        try:
+            order = await source.read_order(number)
+        except LookupError as err:
+            return await self.intake.dead(msg_id, ApiError(404, "erp_order_not_found",
+                                                           f"the ERP does not know order {number}: {err}"[:300]))
+        except Exception as err:
+            log.warning("reading order %s failed: %s", number, err)
+            return await self.intake.dead(msg_id, ApiError(502, "erp_unavailable",
+                                                           f"could not read order {number} from the ERP: {err}"[:300]))
+        if not caller.may(order.plant):
+            return await self.intake.dead(msg_id, ApiError(403, "forbidden_plant",
+                                                           forbidden_plant_reason(caller, order.plant)))
+        result = await self.order_known(order)
+        return await self._processed(msg_id, 200, result, order)
+
+    async def idoc(self, msg_id: int, raw: bytes, caller: Caller) -> Outcome:
+        try:
+            orders = parse_loipro(raw, self.deps.idoc_plant_map)
+        except IdocError as err:
+            return await self.intake.dead(msg_id, ApiError(422, "invalid_idoc", str(err)[:1000],
+                                                           [{"loc": ["body"], "message": str(err)[:1000]}]))
+        for order in orders:
+            if not caller.may(order.plant):
+                return await self.intake.dead(msg_id, ApiError(403, "forbidden_plant",
+                                                               forbidden_plant_reason(caller, order.plant)))
+        results = [await self.order_known(order) for order in orders]
+        first = orders[0]
+        return await self._processed(msg_id, 200, {"orders": results}, first)
+
+    async def _processed(self, msg_id: int, status: int, body: dict[str, Any],
+                         order: ProductionOrder | None) -> Outcome:
+        out = Outcome(status, body)
+        await self.intake.inbox.finish(msg_id, "processed", answer=out.stored(), reason=body.get("reason"),
+                                       plant=order.plant if order else None, order=order.number if order else None)
+        return out
+
+    async def order_known(self, order: ProductionOrder) -> dict[str, Any]:
+        """Start (or release) the order's saga when the order is released; deliver what waited for it."""
+        wf_id = workflow_id(order.plant, order.number)
+        base: dict[str, Any] = {"order": order.number, "plant": order.plant, "workflow_id": wf_id}
+        if not order.released:
+            return {**base, "status": "recorded", "reason": "order not released yet"}
+        client = self.deps.client
+        handle = client.get_workflow_handle(wf_id)
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            desc = None
+        if desc is not None and desc.close_time is not None:
+            ended = desc.status.name if desc.status else "closed"
+            return {**base, "status": "finished", "reason": f"the order's saga ended ({ended})"}
+        if desc is None:
+            await start_order(client, order, self.deps.policy_for(order.plant))
+            status = "started"
+        else:
+            # A saga started in `planned` is released with the order as the ERP has it now; a
+            # released saga ignores the signal.
+            await handle.signal("order_released", order)
+            status = "released"
+        delivered = await self.intake.deliver_waiting(order.plant, order.number)
+        return {**base, "status": status, "delivered_waiting": delivered, "reason": None}

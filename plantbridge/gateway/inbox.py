@@ -1,0 +1,237 @@
+"""The inbox service: store every message raw first, then hand it to the saga; wait, dead-letter, re-drive.
+
+Every message is committed to the inbox (`received`) before anything else happens, then becomes
+`processed` (with the answer), `waiting` (a plant event for an order without a saga yet; delivered
+when the gateway starts the saga, or on replay) or `dead` (with the reason). Re-driving is safe:
+the saga deduplicates by event id (a second delivery answers `duplicate`) and starts are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
+from plantbridge.canonical.events import PlantEvent
+from plantbridge.canonical.order import workflow_id
+from plantbridge.canonical.states import OrderState
+from plantbridge.client import OrderNotFound, SagaBusy, order_state, submit_event
+from plantbridge.gateway.auth import Caller, forbidden_plant_reason
+from plantbridge.gateway.bodies import parse_json
+from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.errors import ApiError, Loc, error_body, invalid
+from plantbridge.store.api_keys import ApiKeys
+from plantbridge.store.inbox import Inbox, InboxMessage
+
+log = logging.getLogger("plantbridge.gateway")
+
+PLANT_EVENT = "plant_event"
+SAP_EVENT = "sap_event"
+SAP_IDOC = "sap_idoc"
+MAX_BATCH = 500
+BUSY_RETRIES = 5
+
+
+@dataclass
+class Outcome:
+    http_status: int
+    body: dict[str, Any]
+
+    @classmethod
+    def of(cls, err: ApiError) -> Outcome:
+        return cls(err.status, err.body())
+
+    def stored(self) -> dict[str, Any]:
+        return {"http_status": self.http_status, "body": self.body}
+
+
+def _hint(obj: Any, name: str, size: int) -> str | None:
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= size else None
+
+
+class Intake:
+    def __init__(self, deps: GatewayDeps) -> None:
+        self.deps = deps
+        self.inbox = Inbox(deps.db)
+        self.keys = ApiKeys(deps.db)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    async def dead(self, msg_id: int, err: ApiError, obj: Any = None) -> Outcome:
+        out = Outcome.of(err)
+        await self.inbox.finish(msg_id, "dead", reason=err.message, answer=out.stored(),
+                                plant=_hint(obj, "plant", 10), order=_hint(obj, "order", 20),
+                                event_id=_hint(obj, "event_id", 64))
+        return out
+
+    # -- plant events --------------------------------------------------------------------------
+    async def plant_message(self, msg_id: int, raw: bytes, caller: Caller) -> Outcome:
+        """One event or `{"events": [...]}`; a batch answers 200 with each event's own result."""
+        try:
+            data = parse_json(raw)
+        except ApiError as err:
+            return await self.dead(msg_id, err)
+        if isinstance(data, dict) and "events" in data:
+            return await self._batch(msg_id, data, caller)
+        return await self.plant_event(msg_id, data, caller)
+
+    async def _batch(self, msg_id: int, data: dict[str, Any], caller: Caller) -> Outcome:
+        events = data["events"]
+        extra = sorted(str(k)[:40] for k in data if k != "events")
+        if not isinstance(events, list) or extra or not events or len(events) > MAX_BATCH:
+            loc: Loc = [extra[0]] if extra else ["events"]
+            msg = (f"unexpected field {extra[0]!r} beside 'events'" if extra
+                   else f"'events' must be a list of 1 to {MAX_BATCH} plant events")
+            return await self.dead(msg_id, ApiError(422, "validation_error", msg, [{"loc": loc, "message": msg}]))
+        children = await self.inbox.children(msg_id)
+        if not children:
+            bodies = [json.dumps(e, ensure_ascii=False).encode() for e in events]
+            ids = await self.inbox.receive_many(PLANT_EVENT, bodies, parent_id=msg_id, key_id=caller.key_id)
+        else:  # re-driven after a crash: finish what was left
+            ids = [c.id for c in children]
+        done = {c.id: c for c in children if c.status != "received"}
+        results: list[dict[str, Any]] = []
+        for i, (child_id, obj) in enumerate(zip(ids, events, strict=False)):
+            if child_id in done and isinstance(done[child_id].answer, dict):
+                stored = done[child_id].answer
+                results.append({"http_status": stored["http_status"], **stored["body"]})
+                continue
+            out = await self.plant_event(child_id, obj, caller, prefix=["events", i])
+            results.append({"http_status": out.http_status, **out.body})
+        answer = {"results": results}
+        await self.inbox.finish(msg_id, "processed", answer={"http_status": 200, "body": answer},
+                                reason=f"batch of {len(results)} events")
+        return Outcome(200, answer)
+
+    async def plant_event(self, msg_id: int, obj: Any, caller: Caller, prefix: Loc | None = None) -> Outcome:
+        if not isinstance(obj, dict):
+            msg = 'a plant event must be a JSON object (or {"events": [...]} for a batch)'
+            return await self.dead(msg_id, ApiError(422, "validation_error", msg,
+                                                    [{"loc": list(prefix or []), "message": msg}]))
+        try:
+            event = PlantEvent.model_validate(obj)
+        except ValidationError as err:
+            return await self.dead(msg_id, invalid(err, prefix, "plant event"), obj)
+        except (RecursionError, ValueError) as err:
+            return await self.dead(msg_id, ApiError(422, "validation_error", f"invalid plant event: {err}"[:300]), obj)
+        if not caller.may(event.plant):
+            forbidden = ApiError(403, "forbidden_plant", forbidden_plant_reason(caller, event.plant))
+            return await self.dead(msg_id, forbidden, obj)
+        return await self.deliver(msg_id, event)
+
+    async def deliver(self, msg_id: int, event: PlantEvent) -> Outcome:
+        """Hand the event to its saga (the `submit_event` update) and record the answer."""
+        for attempt in range(BUSY_RETRIES):
+            try:
+                ack = await submit_event(self.deps.client, event, ack_wait=self.deps.ack_wait)
+            except OrderNotFound:
+                return await self._wait(msg_id, event, "no saga runs for this order yet")
+            except SagaBusy:
+                await asyncio.sleep(0.2 * (attempt + 1))
+                continue
+            except Exception as err:  # Temporal unreachable, timeouts: keep it dead for replay
+                log.warning("event %s not delivered: %s", event.event_id, err)
+                return await self._dead_event(msg_id, event, 503, "temporal_unavailable",
+                                              f"could not reach the order saga: {err}"[:500])
+            if ack.status == "rejected" and await self._planned(event):
+                return await self._wait(msg_id, event, "the order is not released yet")
+            pending = ack.erp is not None and ack.erp.status == "pending"
+            out = Outcome(202 if pending else 200, ack.model_dump(mode="json"))
+            await self.inbox.finish(msg_id, "processed", answer=out.stored(), reason=ack.reason,
+                                    plant=event.plant, order=event.order, event_id=event.event_id)
+            return out
+        return await self._dead_event(msg_id, event, 503, "saga_busy",
+                                      "the order saga is rolling over its history; the event is kept for replay")
+
+    async def _dead_event(self, msg_id: int, event: PlantEvent, status: int, code: str, msg: str) -> Outcome:
+        out = Outcome(status, error_body(status, code, msg))
+        await self.inbox.finish(msg_id, "dead", reason=msg, answer=out.stored(), plant=event.plant,
+                                order=event.order, event_id=event.event_id)
+        return out
+
+    async def _planned(self, event: PlantEvent) -> bool:
+        try:
+            view = await order_state(self.deps.client, event.plant, event.order)
+        except Exception:
+            return False
+        return view.state is OrderState.PLANNED
+
+    async def _wait(self, msg_id: int, event: PlantEvent, why: str) -> Outcome:
+        ack = Acknowledgement(
+            event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"),
+            reason=f"{why}: the event waits in the gateway's inbox (message {msg_id}) and is delivered "
+                   "when the order is released",
+        )
+        out = Outcome(202, ack.model_dump(mode="json"))
+        await self.inbox.finish(msg_id, "waiting", reason=why, answer=out.stored(), plant=event.plant,
+                                order=event.order, event_id=event.event_id)
+        # The saga may have started between the refusal and now: then deliver at once.
+        if why.startswith("no saga") and await self.saga_exists(event.plant, event.order):
+            return await self.deliver(msg_id, event)
+        return out
+
+    async def saga_exists(self, plant: str, order: str) -> bool:
+        try:
+            desc = await self.deps.client.get_workflow_handle(workflow_id(plant, order)).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.close_time is None
+
+    async def deliver_waiting(self, plant: str, order: str) -> int:
+        """Deliver the events that waited for this order's saga, oldest first; how many were delivered."""
+        delivered = 0
+        for msg in await self.inbox.waiting_for(plant, order):
+            event = PlantEvent.model_validate_json(msg.body)
+            out = await self.deliver(msg.id, event)
+            delivered += out.http_status < 300 and (await self.inbox.get(msg.id) or msg).status == "processed"
+        return delivered
+
+    # -- re-driving ----------------------------------------------------------------------------
+    async def redrive(self, msg: InboxMessage) -> Outcome:
+        """Process a stored message again, exactly as when it arrived (with its caller's current key)."""
+        caller = await self.keys.get(msg.key_id) if msg.key_id else None
+        if caller is None or caller.revoked_at is not None:
+            err = ApiError(401, "invalid_key", "the key that sent this message is unknown or revoked")
+            return await self.dead(msg.id, err)
+        if msg.channel == PLANT_EVENT:
+            if msg.parent_id is not None:
+                try:
+                    obj = parse_json(msg.body)
+                except ApiError as err:
+                    return await self.dead(msg.id, err)
+                return await self.plant_event(msg.id, obj, caller)
+            return await self.plant_message(msg.id, msg.body, caller)
+        from plantbridge.gateway.erp_intake import ErpIntake
+
+        erp = ErpIntake(self)
+        if msg.channel == SAP_EVENT:
+            return await erp.sap_event(msg.id, msg.body, caller)
+        if msg.channel == SAP_IDOC:
+            return await erp.idoc(msg.id, msg.body, caller)
+        return await self.dead(msg.id, ApiError(422, "unknown_channel", f"unknown channel {msg.channel!r}"))
+
+    async def replay(self, *, status: str | None = None, msg_id: int | None = None,
+                     received_before: datetime | None = None) -> list[tuple[int, Outcome]]:
+        """Re-drive stored messages: one by id, or all of a status (dead, waiting, received)."""
+        if msg_id is not None:
+            one = await self.inbox.get(msg_id)
+            rows = [one] if one is not None else []
+        else:
+            rows = await self.inbox.messages(status=status or "dead", received_before=received_before, limit=100_000)
+            if status == "received":  # batch children are finished through their batch
+                rows = [r for r in rows if r.parent_id is None]
+        done: list[tuple[int, Outcome]] = []
+        for row in rows:
+            if row.status == "processed":
+                continue
+            done.append((row.id, await self.redrive(row)))
+        return done

@@ -1,0 +1,125 @@
+"""API keys of the gateway: stored hashed (sha256 of a high-entropy key), looked up by a key id.
+
+A key reads `pbk_<key id>_<secret>`; only its id, name, role, plants and hash are stored, so the
+key itself is shown once, when it is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plantbridge.store.db import Database
+from plantbridge.store.models import Base, utcnow
+
+Role = Literal["erp", "plant-system", "edge", "supervisor"]
+ROLES: tuple[str, ...] = ("erp", "plant-system", "edge", "supervisor")
+KEY_PREFIX = "pbk_"
+
+
+class ApiKeyRecord(Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    plants: Mapped[list[str]] = mapped_column(JSON, default=list)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    name: str
+    role: str
+    plants: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def may(self, plant: str) -> bool:
+        return "*" in self.plants or plant in self.plants
+
+    @property
+    def all_plants(self) -> bool:
+        return "*" in self.plants
+
+
+class ApiKeyError(ValueError):
+    """A key cannot be created as asked (unknown role, name taken, no plants)."""
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _info(rec: ApiKeyRecord) -> KeyInfo:
+    return KeyInfo(rec.key_id, rec.name, rec.role, tuple(rec.plants or []), rec.created_at, rec.revoked_at)
+
+
+class ApiKeys:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, name: str, role: str, plants: list[str]) -> tuple[KeyInfo, str]:
+        """Create a key; returns its record and the key itself (shown once, never stored)."""
+        if role not in ROLES:
+            raise ApiKeyError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        plants = sorted({p.strip() for p in plants if p.strip()})
+        if not plants:
+            raise ApiKeyError("a key needs at least one plant (or '*' for all)")
+        if not name.strip():
+            raise ApiKeyError("a key needs a name")
+        key_id = secrets.token_hex(6)
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        rec = ApiKeyRecord(key_id=key_id, name=name.strip(), role=role, plants=plants, key_hash=_hash(key))
+        async with self.db.sessions() as session:
+            if await session.scalar(select(ApiKeyRecord).where(ApiKeyRecord.name == rec.name)) is not None:
+                raise ApiKeyError(f"a key named {rec.name!r} exists; revoke it or pick another name")
+            session.add(rec)
+            await session.commit()
+        return _info(rec), key
+
+    async def authenticate(self, key: str) -> KeyInfo | None:
+        """The key's record when the key is valid and not revoked, else None."""
+        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+            return None
+        key_id = key[len(KEY_PREFIX):].split("_", 1)[0]
+        async with self.db.sessions() as session:
+            rec = await session.get(ApiKeyRecord, key_id)
+        if rec is None or rec.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(rec.key_hash, _hash(key)):
+            return None
+        return _info(rec)
+
+    async def get(self, key_id: str) -> KeyInfo | None:
+        async with self.db.sessions() as session:
+            rec = await session.get(ApiKeyRecord, key_id)
+        return _info(rec) if rec is not None else None
+
+    async def all_keys(self) -> list[KeyInfo]:
+        async with self.db.sessions() as session:
+            recs = (await session.scalars(select(ApiKeyRecord).order_by(ApiKeyRecord.created_at))).all()
+        return [_info(r) for r in recs]
+
+    async def revoke(self, name_or_id: str) -> bool:
+        async with self.db.sessions() as session:
+            rec = await session.scalar(
+                select(ApiKeyRecord).where(
+                    (ApiKeyRecord.name == name_or_id) | (ApiKeyRecord.key_id == name_or_id)
+                )
+            )
+            if rec is None or rec.revoked_at is not None:
+                return False
+            rec.revoked_at = utcnow()
+            await session.commit()
+            return True

@@ -1,0 +1,131 @@
+"""The gateway's inbox: every inbound message, stored raw before it is processed.
+
+Statuses: `received` (stored, not yet handed over), `processed` (with the answer), `waiting` (a
+plant event for an order without a saga yet), `dead` (malformed, forbidden or failed; with the
+reason). Nothing is deleted; `plantbridge replay` re-drives `dead` and `waiting` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plantbridge.store.db import Database
+from plantbridge.store.models import Base, utcnow
+
+InboxStatus = Literal["received", "processed", "waiting", "dead"]
+Channel = Literal["plant_event", "sap_event", "sap_idoc"]
+
+
+class InboxMessage(Base):
+    __tablename__ = "inbox"
+    __table_args__ = (
+        Index("ix_inbox_status", "status"),
+        Index("ix_inbox_plant_order", "plant", "order_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # A batch's events are stored as children of the batch message.
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    channel: Mapped[str] = mapped_column(String(20))
+    content_type: Mapped[str] = mapped_column(String(100), default="")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default="received")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[Any] = mapped_column(JSON, nullable=True)
+    plant: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    order_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Inbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def receive(
+        self, channel: str, body: bytes, *, content_type: str = "", key_id: str | None = None,
+        parent_id: int | None = None, status: str = "received", reason: str | None = None,
+    ) -> int:
+        """Store a message as received (committed before anything else happens); returns its id."""
+        async with self.db.sessions() as session:
+            msg = InboxMessage(channel=channel, body=body, content_type=content_type[:100], key_id=key_id,
+                               parent_id=parent_id, status=status, reason=reason)
+            session.add(msg)
+            await session.commit()
+            return msg.id
+
+    async def receive_many(self, channel: str, bodies: Iterable[bytes], *, parent_id: int,
+                           key_id: str | None) -> list[int]:
+        async with self.db.sessions() as session:
+            msgs = [InboxMessage(channel=channel, body=b, content_type="application/json", key_id=key_id,
+                                 parent_id=parent_id, status="received") for b in bodies]
+            session.add_all(msgs)
+            await session.commit()
+            return [m.id for m in msgs]
+
+    async def finish(
+        self, msg_id: int, status: InboxStatus, *, reason: str | None = None, answer: Any = None,
+        plant: str | None = None, order: str | None = None, event_id: str | None = None,
+    ) -> None:
+        async with self.db.sessions() as session:
+            msg = await session.get(InboxMessage, msg_id)
+            if msg is None:  # pragma: no cover - rows are never deleted
+                raise LookupError(f"inbox message {msg_id} does not exist")
+            msg.status = status
+            msg.reason = reason[:2000] if reason else None
+            msg.answer = answer
+            msg.plant = plant if plant is not None else msg.plant
+            msg.order_number = order if order is not None else msg.order_number
+            msg.event_id = event_id if event_id is not None else msg.event_id
+            msg.attempts += 1
+            msg.updated_at = utcnow()
+            await session.commit()
+
+    async def get(self, msg_id: int) -> InboxMessage | None:
+        async with self.db.sessions() as session:
+            return await session.get(InboxMessage, msg_id)
+
+    async def children(self, parent_id: int) -> list[InboxMessage]:
+        async with self.db.sessions() as session:
+            stmt = select(InboxMessage).where(InboxMessage.parent_id == parent_id).order_by(InboxMessage.id)
+            return list((await session.scalars(stmt)).all())
+
+    async def messages(
+        self, *, status: str | None = None, plants: Iterable[str] | None = None, ids: Iterable[int] | None = None,
+        received_before: datetime | None = None, limit: int = 200,
+    ) -> list[InboxMessage]:
+        """Messages, oldest first; `plants` restricts to those plants' messages (None: all)."""
+        async with self.db.sessions() as session:
+            stmt = select(InboxMessage).order_by(InboxMessage.id).limit(limit)
+            if status is not None:
+                stmt = stmt.where(InboxMessage.status == status)
+            if plants is not None:
+                stmt = stmt.where(InboxMessage.plant.in_(list(plants)))
+            if ids is not None:
+                stmt = stmt.where(InboxMessage.id.in_(list(ids)))
+            if received_before is not None:
+                stmt = stmt.where(InboxMessage.received_at < received_before)
+            return list((await session.scalars(stmt)).all())
+
+    async def waiting_for(self, plant: str, order: str) -> list[InboxMessage]:
+        async with self.db.sessions() as session:
+            stmt = (select(InboxMessage)
+                    .where(InboxMessage.status == "waiting", InboxMessage.plant == plant,
+                           InboxMessage.order_number == order)
+                    .order_by(InboxMessage.id))
+            return list((await session.scalars(stmt)).all())
+
+    async def count(self, status: str | None = None) -> int:
+        async with self.db.sessions() as session:
+            stmt = select(func.count(InboxMessage.id))
+            if status is not None:
+                stmt = stmt.where(InboxMessage.status == status)
+            return int(await session.scalar(stmt) or 0)

@@ -1,0 +1,123 @@
+"""The gateway served over real HTTP (uvicorn on a free port, in the test process) against the real
+Temporal dev server and the in-process worker of tests/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from plantbridge.canonical import PlantPolicy, ProductionOrder
+from plantbridge.gateway.app import create_app
+from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.inbox import Intake
+from plantbridge.store import ApiKeys, Database
+from plantbridge.workers.temporal_server import free_port
+from tests.conftest import fast_policy
+
+
+class DictOrderSource:
+    """Stands in for the SAP OData connector: orders as the ERP has them."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, ProductionOrder] = {}
+
+    def put(self, order: ProductionOrder) -> None:
+        self.orders[order.number] = order
+
+    async def read_order(self, number: str) -> ProductionOrder:
+        try:
+            return self.orders[number]
+        except KeyError:
+            raise LookupError(number) from None
+
+
+@dataclass
+class Gateway:
+    url: str
+    app: FastAPI
+    deps: GatewayDeps
+    source: DictOrderSource
+    keys: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def intake(self) -> Intake:
+        intake: Intake = self.app.state.intake
+        return intake
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+
+def gateway_policy(_plant: str) -> PlantPolicy:
+    return fast_policy(ack_wait=timedelta(seconds=5))
+
+
+KEYS = {
+    "mes1000": ("plant-system", ["1000"]),
+    "edge1000": ("edge", ["1000"]),
+    "mes2000": ("plant-system", ["2000"]),
+    "erp1000": ("erp", ["1000"]),
+    "erp_all": ("erp", ["*"]),
+    "sup1000": ("supervisor", ["1000"]),
+    "sup_all": ("supervisor", ["*"]),
+}
+
+
+@pytest.fixture(scope="session")
+async def gateway(client: Client, db: Database, worker: object) -> AsyncIterator[Gateway]:
+    source = DictOrderSource()
+    deps = GatewayDeps(client=client, db=db, policy_for=gateway_policy, order_source=source,
+                       ack_wait=timedelta(seconds=5), redrive_on_startup=False)
+    app = create_app(deps)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+        if task.done():
+            task.result()
+    gw = Gateway(url=f"http://127.0.0.1:{port}", app=app, deps=deps, source=source)
+    keys = ApiKeys(db)
+    suffix = uuid.uuid4().hex[:6]
+    for who, (role, plants) in KEYS.items():
+        info, key = await keys.create(f"{who}-{suffix}", role, plants)
+        gw.keys[who] = key
+        gw.names[who] = info.name
+    yield gw
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as c:
+        yield c
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+def wire(order: ProductionOrder, event_type: str, **fields: object) -> dict[str, object]:
+    """A plant event as a plant system sends it (JSON)."""
+    body: dict[str, object] = {
+        "event_id": f"gw-{uuid.uuid4().hex[:20]}", "event_type": event_type, "source": "mes-1000",
+        "plant": order.plant, "order": order.number, "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    body.update(fields)
+    return body

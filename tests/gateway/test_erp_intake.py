@@ -1,0 +1,150 @@
+"""ERP intake: business events and LOIPRO IDocs start sagas; waiting events; dead letters re-driven."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from plantbridge.canonical import PlantEvent
+from plantbridge.client import order_summary, start_order
+from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.idoc_loipro import IDOC_SOAP_NS, parse_loipro
+from plantbridge.gateway.inbox import Intake
+from plantbridge.gateway.openapi_examples import IDOC_EXAMPLE
+from plantbridge.workers.temporal_server import free_port
+from tests.conftest import fast_policy, new_order
+from tests.gateway.conftest import Gateway, eventually, wire
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "idoc"
+
+
+def cloud_event(number: str, kind: str = "Released") -> dict[str, object]:
+    return {"specversion": "1.0", "type": f"sap.s4.beh.productionorder.v1.ProductionOrder.{kind}.v1",
+            "source": "/default/sap.s4.beh/S4HCLNT100", "id": f"ce-{number}-{kind}", "time": "2026-11-26T09:00:00Z",
+            "datacontenttype": "application/json", "data": {"ManufacturingOrder": number.zfill(12)}}
+
+
+async def test_event_waits_for_release_by_business_event(gateway: Gateway, http: httpx.AsyncClient,
+                                                        client: Client) -> None:
+    order = new_order(released=False)
+    gateway.source.put(order)
+    early = wire(order, "operation_started", operation="0010")
+    r = await http.post("/v1/plant/events", json=early, headers=gateway.auth("mes1000"))
+    assert r.status_code == 202 and r.json()["status"] == "accepted" and r.json()["erp"]["status"] == "pending"
+    msg_id = int(r.headers["X-Inbox-Id"])
+    assert (msg := await gateway.intake.inbox.get(msg_id)) is not None and msg.status == "waiting"
+
+    created = await http.post("/v1/erp/sap/events", json=cloud_event(order.number, "Created"),
+                              headers=gateway.auth("erp1000"))
+    assert created.status_code == 200 and created.json()["reason"] == "order not released yet"
+    assert not await gateway.intake.saga_exists(order.plant, order.number)
+
+    gateway.source.put(order.model_copy(update={"released": True}))
+    r = await http.post("/v1/erp/sap/events", json=cloud_event(order.number), headers=gateway.auth("erp1000"))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "started" and r.json()["delivered_waiting"] == 1
+    again = await http.post("/v1/erp/sap/events", json=cloud_event(order.number), headers=gateway.auth("erp1000"))
+    assert again.status_code == 200 and again.json()["status"] == "released"
+    summary = await order_summary(client, order.plant, order.number)
+    assert summary.events_accepted == 1 and summary.operations["0010"].started
+    assert (msg := await gateway.intake.inbox.get(msg_id)) is not None and msg.status == "processed"
+
+
+async def test_event_for_planned_saga_waits_and_erp_errors(gateway: Gateway, http: httpx.AsyncClient,
+                                                          client: Client) -> None:
+    order = new_order(released=False)
+    await start_order(client, order, fast_policy())
+    r = await http.post("/v1/plant/events", json=wire(order, "operation_started", operation="0010"),
+                        headers=gateway.auth("mes1000"))
+    assert r.status_code == 202
+    gateway.source.put(order.model_copy(update={"released": True}))
+    r = await http.post("/v1/erp/sap/events", json=cloud_event(order.number), headers=gateway.auth("erp1000"))
+    assert r.json()["status"] == "released" and r.json()["delivered_waiting"] == 1
+    await eventually(lambda: _accepted(client, order.plant, order.number, 1))
+
+    h = gateway.auth("erp1000")
+    assert (await http.post("/v1/erp/sap/events", json=cloud_event("99999999"), headers=h)).status_code == 404
+    bad = cloud_event(order.number)
+    bad["data"] = {}
+    r = await http.post("/v1/erp/sap/events", json=bad, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["loc"] == ["data", "ManufacturingOrder"]
+    r = await http.post("/v1/erp/sap/events", json=cloud_event(order.number), headers=gateway.auth("mes1000"))
+    assert r.status_code == 403
+    other = new_order(plant="2000")
+    gateway.source.put(other)
+    r = await http.post("/v1/erp/sap/events", json=cloud_event(other.number), headers=h)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_plant"
+    assert (await http.post("/v1/erp/sap/events", json=cloud_event(order.number))).status_code == 401
+
+
+async def _accepted(client: Client, plant: str, order: str, n: int) -> bool:
+    return (await order_summary(client, plant, order)).events_accepted == n
+
+
+def test_real_s4hana_idoc_parses() -> None:
+    xml = (FIXTURES / "LOIPRO05_Original.xml").read_bytes()
+    assert IDOC_SOAP_NS.encode() in xml
+    [order] = parse_loipro(xml, {"HZ001": "HZ01"})
+    assert (order.number, order.plant, order.material, order.released) == (
+        "1895938", "HZ01", "D2O_EVOGUARD_DOUBLE_SEAT_VALVE_V1", True)
+    assert [op.number for op in order.operations] == ["0060", "0070", "0080"]
+    assert order.operations[0].work_center == "D2O_ASSY" and order.operations[0].control_key == "YBP1"
+    first = order.components[0]
+    assert (first.material, first.operation, first.storage_location, first.reservation, first.reservation_item) == (
+        "D2O_DOUBLE_SEAT_VALVE_BODY", "0060", "101A", "0001950857", "0001")
+    [minimal] = parse_loipro((FIXTURES / "LOIPRO05.xml").read_bytes())
+    assert minimal.plant == "DM01" and minimal.quantity.quantity == 200
+
+
+async def test_idoc_starts_saga_and_dead_letter_is_redriven_after_fix(gateway: Gateway, http: httpx.AsyncClient,
+                                                                      client: Client) -> None:
+    h = gateway.auth("erp_all")
+    xml = (FIXTURES / "LOIPRO05_Original.xml").read_bytes()
+    r = await http.post("/v1/erp/sap/idoc", content=xml, headers={**h, "Content-Type": "application/xml"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_idoc" and "HZ001" in r.text
+    msg_id = int(r.headers["X-Inbox-Id"])
+    assert (msg := await gateway.intake.inbox.get(msg_id)) is not None and msg.status == "dead"
+    gateway.deps.idoc_plant_map["HZ001"] = "HZ01"  # the cause is fixed
+    try:
+        [(rid, out)] = await gateway.intake.replay(msg_id=msg_id)
+        assert rid == msg_id and out.http_status == 200 and out.body["orders"][0]["status"] == "started"
+        assert await gateway.intake.replay(msg_id=msg_id) == []  # processed: nothing done twice
+    finally:
+        gateway.deps.idoc_plant_map.clear()
+    summary = await order_summary(client, "HZ01", "1895938")
+    assert summary.order.erp_system == "sap_s4" and len(summary.order.components) == 12
+
+    sample = IDOC_EXAMPLE.replace("000001004157", "7700001")
+    r = await http.post("/v1/erp/sap/idoc", content=sample.encode(), headers=gateway.auth("erp1000"))
+    assert r.status_code == 200 and r.json()["orders"][0]["status"] == "started"
+    r = await http.post("/v1/erp/sap/idoc", content=b"<LOIPRO05><IDOC>", headers=h)
+    assert r.status_code == 422 and "not well-formed" in r.json()["error"]["message"]
+    r = await http.post("/v1/erp/sap/idoc", content=xml, headers=gateway.auth("erp1000"))
+    assert r.status_code in (403, 422)
+
+
+async def test_dead_event_replayed_once_after_temporal_is_back(gateway: Gateway, client: Client) -> None:
+    order = new_order()
+    await start_order(client, order, fast_policy())
+    unreachable = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True,
+                                       data_converter=pydantic_data_converter)
+    broken = Intake(GatewayDeps(client=unreachable, db=gateway.deps.db))
+    broken.deps.ack_wait = gateway.deps.ack_wait
+    caller = await gateway.intake.keys.get(next(k.key_id for k in await gateway.intake.keys.all_keys()
+                                                if k.name == gateway.names["mes1000"]))
+    assert caller is not None
+    body = wire(order, "operation_started", operation="0010")
+    raw = json.dumps(body).encode()
+    msg_id = await broken.inbox.receive("plant_event", raw, key_id=caller.key_id)
+    out = await broken.plant_message(msg_id, raw, caller)
+    assert out.http_status == 503
+    assert (msg := await broken.inbox.get(msg_id)) is not None and msg.status == "dead"
+    [(_, first)] = await gateway.intake.replay(msg_id=msg_id)
+    assert first.http_status == 200 and first.body["status"] == "accepted"
+    second = await gateway.intake.deliver(msg_id, PlantEvent.model_validate(body))
+    assert second.body["status"] == "duplicate"
+    assert (await order_summary(client, order.plant, order.number)).events_accepted == 1
