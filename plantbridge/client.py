@@ -20,7 +20,12 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
@@ -68,6 +73,8 @@ async def start_order(
         id=workflow_id(order.plant, order.number),
         task_queue=task_queue or policy.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A finished order is never started again by a late or repeated release message.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         result_type=SagaState,
         search_attributes=sa_initial(order),
     )

@@ -52,6 +52,13 @@ def _check_code(value: str) -> str:
     return value
 
 
+def _iso_only(value: Any) -> Any:
+    """Timestamps are ISO 8601 text (or datetimes): numbers would be read as Unix epochs silently."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        raise ValueError("timestamp must be ISO 8601 text with a UTC offset, e.g. '2026-11-26T10:15:00+01:00'")
+    return value
+
+
 def _require_offset(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(
@@ -65,7 +72,7 @@ OrderNumber = Annotated[str, BeforeValidator(normalize_order_number)]
 OperationNumber = Annotated[str, BeforeValidator(normalize_operation)]
 Code = Annotated[str, AfterValidator(_check_code)]
 PlantCode = Annotated[str, Field(min_length=1, max_length=4, pattern=r"^[0-9A-Za-z]{1,4}$")]
-AwareTimestamp = Annotated[datetime, AfterValidator(_require_offset)]
+AwareTimestamp = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_require_offset)]
 ShortText = Annotated[str, Field(max_length=200)]
 LongText = Annotated[str, Field(max_length=2000)]
 

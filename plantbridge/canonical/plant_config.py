@@ -71,6 +71,8 @@ class SystemConfig(BaseModel):
     def _endpoint(self) -> SystemConfig:
         if self.kind == "rest" and not self.url:
             raise ValueError("a rest system needs `url`")
+        if self.kind == "rest" and not self.api_key_env:
+            raise ValueError("a rest system needs `api_key_env` (the environment variable holding its API key)")
         return self
 
 
@@ -89,6 +91,8 @@ class CrossReferences(BaseModel):
     work_centers: dict[str, str] = Field(default_factory=dict)
     reasons: dict[str, str] = Field(default_factory=dict)
     units: dict[str, str] = Field(default_factory=dict)
+    # ERP storage location / work center / role (LINE, PROD-OUT, FG, QI) -> WMS location.
+    locations: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("units")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from temporalio.client import Client
 
@@ -29,6 +29,10 @@ def default_policy(_plant: str) -> PlantPolicy:
     return PlantPolicy()
 
 
+def no_translation(event: dict[str, Any]) -> dict[str, Any]:
+    return event
+
+
 @dataclass
 class GatewayDeps:
     client: Client
@@ -41,3 +45,6 @@ class GatewayDeps:
     idoc_plant_map: dict[str, str] = field(default_factory=dict)
     # Re-drive messages left `received` by a previous process when the app starts.
     redrive_on_startup: bool = True
+    # The plant's cross-references: local codes (work centers, reasons, units) -> the ERP's, applied
+    # to a plant event before it is validated (see `PlantConfig.translate_event`).
+    translate: Callable[[dict[str, Any]], dict[str, Any]] = no_translation

@@ -116,7 +116,7 @@ class Intake:
             return await self.dead(msg_id, ApiError(422, "validation_error", msg,
                                                     [{"loc": list(prefix or []), "message": msg}]))
         try:
-            event = PlantEvent.model_validate(obj)
+            event = PlantEvent.model_validate(self.deps.translate(obj))
         except ValidationError as err:
             return await self.dead(msg_id, invalid(err, prefix, "plant event"), obj)
         except (RecursionError, ValueError) as err:
@@ -190,7 +190,7 @@ class Intake:
         """Deliver the events that waited for this order's saga, oldest first; how many were delivered."""
         delivered = 0
         for msg in await self.inbox.waiting_for(plant, order):
-            event = PlantEvent.model_validate_json(msg.body)
+            event = PlantEvent.model_validate(self.deps.translate(json.loads(msg.body)))
             out = await self.deliver(msg.id, event)
             delivered += out.http_status < 300 and (await self.inbox.get(msg.id) or msg).status == "processed"
         return delivered

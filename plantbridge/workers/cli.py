@@ -86,6 +86,39 @@ def status(
     asyncio.run(print_status(settings, plant, console))
 
 
+@app.command()
+def gateway(
+    host: str = typer.Option(None, help="bind address (PLANTBRIDGE_GATEWAY_HOST, default 127.0.0.1)"),
+    port: int = typer.Option(None, help="port (PLANTBRIDGE_GATEWAY_PORT, default 8080)"),
+    temporal: str = typer.Option(None, help="Temporal frontend host:port (PLANTBRIDGE_TEMPORAL_ADDRESS)"),
+    store_url: str = typer.Option(None, help="SQLAlchemy URL of the store (PLANTBRIDGE_STORE_URL)"),
+    plants_dir: Path = typer.Option(None, help="folder of plant files (PLANTBRIDGE_PLANTS_DIR)"),
+) -> None:
+    """The HTTP gateway: ERP intake, plant events, supervisor API (OpenAPI at /docs)."""
+    from plantbridge.gateway.server import serve
+    from plantbridge.workers.plants import load_plants
+    from plantbridge.workers.registry import erp_order_source
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with config_errors():
+        settings = Settings.from_env(plants_dir=plants_dir)
+        plants = load_plants(settings.plants_dir) if settings.plants_dir else {}
+        serve(host, port, temporal=temporal, store_url=store_url, plants=plants,
+              order_source=erp_order_source(plants))
+
+
+def _mount_supervisor_commands() -> None:
+    from plantbridge.workers.supervisor_cli import exceptions_app, keys_app, orders_app, replay
+
+    app.add_typer(orders_app, name="orders", help="orders by plant and state; one order in detail")
+    app.add_typer(exceptions_app, name="exceptions", help="open exceptions; resolve one")
+    app.add_typer(keys_app, name="keys", help="API keys of the gateway")
+    app.command("replay", help="re-drive dead or waiting inbox messages")(replay)
+
+
+_mount_supervisor_commands()
+
+
 def main() -> None:
     app()
 

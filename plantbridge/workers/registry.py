@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plantbridge.canonical.plant_config import ErpConfig, PlantConfig
-from plantbridge.connectors.ports import ErpConnector, MesConnector, Notifier, QmsConnector, WmsConnector
+from plantbridge.connectors.ports import ErpConnector, MesConnector, Notifier, OrderSource, QmsConnector, WmsConnector
 from plantbridge.connectors.reference import ReferenceStore, ReferenceSystems
 
 
@@ -67,20 +67,54 @@ class ConfiguredRegistry:
         self.reference = ReferenceSystems(reference)
         self._systems: dict[str, Systems] = {}
         for code, cfg in plants.items():
-            self._systems[code] = self._build(code, cfg)
+            try:
+                self._systems[code] = self._build(code, cfg)
+            except ValueError as err:
+                raise ConfigurationError(f"plant {code}: {err}") from err
 
     def _build(self, plant: str, cfg: PlantConfig) -> Systems:
         ref = self.reference
-        for name in ("mes", "qms", "wms"):
-            if getattr(cfg, name).kind != "reference":
-                raise ConfigurationError(f"plant {plant}: {name} kind {getattr(cfg, name).kind} has no connector yet")
-        return Systems(erp=build_erp(plant, cfg.erp, ref), mes=ref.mes, qms=ref.qms, wms=ref.wms, notify=ref.notify)
+        mes: Any = ref.mes
+        qms: Any = ref.qms
+        wms: Any = ref.wms
+        if cfg.mes.kind == "rest":
+            from plantbridge.connectors.mes_rest import MesRestConnector
+
+            mes = MesRestConnector.from_plant(cfg)
+        if cfg.qms.kind == "rest":
+            from plantbridge.connectors.qms_rest import QmsRestConnector
+
+            qms = QmsRestConnector.from_plant(cfg)
+        if cfg.wms.kind == "rest":
+            from plantbridge.connectors.wms_rest import WmsRestConnector
+
+            wms = WmsRestConnector.from_plant(cfg)
+        return Systems(erp=build_erp(plant, cfg.erp, ref), mes=mes, qms=qms, wms=wms, notify=ref.notify)
 
     def for_plant(self, plant: str) -> Systems | ReferenceSystems:
         return self._systems.get(plant, self.reference)
 
     async def aclose(self) -> None:
         for systems in self._systems.values():
-            close = getattr(systems.erp, "aclose", None)
-            if close is not None:
-                await close()
+            for conn in (systems.erp, systems.mes, systems.qms, systems.wms):
+                close = getattr(conn, "aclose", None)
+                if close is not None:
+                    await close()
+
+
+def erp_order_source(plants: dict[str, PlantConfig]) -> OrderSource | None:
+    """The S/4HANA system the business events come from: the (first) plant whose ERP is SAP OData.
+
+    S/4HANA's business events name the order but not the plant; one gateway serves one SAP system.
+    """
+    for code in sorted(plants):
+        erp = plants[code].erp
+        if erp.kind == "sap_odata" and erp.url and erp.user:
+            from plantbridge.connectors.sap_odata import SapODataConnector
+
+            return SapODataConnector(erp.url, user=erp.user, password=secret(erp.password_env, f"plant {code} erp"),
+                                     client=erp.client, timeout=erp.timeout_s,
+                                     overdelivery_tolerance_pct=erp.overdelivery_tolerance_pct)
+    return None
+
+
