@@ -107,6 +107,15 @@ def gateway(
               order_source=erp_order_source(plants))
 
 
+@app.command()
+def edge(config: Path = typer.Option(..., "--config", help="the edge agent's YAML file (one per plant)")) -> None:
+    """The OPC UA edge agent: machines to plant events, telemetry rollups, store-and-forward."""
+    from plantbridge.edge.cli import run_edge
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_edge(config))
+
+
 def _mount_supervisor_commands() -> None:
     from plantbridge.workers.supervisor_cli import exceptions_app, keys_app, orders_app, replay
 

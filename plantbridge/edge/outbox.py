@@ -1,0 +1,278 @@
+"""Store-and-forward: every plant event goes to a local SQLite outbox first (WAL), then a forwarder
+POSTs it to the gateway (``POST {gateway}/v1/plant/events``, ``{"events": [...]}``, in order).
+
+An event leaves the ``pending`` state only when the gateway answered 2xx for it; its per-event answer
+(``accepted`` / ``duplicate`` / ``rejected``) is final and stored with it. 5xx, 429, timeouts and
+connection errors are retried with capped exponential backoff; a 4xx on the whole request is logged
+loudly and retried only after the maximum backoff (no spinning). The same SQLite file holds the
+machines' checkpoints (counters, open downtime, event sequence) and the telemetry rollups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from plantbridge.canonical import PlantEvent
+from plantbridge.edge.config import GatewayConfig
+from plantbridge.edge.rollups import ROLLUP_SCHEMA
+
+_log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"accepted", "duplicate", "rejected"})
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    machine_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    answer TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    answered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, seq);
+CREATE TABLE IF NOT EXISTS machine_checkpoints (
+    machine_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA + ROLLUP_SCHEMA)
+    db.isolation_level = "DEFERRED"  # `with db:` = one transaction
+    return db
+
+
+@dataclass
+class OutboxRow:
+    seq: int
+    event_id: str
+    payload: dict[str, Any]
+
+
+class Outbox:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.wakeup = asyncio.Event()
+
+    def store(self, events: Iterable[PlantEvent], checkpoints: dict[str, dict[str, Any]]) -> int:
+        """Insert events (an id already present is kept as it is) and checkpoints in one transaction."""
+        now = time.time()
+        rows = [
+            (
+                e.event_id,
+                e.equipment or "",
+                e.event_type.value,
+                json.dumps(e.model_dump(mode="json", exclude_none=True)),
+                now,
+            )
+            for e in events
+        ]
+        with self.db:
+            cur = self.db.executemany(
+                "INSERT OR IGNORE INTO outbox (event_id, machine_id, event_type, payload, created_at) "
+                "VALUES (?,?,?,?,?)",
+                rows,
+            )
+            inserted = cur.rowcount if cur.rowcount >= 0 else len(rows)
+            if checkpoints:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO machine_checkpoints (machine_id, data, updated_at) VALUES (?,?,?)",
+                    [(mid, json.dumps(data), now) for mid, data in checkpoints.items()],
+                )
+        if rows:
+            self.wakeup.set()
+        return inserted
+
+    def checkpoints(self) -> dict[str, dict[str, Any]]:
+        return {
+            mid: json.loads(data) for mid, data in self.db.execute("SELECT machine_id, data FROM machine_checkpoints")
+        }
+
+    def pending(self, limit: int) -> list[OutboxRow]:
+        cur = self.db.execute(
+            "SELECT seq, event_id, payload FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [OutboxRow(seq, eid, json.loads(payload)) for seq, eid, payload in cur.fetchall()]
+
+    def count(self, status: str = "pending") -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbox WHERE status = ?", (status,)).fetchone()[0])
+
+    def mark(self, answers: dict[str, tuple[str, str]]) -> None:
+        """event_id -> (final status, answer JSON)."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "UPDATE outbox SET status = ?, answer = ?, answered_at = ?, attempts = attempts + 1 "
+                "WHERE event_id = ? AND status = 'pending'",
+                [(status, answer, now, eid) for eid, (status, answer) in answers.items()],
+            )
+
+    def attempted(self, event_ids: list[str]) -> None:
+        with self.db:
+            self.db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE event_id = ?", [(e,) for e in event_ids]
+            )
+
+    def purge(self, older_than_s: float) -> int:
+        with self.db:
+            cur = self.db.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND answered_at < ?", (time.time() - older_than_s,)
+            )
+        return cur.rowcount
+
+    def all_events(self) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT event_id, status, answer, payload FROM outbox ORDER BY seq")
+        return [
+            {"event_id": eid, "status": status, "answer": answer, "payload": json.loads(payload)}
+            for eid, status, answer, payload in cur.fetchall()
+        ]
+
+
+@dataclass
+class ForwarderStats:
+    sent: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    posts: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class Forwarder:
+    """Sends the outbox to the gateway in order, one batch in flight at a time."""
+
+    def __init__(self, outbox: Outbox, config: GatewayConfig, api_key: str) -> None:
+        self.outbox = outbox
+        self.config = config
+        self.stats = ForwarderStats()
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self._url = f"{config.url}/v1/plant/events"
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+
+    async def run(self) -> None:
+        backoff = self.config.backoff_initial_s
+        last_purge = 0.0
+        async with httpx.AsyncClient(timeout=self.config.timeout_s) as http:
+            while not self._stopping:
+                if time.monotonic() - last_purge > 3600:
+                    last_purge = time.monotonic()
+                    self.outbox.purge(self.config.retention_s)
+                rows = self.outbox.pending(self.config.batch_size)
+                if not rows:
+                    self.outbox.wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+                    continue
+                outcome = await self._send(http, rows)
+                if outcome == "ok":
+                    backoff = self.config.backoff_initial_s
+                    continue
+                delay = self.config.backoff_max_s if outcome == "client_error" else backoff
+                backoff = min(backoff * 2, self.config.backoff_max_s)
+                await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), timeout=delay)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._stop_event.set()
+        self.outbox.wakeup.set()
+
+    async def _send(self, http: httpx.AsyncClient, rows: list[OutboxRow]) -> str:
+        ids = [row.event_id for row in rows]
+        self.stats.posts += 1
+        try:
+            response = await http.post(self._url, json={"events": [r.payload for r in rows]}, headers=self._headers)
+        except (httpx.TransportError, OSError) as err:
+            self._failed(ids, f"gateway unreachable: {type(err).__name__}: {err}", logging.WARNING)
+            return "retry"
+        status = response.status_code
+        if status >= 500 or status == 429 or status == 408:
+            self._failed(ids, f"gateway answered {status}", logging.WARNING)
+            return "retry"
+        if status >= 400 or status < 200 or status >= 300:
+            self._failed(
+                ids,
+                f"gateway REFUSED the batch with HTTP {status}: {response.text[:500]} — events kept in the outbox; "
+                "check the API key, its plant scope and the gateway version",
+                logging.ERROR,
+            )
+            return "client_error"
+        answers = _per_event_answers(response, ids)
+        final = {eid: answer for eid, answer in answers.items() if answer[0] in FINAL_STATUSES}
+        self.outbox.mark(final)
+        for answer_status, answer in final.values():
+            self.stats.sent += 1
+            setattr(self.stats, answer_status, getattr(self.stats, answer_status) + 1)
+            if answer_status == "rejected":
+                _log.warning("gateway rejected an edge event (final): %s", answer[:500])
+        missing = [eid for eid in ids if eid not in final]
+        if missing:
+            self.outbox.attempted(missing)
+            self._failed(
+                missing,
+                f"gateway answered {status} without a final status for {len(missing)} event(s)",
+                logging.WARNING,
+            )
+            return "retry"
+        self.stats.last_error = None
+        return "ok"
+
+    def _failed(self, ids: list[str], message: str, level: int) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = message
+        _log.log(level, "%s (%d event(s) waiting, first %s)", message, len(ids), ids[0] if ids else "-")
+
+
+def _per_event_answers(response: httpx.Response, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Per-event acknowledgements from a 2xx answer: a list, ``{"results"|"acknowledgements"|"events": [...]}``
+    or one acknowledgement. A 2xx without any per-event status counts as ``accepted`` for all."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    items: list[Any] | None = None
+    if isinstance(body, list):
+        items = body
+    elif isinstance(body, dict):
+        for key in ("results", "acknowledgements", "acks", "events"):
+            if isinstance(body.get(key), list):
+                items = body[key]
+                break
+        if items is None and "event_id" in body and "status" in body:
+            items = [body]
+    if items is None:
+        raw = json.dumps({"http_status": response.status_code, "body": response.text[:500]})
+        return {eid: ("accepted", raw) for eid in ids}
+    answers: dict[str, tuple[str, str]] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("event_id"), str) and isinstance(item.get("status"), str):
+            answers[item["event_id"]] = (item["status"], json.dumps(item))
+    return answers
