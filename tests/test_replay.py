@@ -8,7 +8,9 @@ needs `workflow.patched`. Record a new history after a deliberate change with
 
 from __future__ import annotations
 
+import asyncio
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from temporalio.worker import Replayer
 from plantbridge.canonical import ExceptionResolution, SupervisorAction
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.test_saga_exceptions import eventually
@@ -50,13 +53,34 @@ async def test_record_history(client: Client, worker: object, reference: Referen
     (HISTORIES / "production_order_full.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_policy_and_maintenance(client: Client, worker: object) -> None:
+    """Aggregated postings, a maintenance child workflow and a long downtime (patched features)."""
+    order = new_order()
+    policy = fast_policy(partial_confirmations="aggregate", consumption="aggregate",
+                         aggregate_every=timedelta(seconds=1), long_downtime=timedelta(seconds=1))
+    handle = await start_order(client, order, policy)
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(30)))
+    await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(30)))
+    await handle.signal("plant_event", event(order, "downtime_started", work_center="ASSY-01", reason="JAM"))
+    await asyncio.sleep(2.5)
+    await handle.signal("plant_event", event(order, "downtime_ended", work_center="ASSY-01"))
+    await submit_event(client, event(order, "maintenance_requested", equipment="PRESS-2", priority=3,
+                                     description="oil leak"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(70), final=True))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_policy_maintenance.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
 async def test_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[ProductionOrderWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ProductionOrderWorkflow, MaintenanceRequestWorkflow], data_converter=pydantic_data_converter)
     history = WorkflowHistory.from_json("production-order:replay", path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -42,5 +42,18 @@ class WmsActivities(ActivityBase):
         cmd = cast(c.ShipmentReady, req.command)
         return await self.execute(req, lambda s, k, r: s.wms.shipment_ready(req.order, cmd, key=k, retry=r))
 
+    @activity.defn(name=c.StepKind.WMS_RESERVE.value)
+    async def reserve(self, req: StepRequest) -> StepResult:
+        cmd = cast(c.Reservation, req.command)
+        return await self.execute(req, lambda s, k, r: s.wms.reserve(req.order, cmd, key=k, retry=r))
+
     def all(self) -> list[object]:
-        return [self.stage, self.release_staging, self.block, self.unblock, self.transfer, self.shipment_ready]
+        return [
+            self.stage,
+            self.release_staging,
+            self.block,
+            self.unblock,
+            self.transfer,
+            self.shipment_ready,
+            self.reserve,
+        ]

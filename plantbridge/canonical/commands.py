@@ -40,6 +40,7 @@ class StepKind(StrEnum):
     WMS_UNBLOCK = "wms.unblock"
     WMS_TRANSFER = "wms.transfer"
     WMS_SHIPMENT_READY = "wms.shipment_ready"
+    WMS_RESERVE = "wms.reserve"
     NOTIFY_ALERT = "notify.alert"
 
     @property
@@ -142,6 +143,8 @@ class Acknowledge(BaseModel):
     status: Literal["posted", "rejected", "skipped", "overridden"]
     documents: list[str] = Field(default_factory=list)
     message: str | None = None
+    # Further events whose quantities went into the same (aggregated) posting.
+    also: list[str] = Field(default_factory=list)
 
 
 class Inspection(BaseModel):
@@ -178,6 +181,15 @@ class ShipmentReady(BaseModel):
     quantity: Quantity
 
 
+class Reservation(BaseModel):
+    """Spare parts reserved in the WMS for a maintenance job."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["reservation"] = "reservation"
+    equipment: str
+    items: list[GoodsMovementItem] = Field(min_length=1)
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["alert"] = "alert"
@@ -203,6 +215,7 @@ Command = Annotated[
     | StockBlock
     | Transfer
     | ShipmentReady
+    | Reservation
     | Alert,
     Field(discriminator="kind"),
 ]

@@ -7,8 +7,18 @@ them.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class SparePart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    material: str = Field(min_length=1, max_length=40)
+    quantity: Decimal = Field(gt=0)
+    uom: str = "H87"
 
 
 class PlantPolicy(BaseModel):
@@ -34,5 +44,16 @@ class PlantPolicy(BaseModel):
     continue_as_new_after: int = Field(default=2000, ge=10, le=100_000)
     # How many timeline entries the saga keeps in its state (the audit trail keeps everything).
     timeline_limit: int = Field(default=200, ge=10, le=10_000)
+    # ERP posting policy. Critical events (final confirmation, holds, usage decisions, maintenance)
+    # always post at once; bulk data can be aggregated: partial confirmations summed per operation
+    # and component consumption summed per material, posted at operation end or every
+    # `aggregate_every`, whichever comes first.
+    partial_confirmations: Literal["immediate", "aggregate"] = "immediate"
+    consumption: Literal["immediate", "aggregate"] = "immediate"
+    aggregate_every: timedelta = timedelta(minutes=15)
+    # Maintenance: how long a maintenance request may stay open before escalation, and the spare
+    # parts reserved in the WMS per equipment.
+    maintenance_sla: timedelta = timedelta(hours=8)
+    spare_parts: dict[str, list[SparePart]] = Field(default_factory=dict)
     # Task queues per system; the order saga itself runs on `plantbridge-orders`.
     task_queue: str = "plantbridge-orders"

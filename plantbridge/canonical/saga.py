@@ -49,6 +49,8 @@ class Step(BaseModel):
     event_at: datetime | None = None
     # The SLA level already alerted for this step (posting overdue).
     sla_level: int = 0
+    # Further plant events whose quantities this (aggregated) posting carries.
+    also_events: list[str] = Field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -102,6 +104,57 @@ class HoldRecord(BaseModel):
     event_id: str | None = None
 
 
+class BufferedConfirmation(BaseModel):
+    """Partial confirmations of one operation, summed until the operation ends or the interval passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str
+    work_center: str
+    uom: str
+    yield_qty: Decimal = Decimal(0)
+    scrap_qty: Decimal = Decimal(0)
+    rework_qty: Decimal = Decimal(0)
+    setup_min: Decimal = Decimal(0)
+    machine_min: Decimal = Decimal(0)
+    labor_min: Decimal = Decimal(0)
+    reason: str | None = None
+    event_ids: list[str] = Field(default_factory=list)
+    source: str
+    since: datetime
+
+
+class BufferedConsumption(BaseModel):
+    """Component consumption of one material, storage location and batch, summed until flushed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    material: str
+    storage_location: str | None = None
+    batch: str | None = None
+    uom: str
+    quantity: Decimal = Decimal(0)
+    event_ids: list[str] = Field(default_factory=list)
+    source: str
+    since: datetime
+
+
+class MaintenanceRecord(BaseModel):
+    """A maintenance request the saga handed to a `MaintenanceRequest` child workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str
+    equipment: str
+    work_center: str | None = None
+    priority: int
+    description: str
+    requested_at: datetime
+    source: str
+    workflow_id: str | None = None
+    status: Literal["requested", "started"] = "requested"
+
+
 class AuditNote(BaseModel):
     """An audit record the saga hands to the store (through the `store.audit` activity)."""
 
@@ -143,11 +196,18 @@ class SagaState(BaseModel):
     runs: int = 1
     step_counter: int = 0
     completion_due: bool = False
+    buffered_confirmations: dict[str, BufferedConfirmation] = Field(default_factory=dict)
+    buffered_consumption: list[BufferedConsumption] = Field(default_factory=list)
+    maintenance: list[MaintenanceRecord] = Field(default_factory=list)
     pending_audit: list[AuditNote] = Field(default_factory=list)
 
     @property
     def open_exceptions(self) -> list[OrderException]:
         return [e for e in self.exceptions if e.status in ("open", "retrying")]
+
+    @property
+    def has_buffered(self) -> bool:
+        return bool(self.buffered_confirmations or self.buffered_consumption)
 
     @property
     def postings(self) -> list[Step]:

@@ -213,6 +213,16 @@ class MesRestConnector:
                 "text": text[:500]}
 
     async def acknowledge(self, order: ProductionOrder, cmd: Acknowledge, *, key: str, retry: bool) -> StepResult:
+        """One acknowledgement per plant event; an aggregated posting acknowledges each event in it."""
+        results = [await self._acknowledge_one(cmd.model_copy(update={"event_id": event_id, "also": []}), retry)
+                   for event_id in (cmd.event_id, *cmd.also)]
+        if len(results) == 1:
+            return results[0]
+        return StepResult(documents=[d for r in results for d in r.documents],
+                          replayed=all(r.replayed for r in results),
+                          message=f"{len(results)} events acknowledged")
+
+    async def _acknowledge_one(self, cmd: Acknowledge, retry: bool) -> StepResult:
         body = self.acknowledgement(cmd)
         if retry:
             found = await self.http.json("GET", f"{API}/acknowledgements", params={"transactionRef": cmd.event_id},

@@ -21,6 +21,7 @@ from plantbridge.canonical.commands import (
     Inspection,
     MaintenanceNotification,
     Recall,
+    Reservation,
     ShipmentReady,
     Stage,
     StepResult,
@@ -77,6 +78,8 @@ class WmsConnector(Protocol):
     async def stock_block(self, order: ProductionOrder, cmd: StockBlock, *, key: str, retry: bool) -> StepResult: ...
 
     async def transfer(self, order: ProductionOrder, cmd: Transfer, *, key: str, retry: bool) -> StepResult: ...
+
+    async def reserve(self, order: ProductionOrder, cmd: Reservation, *, key: str, retry: bool) -> StepResult: ...
 
     async def shipment_ready(
         self, order: ProductionOrder, cmd: ShipmentReady, *, key: str, retry: bool

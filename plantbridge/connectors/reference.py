@@ -34,6 +34,7 @@ from plantbridge.canonical.commands import (
     Inspection,
     MaintenanceNotification,
     Recall,
+    Reservation,
     ShipmentReady,
     Stage,
     StepResult,
@@ -295,6 +296,9 @@ class ReferenceWms(_System):
 
     async def transfer(self, order: ProductionOrder, cmd: Transfer, *, key: str, retry: bool) -> StepResult:
         return await self._call("transfer", order, cmd, key, retry)
+
+    async def reserve(self, order: ProductionOrder, cmd: Reservation, *, key: str, retry: bool) -> StepResult:
+        return await self._call("reserve", order, cmd, key, retry)
 
     async def shipment_ready(self, order: ProductionOrder, cmd: ShipmentReady, *, key: str, retry: bool) -> StepResult:
         return await self._call("shipment_ready", order, cmd, key, retry)

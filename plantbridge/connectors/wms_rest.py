@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from plantbridge.canonical.commands import ShipmentReady, Stage, StepResult, StockBlock, Transfer
+from plantbridge.canonical.commands import Reservation, ShipmentReady, Stage, StepResult, StockBlock, Transfer
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.plant_config import PlantConfig
@@ -58,11 +58,14 @@ WMS_UNIT_OF: dict[str, str] = {"H87": "EA", "C62": "EA", "EA": "EA", "KGM": "KG"
                                "BX": "BOX"}
 WMS_LOCATIONS = frozenset({"RM-A01", "RM-B01", "LINE-L1", "LINE-L2", "PROD-OUT", "QI-01", "FG-01", "SP-01",
                            "DOCK-01"})
-DEFAULT_LOCATIONS: dict[str, str] = {"LINE": "LINE-L1", "PROD-OUT": "PROD-OUT", "FG": "FG-01", "QI": "QI-01"}
+DEFAULT_LOCATIONS: dict[str, str] = {"LINE": "LINE-L1", "PROD-OUT": "PROD-OUT", "FG": "FG-01", "QI": "QI-01",
+                                     "SPARES": "SP-01"}
 BLOCK_REASON = "QC-HOLD"
 # collection path -> id field
 STAGING, BLOCKS, TRANSFERS, READINESS = "staging-requests", "stock-blocks", "transfers", "shipment-readiness"
-ID_FIELD = {STAGING: "stagingId", BLOCKS: "blockId", TRANSFERS: "transferId", READINESS: "readinessId"}
+RESERVATIONS = "reservations"
+ID_FIELD = {STAGING: "stagingId", BLOCKS: "blockId", TRANSFERS: "transferId", READINESS: "readinessId",
+            RESERVATIONS: "reservationId"}
 
 
 class WmsRestConnector:
@@ -240,6 +243,22 @@ class WmsRestConnector:
                                           doing=f"transfer the output of order {order.number}")
         return StepResult(documents=[self.doc(TRANSFERS, doc)], replayed=replayed,
                           message=f"{doc['qty']} {doc['unit']} {doc['fromLocation']} -> {doc['toLocation']}")
+
+    async def reserve(self, order: ProductionOrder, cmd: Reservation, *, key: str, retry: bool) -> StepResult:
+        """Spare parts for a maintenance job: one reservation per material, at the spare-parts location."""
+        documents: list[str] = []
+        replayed_all = True
+        for i, item in enumerate(cmd.items):
+            qty, unit = self.quantity(item.quantity)
+            body = {"reference": key if len(cmd.items) == 1 else f"{key}-{i + 1}", "material": item.material,
+                    "qty": qty, "unit": unit, "location": self.location("SPARES"), "equipment": cmd.equipment,
+                    "orderRef": order.number}
+            doc, replayed = await self.create(RESERVATIONS, body, key=str(body["reference"]), retry=retry,
+                                              doing=f"reserve {item.material} for {cmd.equipment}")
+            documents.append(self.doc(RESERVATIONS, doc))
+            replayed_all = replayed_all and replayed
+        return StepResult(documents=documents, replayed=replayed_all,
+                          message=f"{len(documents)} spare part reservation(s) for {cmd.equipment}")
 
     async def shipment_ready(self, order: ProductionOrder, cmd: ShipmentReady, *, key: str, retry: bool) -> StepResult:
         # The answer's status (READY, BLOCKED, SHORT) is reported, not raised: the check is recorded

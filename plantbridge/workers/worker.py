@@ -25,11 +25,12 @@ from plantbridge.workers.plants import load_plants
 from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.workers.settings import Settings
 from plantbridge.workers.status import watch_business_metrics
+from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.worker")
 
-WORKFLOWS: list[type] = [ProductionOrderWorkflow]
+WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow]
 
 
 def build_worker(

@@ -10,9 +10,19 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from plantbridge.canonical import commands as c
-from plantbridge.canonical.events import EventType, PlantEvent
+from plantbridge.canonical.events import ActivityTimes, EventType, PlantEvent
 from plantbridge.canonical.fields import Quantity
-from plantbridge.canonical.saga import AuditNote, HoldRecord, OperationProgress, SagaState, Step, TimelineEntry
+from plantbridge.canonical.saga import (
+    AuditNote,
+    BufferedConfirmation,
+    BufferedConsumption,
+    HoldRecord,
+    MaintenanceRecord,
+    OperationProgress,
+    SagaState,
+    Step,
+    TimelineEntry,
+)
 from plantbridge.canonical.states import END_STATES, OrderState
 
 # Which event types each state accepts.
@@ -50,6 +60,12 @@ class OrderLogic:
     def __init__(self, state: SagaState, workflow_id: str) -> None:
         self.s = state
         self.workflow_id = workflow_id
+        # Set by the workflow (behind `workflow.patched`): maintenance requests go to a child workflow.
+        self.maintenance_child = False
+        # Set by the workflow (behind `workflow.patched`): long downtimes are alerted while they last.
+        self.downtime_watch = False
+        # True when the last applied event was buffered for an aggregated posting.
+        self.last_buffered = False
         if not state.operations:
             for op in state.order.operations:
                 state.operations[op.number] = OperationProgress(
@@ -171,6 +187,7 @@ class OrderLogic:
     def apply(self, ev: PlantEvent, now: datetime) -> list[Step]:
         """Change state for an accepted event; return the steps it planned."""
         before = len(self.s.steps)
+        self.last_buffered = False
         self.s.events_accepted += 1
         self.note(now, "event", ev.summary, event_id=ev.event_id)
         handler = {
@@ -185,7 +202,12 @@ class OrderLogic:
             EventType.MAINTENANCE_REQUESTED: self._maintenance,
         }[ev.event_type]
         handler(ev, now)
-        return self.s.steps[before:]
+        planned = self.s.steps[before:]
+        for step in planned:
+            if step.kind.posts_to_erp and step.event_id == ev.event_id:
+                step.ack_to = ev.source
+                step.event_at = ev.occurred_at
+        return planned
 
     def _started(self, ev: PlantEvent, now: datetime) -> None:
         self.s.operations[ev.operation or ""].started = True
@@ -202,19 +224,44 @@ class OrderLogic:
         progress.rework_total += ev.rework_qty.quantity if ev.rework_qty else Decimal(0)
         progress.confirmations += 1
         progress.final = progress.final or ev.final
+        if not ev.final and self.s.policy.partial_confirmations == "aggregate":
+            self._buffer_confirmation(ev, now)
+            if self.s.state in (OrderState.RELEASED, OrderState.IN_PROGRESS):
+                self.set_state(OrderState.PARTIALLY_CONFIRMED, now, f"operation {ev.operation} confirmed")
+            return
+        buffered = self.s.buffered_confirmations.pop(ev.operation, None)
+        yield_qty, scrap_qty, rework_qty, activities = ev.yield_qty, ev.scrap_qty, ev.rework_qty, ev.activities
+        if buffered is not None:  # the operation ends: its buffered partial quantities go with the final
+            uom = ev.yield_qty.uom
+            extra = ev.activities or ActivityTimes()
+            yield_qty = Quantity(quantity=buffered.yield_qty + ev.yield_qty.quantity, uom=uom)
+            scrap_qty = Quantity(quantity=buffered.scrap_qty + scrap, uom=uom)
+            rework_qty = Quantity(
+                quantity=buffered.rework_qty + (ev.rework_qty.quantity if ev.rework_qty else Decimal(0)), uom=uom
+            )
+            activities = ActivityTimes(
+                setup_min=buffered.setup_min + extra.setup_min,
+                machine_min=buffered.machine_min + extra.machine_min,
+                labor_min=buffered.labor_min + extra.labor_min,
+            )
+        produced = yield_qty.quantity + (scrap_qty.quantity if scrap_qty else Decimal(0))
         cmd = c.ConfirmOperation(
             operation=ev.operation,
             work_center=ev.work_center or progress.work_center,
-            yield_qty=ev.yield_qty,
-            scrap_qty=ev.scrap_qty,
-            rework_qty=ev.rework_qty,
+            yield_qty=yield_qty,
+            scrap_qty=scrap_qty,
+            rework_qty=rework_qty,
             reason=ev.reason,
             final=ev.final,
-            activities=ev.activities,
+            activities=activities,
             personnel=ev.personnel,
-            goods_movements=self._backflush(ev.operation, ev.yield_qty.quantity + scrap),
+            goods_movements=self._backflush(ev.operation, produced),
         )
         step = self.add_step(now, f"{ev.event_id}:confirm", cmd, c.StepKind.ERP_CONFIRM_OPERATION, event_id=ev.event_id)
+        if buffered is not None:
+            step.also_events = list(buffered.event_ids)
+        if ev.final:
+            self.flush_consumption(now)
         if self.s.state in (OrderState.RELEASED, OrderState.IN_PROGRESS):
             self.set_state(OrderState.PARTIALLY_CONFIRMED, now, f"operation {ev.operation} confirmed")
         if self._all_final():
@@ -298,6 +345,9 @@ class OrderLogic:
 
     def _consumed(self, ev: PlantEvent, now: datetime) -> None:
         assert ev.material is not None and ev.quantity is not None
+        if self.s.policy.consumption == "aggregate":
+            self._buffer_consumption(ev, now)
+            return
         item = c.GoodsMovementItem(
             material=ev.material,
             quantity=ev.quantity,
@@ -319,7 +369,7 @@ class OrderLogic:
     def _downtime_ended(self, ev: PlantEvent, now: datetime) -> None:
         started = self.s.downtime_open.pop(ev.work_center or "")
         duration = ev.occurred_at - started
-        if duration >= self.s.policy.long_downtime:
+        if duration >= self.s.policy.long_downtime and not self.downtime_watch:
             minutes = int(duration.total_seconds() // 60)
             self.alert(
                 now,
@@ -351,6 +401,11 @@ class OrderLogic:
 
     def _maintenance(self, ev: PlantEvent, now: datetime) -> None:
         assert ev.equipment is not None and ev.priority is not None and ev.description is not None
+        if self.maintenance_child:
+            self.request_maintenance(
+                now, ev.event_id, ev.equipment, ev.work_center, ev.priority, ev.description, ev.source
+            )
+            return
         cmd = c.MaintenanceNotification(
             equipment=ev.equipment, work_center=ev.work_center, priority=ev.priority, description=ev.description
         )
@@ -441,3 +496,140 @@ class OrderLogic:
                 cmd = c.StockBlock(blocked=False, reason="order cancelled")
             planned.append(self.add_step(now, f"cancel:{step.id}", cmd, undo, event_id="cancel", compensation=True))
         return planned
+
+    # -- aggregation (per the plant's posting policy) -------------------------------------------
+    def _buffer_confirmation(self, ev: PlantEvent, now: datetime) -> None:
+        assert ev.operation is not None and ev.yield_qty is not None
+        progress = self.s.operations[ev.operation]
+        buf = self.s.buffered_confirmations.get(ev.operation)
+        if buf is None:
+            buf = BufferedConfirmation(
+                operation=ev.operation,
+                work_center=ev.work_center or progress.work_center,
+                uom=ev.yield_qty.uom,
+                source=ev.source,
+                since=ev.occurred_at,
+            )
+            self.s.buffered_confirmations[ev.operation] = buf
+        buf.yield_qty += ev.yield_qty.quantity
+        buf.scrap_qty += ev.scrap_qty.quantity if ev.scrap_qty else Decimal(0)
+        buf.rework_qty += ev.rework_qty.quantity if ev.rework_qty else Decimal(0)
+        if ev.activities is not None:
+            buf.setup_min += ev.activities.setup_min
+            buf.machine_min += ev.activities.machine_min
+            buf.labor_min += ev.activities.labor_min
+        buf.reason = ev.reason or buf.reason
+        buf.event_ids.append(ev.event_id)
+        self.last_buffered = True
+
+    def _buffer_consumption(self, ev: PlantEvent, now: datetime) -> None:
+        assert ev.material is not None and ev.quantity is not None
+        for buf in self.s.buffered_consumption:
+            if (buf.material, buf.storage_location, buf.batch, buf.uom) == (
+                ev.material,
+                ev.storage_location,
+                ev.batch,
+                ev.quantity.uom,
+            ):
+                break
+        else:
+            buf = BufferedConsumption(
+                material=ev.material,
+                storage_location=ev.storage_location,
+                batch=ev.batch,
+                uom=ev.quantity.uom,
+                source=ev.source,
+                since=ev.occurred_at,
+            )
+            self.s.buffered_consumption.append(buf)
+        buf.quantity += ev.quantity.quantity
+        buf.event_ids.append(ev.event_id)
+        self.last_buffered = True
+
+    def flush(self, now: datetime) -> list[Step]:
+        """Post everything buffered (the aggregation interval passed, or the order is cancelled)."""
+        before = len(self.s.steps)
+        for op, buf in list(self.s.buffered_confirmations.items()):
+            self.s.step_counter += 1
+            uom = buf.uom
+            cmd = c.ConfirmOperation(
+                operation=op,
+                work_center=buf.work_center,
+                yield_qty=Quantity(quantity=buf.yield_qty, uom=uom),
+                scrap_qty=Quantity(quantity=buf.scrap_qty, uom=uom),
+                rework_qty=Quantity(quantity=buf.rework_qty, uom=uom),
+                reason=buf.reason,
+                final=False,
+                activities=ActivityTimes(setup_min=buf.setup_min, machine_min=buf.machine_min, labor_min=buf.labor_min),
+                goods_movements=self._backflush(op, buf.yield_qty + buf.scrap_qty),
+            )
+            step = self.add_step(
+                now,
+                f"agg-{self.s.step_counter}:confirm-{op}",
+                cmd,
+                c.StepKind.ERP_CONFIRM_OPERATION,
+                event_id=buf.event_ids[0],
+            )
+            self._aggregated(step, buf.event_ids, buf.source, buf.since)
+        self.s.buffered_confirmations.clear()
+        self.flush_consumption(now)
+        return self.s.steps[before:]
+
+    def flush_consumption(self, now: datetime) -> None:
+        if not self.s.buffered_consumption:
+            return
+        self.s.step_counter += 1
+        items = [
+            c.GoodsMovementItem(
+                material=b.material,
+                quantity=Quantity(quantity=b.quantity, uom=b.uom),
+                movement_type="261",
+                storage_location=b.storage_location,
+                batch=b.batch,
+            )
+            for b in self.s.buffered_consumption
+            if b.quantity > 0
+        ]
+        event_ids = [e for b in self.s.buffered_consumption for e in b.event_ids]
+        first = self.s.buffered_consumption[0]
+        self.s.buffered_consumption.clear()
+        if items:
+            step = self.add_step(
+                now,
+                f"agg-{self.s.step_counter}:goods_issue",
+                c.GoodsMovement(items=items),
+                c.StepKind.ERP_GOODS_MOVEMENT,
+                event_id=event_ids[0],
+            )
+            self._aggregated(step, event_ids, first.source, first.since)
+
+    def _aggregated(self, step: Step, event_ids: list[str], source: str, since: datetime) -> None:
+        step.also_events = event_ids[1:]
+        step.ack_to = source
+        step.event_at = since
+        self.note(step.created_at, "aggregate", f"{step.kind.value} for {len(event_ids)} event(s)")
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def request_maintenance(
+        self,
+        now: datetime,
+        key: str,
+        equipment: str,
+        work_center: str | None,
+        priority: int,
+        description: str,
+        source: str,
+    ) -> MaintenanceRecord:
+        record = MaintenanceRecord(
+            request_id=key,
+            equipment=equipment,
+            work_center=work_center,
+            priority=priority,
+            description=description,
+            requested_at=now,
+            source=source,
+        )
+        self.s.maintenance.append(record)
+        self.note(now, "maintenance", f"maintenance requested on {equipment} (priority {priority}): {description}")
+        self.audit(f"{key}:maintenance", source, "maintenance_requested", equipment=equipment, priority=priority)
+        return record

@@ -18,11 +18,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical import commands as c
     from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
-    from plantbridge.canonical.events import PlantEvent
+    from plantbridge.canonical.events import EventType, PlantEvent
     from plantbridge.canonical.exceptions import ExceptionResolution, OrderException, SupervisorAction
     from plantbridge.canonical.order import ProductionOrder
     from plantbridge.canonical.saga import (
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.states import END_STATES, OrderState
     from plantbridge.workflows import search_attributes as sa
     from plantbridge.workflows.details import current_details
+    from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
 
 LANES = ("erp", "mes", "qms", "wms", "notify")
@@ -44,6 +46,9 @@ DUPLICATE = "DuplicateEvent"
 REJECTED = "EventRejected"
 BUSY = "SagaBusy"
 KEEP_FINISHED_STEPS = 100
+# Changes to running workflow code go through `workflow.patched` (see tests/test_replay.py).
+PATCH_MAINTENANCE_CHILD = "maintenance-child-workflow"
+PATCH_DOWNTIME_WATCH = "downtime-watch"
 
 
 @workflow.defn(name="ProductionOrder")
@@ -59,6 +64,7 @@ class ProductionOrderWorkflow:
         self._events_this_run = 0
         self._visible: tuple[object, ...] = ()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._buffered_event: str | None = None
         self._init(inp)
 
     # -- state access ----------------------------------------------------------------------------
@@ -98,6 +104,9 @@ class ProductionOrderWorkflow:
             self._spawn(self._lane(lane))
         self._spawn(self._audit_pump())
         self._spawn(self._watch_postings())
+        self._spawn(self._start_maintenance_children())
+        if s.policy.partial_confirmations == "aggregate" or s.policy.consumption == "aggregate":
+            self._spawn(self._flush_aggregates())
         self._restart_watchers()
         self._publish()
 
@@ -135,7 +144,8 @@ class ProductionOrderWorkflow:
     def _finished(self) -> bool:
         s = self.s
         return (
-            s.state is OrderState.COMPLETED
+            not s.has_buffered
+            and s.state is OrderState.COMPLETED
             and s.hold is None
             and not s.open_exceptions
             and all(step.finished for step in s.steps)
@@ -172,6 +182,12 @@ class ProductionOrderWorkflow:
             await workflow.wait_condition(
                 lambda: self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
             )
+        if not erp_steps and self._buffered_event == event.event_id:
+            outcome = ErpOutcome(
+                status="pending",
+                message="aggregated per the plant's posting policy: posted at operation end or with the next interval",
+            )
+            return Acknowledgement(event_id=event.event_id, status="accepted", order_state=self.s.state, erp=outcome)
         return Acknowledgement(
             event_id=event.event_id, status="accepted", order_state=self.s.state, erp=self._erp_outcome(erp_steps)
         )
@@ -205,11 +221,14 @@ class ProductionOrderWorkflow:
         s = self.s
         self._remember(event.event_id)
         self._events_this_run += 1
+        if event.event_type is EventType.MAINTENANCE_REQUESTED:
+            self.logic.maintenance_child = workflow.patched(PATCH_MAINTENANCE_CHILD)
+        if event.event_type is EventType.DOWNTIME_ENDED:
+            self.logic.downtime_watch = workflow.patched(PATCH_DOWNTIME_WATCH)
         steps = self.logic.apply(event, workflow.now())
-        for step in steps:
-            if step.kind.posts_to_erp and step.event_id == event.event_id:
-                step.ack_to = event.source
-                step.event_at = event.occurred_at
+        self._buffered_event = event.event_id if self.logic.last_buffered else None
+        if event.event_type is EventType.DOWNTIME_STARTED and workflow.patched(PATCH_DOWNTIME_WATCH):
+            self._spawn(self._watch_downtime(event.work_center or "", event.occurred_at, event))
         if s.hold is not None and s.hold.event_id == event.event_id:
             self._spawn(self._watch_hold(event.event_id, s.hold.since))
         self._publish()
@@ -338,6 +357,18 @@ class ProductionOrderWorkflow:
         for step in s.steps:
             if step.status == "parked":
                 step.status = "cancelled"
+        unposted = [e for b in s.buffered_confirmations.values() for e in b.event_ids] + [
+            e for b in s.buffered_consumption for e in b.event_ids
+        ]
+        if unposted:
+            self.logic.note(
+                now, "cancel", f"{len(unposted)} aggregated event(s) not posted to the ERP: " + ", ".join(unposted[:20])
+            )
+            self.logic.audit(
+                "cancel:unposted", action.by, "aggregated_events_not_posted", count=len(unposted), first=unposted[0]
+            )
+            s.buffered_confirmations.clear()
+            s.buffered_consumption.clear()
         compensations = self.logic.plan_compensations(now)
         self.logic.note(
             now, "cancel", "compensating: " + (", ".join(st.kind.value for st in compensations) or "nothing")
@@ -539,7 +570,9 @@ class ProductionOrderWorkflow:
         if step.ack_to is None or not step.kind.posts_to_erp or step.event_id is None:
             return
         docs = step.result.documents if step.result else []
-        cmd = c.Acknowledge(event_id=step.event_id, status=status, documents=docs, message=message)
+        cmd = c.Acknowledge(
+            event_id=step.event_id, status=status, documents=docs, message=message, also=step.also_events
+        )
         self.logic.add_step(
             workflow.now(),
             f"{step.id}:ack-{status}-{step.attempts}",
@@ -574,6 +607,86 @@ class ProductionOrderWorkflow:
             self._spawn(self._watch_release())
         if s.hold is not None:
             self._spawn(self._watch_hold(s.hold.event_id, s.hold.since))
+        if s.downtime_open and workflow.patched(PATCH_DOWNTIME_WATCH):
+            for wc, since in s.downtime_open.items():
+                self._spawn(self._watch_downtime(wc, since, None))
+
+    async def _watch_downtime(self, work_center: str, since: datetime, event: PlantEvent | None) -> None:
+        """A downtime still open after the plant's `long_downtime`: alert now and request maintenance."""
+        s = self.s
+        remaining = max(since + s.policy.long_downtime - workflow.now(), timedelta(seconds=1))
+        try:
+            await workflow.wait_condition(lambda: self.s.downtime_open.get(work_center) != since, timeout=remaining)
+            return
+        except TimeoutError:
+            pass
+        now = workflow.now()
+        minutes = int((now - since).total_seconds() // 60)
+        reason = event.reason if event is not None and event.reason else "no reason given"
+        message = f"work center {work_center} down for {minutes} min ({reason})"
+        self.s.alerts.append(AlertRecord(topic="downtime", level=1, at=now, message=message))
+        key = f"downtime-{work_center}-{since:%Y%m%d%H%M%S%f}"
+        self.logic.alert(now, key, "critical", "downtime", message)
+        if self.s.state not in END_STATES:
+            equipment = (event.equipment if event is not None else None) or work_center
+            self.logic.request_maintenance(
+                now,
+                key,
+                equipment,
+                work_center,
+                2,
+                f"long downtime: {message}",
+                event.source if event is not None else "plantbridge",
+            )
+        self._publish()
+
+    async def _flush_aggregates(self) -> None:
+        """Post buffered quantities once they are `aggregate_every` old (operation end posts them sooner)."""
+        every = self.s.policy.aggregate_every
+        while True:
+            await workflow.wait_condition(lambda: self.s.has_buffered and not self._draining)
+            try:
+                await workflow.wait_condition(lambda: not self.s.has_buffered, timeout=every)
+            except TimeoutError:
+                if self._cancel is None and self.s.state not in END_STATES:
+                    self.logic.flush(workflow.now())
+                    self._publish()
+
+    async def _start_maintenance_children(self) -> None:
+        while True:
+            await workflow.wait_condition(
+                lambda: not self._draining and any(m.status == "requested" for m in self.s.maintenance)
+            )
+            record = next(m for m in self.s.maintenance if m.status == "requested")
+            s = self.s
+            child_id = f"maintenance:{s.order.plant}:{s.order.number}:{record.request_id}"
+            inp = MaintenanceInput(
+                order=s.order,
+                policy=s.policy,
+                request_id=record.request_id,
+                equipment=record.equipment,
+                work_center=record.work_center,
+                priority=record.priority,
+                description=record.description,
+                requested_at=record.requested_at,
+                source=record.source,
+            )
+            self._running += 1
+            try:
+                await workflow.start_child_workflow(
+                    "MaintenanceRequest",
+                    inp,
+                    id=child_id,
+                    task_queue=s.policy.task_queue,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                )
+            except Exception as err:  # already started (a retried start after continue-as-new)
+                workflow.logger.info("maintenance child %s not started: %s", child_id, err)
+            finally:
+                self._running -= 1
+            record.status, record.workflow_id = "started", child_id
+            self.logic.note(workflow.now(), "maintenance", f"maintenance request {child_id} started")
+            self._publish()
 
     async def _escalate(
         self, topic: str, since: datetime, first: timedelta, done: Callable[[], bool], text: str
