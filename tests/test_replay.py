@@ -80,7 +80,9 @@ async def _done(handle: object) -> bool:
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
 async def test_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[ProductionOrderWorkflow, MaintenanceRequestWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[ProductionOrderWorkflow, MaintenanceRequestWorkflow], data_converter=pydantic_data_converter
+    )
     history = WorkflowHistory.from_json("production-order:replay", path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

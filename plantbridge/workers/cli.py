@@ -53,23 +53,37 @@ def worker(
 
 @app.command()
 def dev(
-    state_dir: Path = typer.Option(Path(".plantbridge"), help="where the SQLite files and dev.json go"),
-    port: int = typer.Option(7233, help="Temporal frontend port"),
-    ui_port: int = typer.Option(8233, help="Temporal UI port"),
+    state_dir: Path = typer.Option(Path(".plantbridge"), help="where the SQLite files, logs and dev.json go"),
+    ports_offset: int = typer.Option(0, help="add N to every default port (a second stack beside the first)"),
+    free_ports: bool = typer.Option(False, "--free-ports", help="pick unused ports instead of the defaults"),
+    port: int = typer.Option(None, help="Temporal frontend port (default 7233)"),
+    ui_port: int = typer.Option(None, help="Temporal UI port (default 8233)"),
+    gateway_port: int = typer.Option(None, help="gateway port (default 8080)"),
+    sap_port: int = typer.Option(None, help="SAP S/4HANA simulator port (default 8101)"),
+    mes_port: int = typer.Option(None, help="MES simulator port (default 8102)"),
+    qms_port: int = typer.Option(None, help="QMS simulator port (default 8103)"),
+    wms_port: int = typer.Option(None, help="WMS simulator port (default 8104)"),
+    opcua_port: int = typer.Option(None, help="machine simulator OPC UA port (default 4840)"),
 ) -> None:
-    """Embedded Temporal dev server (SQLite file) plus a worker, in one process tree."""
+    """The local stack: Temporal dev server, simulators, worker, gateway, edge agent; writes dev.json."""
     from plantbridge.workers.dev import run_dev
+    from plantbridge.workers.stack import Ports
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_dev(state_dir, port=port, ui_port=ui_port, console=console))
+    base = Ports.free() if free_ports else Ports().offset(ports_offset)
+    ports = base.override(temporal=port, ui=ui_port, gateway=gateway_port, sap=sap_port, mes=mes_port,
+                          qms=qms_port, wms=wms_port, opcua=opcua_port)
+    raise typer.Exit(asyncio.run(run_dev(state_dir, ports=ports, console=console)))
 
 
 @app.command()
-def demo(orders: int = typer.Option(6, min=4, max=200, help="how many orders the simulated plant runs")) -> None:
-    """Run a simulated plant through the sagas, with live progress and a summary."""
+def demo(
+    orders: int = typer.Option(6, min=4, max=200, help="how many orders the simulated plant runs"),
+    state_dir: Path = typer.Option(Path(".plantbridge"), help="where a running `plantbridge dev` keeps dev.json"),
+) -> None:
+    """Run a simulated plant through the stack (a running `plantbridge dev`, else its own), with a summary."""
     from plantbridge.workers.demo import run_demo
 
-    ok = asyncio.run(run_demo(orders, console))
+    ok = asyncio.run(run_demo(orders, console, state_dir=state_dir))
     raise typer.Exit(0 if ok else 1)
 
 

@@ -1,57 +1,89 @@
-"""`plantbridge dev`: the embedded stack on one machine, for trying plantbridge and for the demo."""
+"""`plantbridge dev`: the whole local stack in one process tree, until Ctrl-C / SIGTERM.
+
+Temporal dev server (SQLite, UI), the SAP / MES / QMS / WMS / machine simulators, the worker, the
+gateway and the edge agent hook (see `stack.py`). Writes `<state dir>/dev.json` once every service
+answers; removes it when it stops.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
-from plantbridge.workers.settings import Settings
-from plantbridge.workers.temporal_server import DevServer
+from plantbridge.workers.stack import Ports, Stack, StackError
 
 
-async def run_dev(state_dir: Path, *, port: int, ui_port: int, console: Console) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    server = DevServer(db_file=state_dir / "temporal.db", port=port, ui_port=ui_port,
-                       log_file=state_dir / "temporal.log")
-    await server.start()
-    settings = Settings.from_env(
-        temporal_address=server.address,
-        store_url=f"sqlite+aiosqlite:///{(state_dir / 'plantbridge.db').resolve()}",
-        reference_url=f"sqlite+aiosqlite:///{(state_dir / 'reference-systems.db').resolve()}",
-    )
-    env = {**os.environ, **{f"PLANTBRIDGE_{k.upper()}": str(v) for k, v in settings.model_dump().items()}}
-    worker = subprocess.Popen([sys.executable, "-m", "plantbridge.workers.cli", "worker"], env=env,
-                              start_new_session=True)
-    info = {
-        "urls": {"temporal": server.address, "ui": server.ui_url},
-        "pids": {"temporal": server.process.pid if server.process else None, "worker": worker.pid},
-        "api_keys": {},
-    }
-    (state_dir / "dev.json").write_text(json.dumps(info, indent=2))
-    console.print(f"[bold green]plantbridge dev[/] Temporal {server.address} · UI [link]{server.ui_url}[/link]")
-    console.print(f"worker pid {worker.pid} · state in {state_dir.resolve()} · Ctrl-C to stop")
-    stop = asyncio.Event()
+def urls_table(stack: Stack) -> Table:
+    table = Table(title=f"plantbridge dev · state in {stack.state_dir}", title_justify="left")
+    table.add_column("service")
+    table.add_column("address")
+    table.add_column("pid", justify="right")
+    table.add_column("health")
+    u = stack.urls
+    where = {"temporal": u.temporal, "sap": f"{u.sap}/sap/opu/odata/sap/", "mes": f"{u.mes}/api/v2",
+             "qms": u.qms, "wms": u.wms, "machines": f"{u.opcua} (control {u.machines})", "worker": "task queue "
+             "plantbridge-orders", "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway"}
+    for s in stack.services:
+        state = "[green]up[/]" if s.healthy and s.alive() else ("[yellow]running[/]" if s.alive() else "[red]down[/]")
+        table.add_row(s.name, where.get(s.name, s.url or ""), str(s.pid or ""), state)
+    table.add_row("Temporal UI", u.ui, "", "")
+    return table
+
+
+async def run_dev(state_dir: Path, *, ports: Ports | None = None, console: Console,
+                  stop_event: asyncio.Event | None = None) -> int:
+    """Run the stack until SIGINT/SIGTERM (or `stop_event`); 0 on a clean stop, 1 when a service died."""
+    stack = Stack(state_dir, ports)
+    stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        while not stop.is_set() and worker.poll() is None:
+        with console.status("starting the plantbridge dev stack…"):
+            start = asyncio.create_task(stack.start())
+            waiter = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if start not in done:  # interrupted while starting
+                start.cancel()
+                try:
+                    await start
+                except (asyncio.CancelledError, StackError):
+                    pass
+                stack.stop()
+                return 1
+            waiter.cancel()
+            start.result()
+    except StackError as err:
+        console.print(f"[bold red]plantbridge dev could not start:[/] {err}")
+        return 1
+    console.print(urls_table(stack))
+    console.print(f"dev keys and URLs in {stack.dev_file} · `plantbridge demo` uses them · Ctrl-C stops everything")
+    code = 0
+    try:
+        reported: set[str] = set()
+        while not stop.is_set():
+            for service in stack.dead():
+                if service.name in reported:
+                    continue
+                reported.add(service.name)
+                rc = service.process.returncode if service.process else None
+                log = stack.state_dir / f"{service.name}.log"
+                if service.optional:
+                    console.print(f"[yellow]{service.name} exited ({rc}); the stack goes on; see {log}[/]")
+                else:
+                    console.print(f"[bold red]{service.name} exited ({rc}); stopping; see {log}[/]")
+                    code = 1
+                    stop.set()
             try:
                 await asyncio.wait_for(stop.wait(), 1.0)
             except TimeoutError:
                 pass
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        server.stop()
-        (state_dir / "dev.json").unlink(missing_ok=True)
+        console.print("stopping…")
+        await asyncio.to_thread(stack.stop)
+        console.print("[green]plantbridge dev stopped[/]")
+    return code
