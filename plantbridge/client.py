@@ -54,11 +54,11 @@ class SagaBusy(RuntimeError):
 async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *, runtime: Runtime | None = None,
                   interceptors: Sequence[Interceptor] = ()) -> Client:
     """A client with the pydantic converter, plus tracing and metrics when the process has them."""
-    from plantbridge.telemetry import metrics_runtime, temporal_interceptors
+    from plantbridge.telemetry import metrics_runtime, temporal_plugins
 
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter,
-        interceptors=[*interceptors, *temporal_interceptors()], runtime=runtime or metrics_runtime(),
+        address, namespace=namespace, data_converter=pydantic_data_converter, interceptors=list(interceptors),
+        plugins=temporal_plugins(), runtime=runtime or metrics_runtime(),
     )
 
 

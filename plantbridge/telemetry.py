@@ -20,11 +20,11 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-_configured: TracerProvider | None = None
+_configured: Any = None
 _lock = threading.Lock()
 
 
@@ -68,7 +68,10 @@ def setup_tracing(service: str, *, otlp_endpoint: str | None = None, trace_file:
         return _configured is not None
     with _lock:
         if _configured is None:
-            provider = TracerProvider(resource=Resource.create({"service.name": service}))
+            from temporalio.contrib.opentelemetry import create_tracer_provider
+
+            # Replay-safe: spans made inside workflows are not emitted again when a worker replays.
+            provider = create_tracer_provider(resource=Resource.create({"service.name": service}))
             if otlp_endpoint:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -87,13 +90,15 @@ def tracing_enabled() -> bool:
     return _configured is not None
 
 
-def temporal_interceptors() -> list[Any]:
-    """Temporal's tracing interceptor when tracing is on (client and worker both use it)."""
+def temporal_plugins() -> list[Any]:
+    """Temporal's OpenTelemetry plugin when tracing is on (the client's workers inherit it): the
+    update's handler runs in the caller's trace, and the saga hands that context on to the event's
+    activities (see `ProductionOrderWorkflow._run_step`)."""
     if not tracing_enabled():
         return []
-    from temporalio.contrib.opentelemetry import TracingInterceptor
+    from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 
-    return [TracingInterceptor()]
+    return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 def flush_traces() -> None:

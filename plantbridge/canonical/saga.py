@@ -51,6 +51,8 @@ class Step(BaseModel):
     sla_level: int = 0
     # Further plant events whose quantities this (aggregated) posting carries.
     also_events: list[str] = Field(default_factory=list)
+    # The W3C trace context of the plant event behind this step (empty when tracing is off).
+    trace: dict[str, str] = Field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

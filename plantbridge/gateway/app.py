@@ -18,6 +18,7 @@ from plantbridge.gateway.errors import install_error_handlers
 from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.openapi_examples import plant_events_body
 from plantbridge.store.api_keys import ApiKeys
+from plantbridge.telemetry import tracing_enabled
 
 __all__ = ["GatewayDeps", "OrderSource", "create_app", "default_policy"]
 
@@ -63,6 +64,10 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.include_router(routes_erp.router)
     app.include_router(routes_orders.router)
     _install_openapi(app)
+    if tracing_enabled():  # one trace per plant event: this request -> workflow -> activity -> connector call
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app)
     return app
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -65,9 +66,18 @@ def _info(rec: ApiKeyRecord) -> KeyInfo:
     return KeyInfo(rec.key_id, rec.name, rec.role, tuple(rec.plants or []), rec.created_at, rec.revoked_at)
 
 
+CACHE_SECONDS = 10.0
+
+
 class ApiKeys:
-    def __init__(self, db: Database) -> None:
+    """API keys, stored hashed. `authenticate` keeps a key's record for `CACHE_SECONDS` (so a busy
+    gateway reads the store once per key, not once per request); a revocation takes effect within
+    that time in every gateway process."""
+
+    def __init__(self, db: Database, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
 
     async def create(self, name: str, role: str, plants: list[str]) -> tuple[KeyInfo, str]:
         """Create a key; returns its record and the key itself (shown once, never stored)."""
@@ -93,8 +103,16 @@ class ApiKeys:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
         key_id = key[len(KEY_PREFIX):].split("_", 1)[0]
-        async with self.db.sessions() as session:
-            rec = await session.get(ApiKeyRecord, key_id)
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            rec = cached[1]
+        else:
+            async with self.db.sessions() as session:
+                rec = await session.get(ApiKeyRecord, key_id)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key_id] = (now, rec)
         if rec is None or rec.revoked_at is not None:
             return None
         if not hmac.compare_digest(rec.key_hash, _hash(key)):
@@ -122,4 +140,5 @@ class ApiKeys:
                 return False
             rec.revoked_at = utcnow()
             await session.commit()
+            self._cache.clear()
             return True

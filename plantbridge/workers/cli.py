@@ -130,6 +130,19 @@ def edge(config: Path = typer.Option(..., "--config", help="the edge agent's YAM
     asyncio.run(run_edge(config))
 
 
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="a run under a minute (small sizes)"),
+    out: Path = typer.Option(None, "--out", help="write the JSON result here"),
+    no_edge: bool = typer.Option(False, "--no-edge", help="skip the edge agent part"),
+) -> None:
+    """Benchmark: plantbridge through the gateway against the bare engine on the same server."""
+    from plantbridge.workers.bench import run_bench
+
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run_bench(quick=quick, out=out, console=console, skip_edge=no_edge))
+
+
 def _mount_supervisor_commands() -> None:
     from plantbridge.workers.supervisor_cli import exceptions_app, keys_app, orders_app, replay
 

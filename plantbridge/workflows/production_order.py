@@ -21,6 +21,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+
     from plantbridge.canonical import commands as c
     from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
     from plantbridge.canonical.events import EventType, PlantEvent
@@ -227,6 +230,10 @@ class ProductionOrderWorkflow:
             self.logic.downtime_watch = workflow.patched(PATCH_DOWNTIME_WATCH)
         steps = self.logic.apply(event, workflow.now())
         self._buffered_event = event.event_id if self.logic.last_buffered else None
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # the caller's trace (from the update's or signal's headers), if any
+        for step in steps:
+            step.trace = carrier
         if event.event_type is EventType.DOWNTIME_STARTED and workflow.patched(PATCH_DOWNTIME_WATCH):
             self._spawn(self._watch_downtime(event.work_center or "", event.occurred_at, event))
         if s.hold is not None and s.hold.event_id == event.event_id:
@@ -448,26 +455,7 @@ class ProductionOrderWorkflow:
                 step.attempts += 1
                 step.started_at = step.started_at or workflow.now()
                 try:
-                    step.result = await workflow.execute_activity(
-                        step.kind.value,
-                        c.StepRequest(
-                            idempotency_key=f"{workflow.info().workflow_id}:{step.id}",
-                            workflow_id=workflow.info().workflow_id,
-                            step_id=step.id,
-                            kind=step.kind,
-                            order=s.order,
-                            command=step.command,
-                            event_at=step.event_at,
-                        ),
-                        result_type=c.StepResult,
-                        start_to_close_timeout=s.policy.activity_timeout,
-                        retry_policy=RetryPolicy(
-                            initial_interval=s.policy.retry_initial,
-                            backoff_coefficient=2.0,
-                            maximum_interval=s.policy.retry_max_interval,
-                            non_retryable_error_types=BUSINESS_ERROR_TYPES,
-                        ),
-                    )
+                    step.result = await self._execute(step)
                     step.status = "done"
                     step.finished_at = workflow.now()
                     exc = self._exception(step.exception_id) if step.exception_id else None
@@ -493,6 +481,36 @@ class ProductionOrderWorkflow:
             # Only bookkeeping here: on eviction this runs outside the workflow event loop.
             self._running -= 1
         self._publish()
+
+    async def _execute(self, step: Step) -> c.StepResult:
+        s = self.s
+        # The plant event's trace goes on into the activity (and the connector's HTTP call).
+        token = otel_context.attach(propagate.extract(step.trace)) if step.trace else None
+        try:
+            result: c.StepResult = await workflow.execute_activity(
+                step.kind.value,
+                c.StepRequest(
+                    idempotency_key=f"{workflow.info().workflow_id}:{step.id}",
+                    workflow_id=workflow.info().workflow_id,
+                    step_id=step.id,
+                    kind=step.kind,
+                    order=s.order,
+                    command=step.command,
+                    event_at=step.event_at,
+                ),
+                result_type=c.StepResult,
+                start_to_close_timeout=s.policy.activity_timeout,
+                retry_policy=RetryPolicy(
+                    initial_interval=s.policy.retry_initial,
+                    backoff_coefficient=2.0,
+                    maximum_interval=s.policy.retry_max_interval,
+                    non_retryable_error_types=BUSINESS_ERROR_TYPES,
+                ),
+            )
+            return result
+        finally:
+            if token is not None:
+                otel_context.detach(token)
 
     async def _park(self, step: Step, err: ActivityError) -> str:
         """Open an exception for the failed step and wait for a supervisor's decision."""
