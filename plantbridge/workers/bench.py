@@ -418,9 +418,10 @@ def print_summary(r: dict[str, Any], console: Console) -> None:
          " / ".join(str(r["peak_rss_mb"].get(k, "-")) for k in ("worker", "gateway", "server"))),
     ]
     if r.get("edge"):
-        rows.append(("edge CPU s per s / lag p95 ms",
-                     f"{r['edge'].get('agent_cpu_s_per_s', r['edge'].get('cpu_s_per_s', '-'))} / "
-                     f"{r['edge'].get('lag_p95_ms', '-')}"))
+        e = r["edge"]
+        rows.append((f"edge: {e['machines']} machines x {e['nodes_per_machine']} nodes, notifications/s",
+                     f"{e['notifications_per_s']} of {e['offered_changes_per_s']}"))
+        rows.append(("edge CPU s per s / event lag p95 s", f"{e['agent_cpu_s_per_s']} / {e['event_lag_p95_s']}"))
     for name, value in rows:
         table.add_row(name, str(value))
     console.print(table)

@@ -1,0 +1,31 @@
+"""`plantbridge bench --quick` runs and writes every measured field (speed is judged by the
+benchmark's numbers, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_quick_writes_every_field(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "plantbridge.workers.cli", "bench", "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=400, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    r = json.loads(out.read_text())
+    for key in ("orders_per_s", "events_per_s", "erp_calls_per_event", "postings_per_order",
+                "ratio_events_to_bare_updates"):
+        assert r[key] > 0, key
+    assert set(r["ack_latency_ms"]) == {"p50", "p95", "p99"} and r["ack_latency_ms"]["p99"] > 0
+    assert r["ack_latency_at_100_per_s"]["p99_ms"] > 0 and r["ack_latency_at_100_per_s"]["events"] > 0
+    assert r["critical_event_to_erp_posting_ms"]["count"] > 0
+    assert {"worker", "gateway", "server"} <= set(r["peak_rss_mb"]) and all(v > 0 for v in r["peak_rss_mb"].values())
+    bare = r["bare_engine"]
+    assert bare["workflows_per_s"] > 0 and bare["signals_per_s"] > 0 and bare["updates_per_s"] > 0
+    assert bare["update_latency_ms"]["p50"] > 0 and bare["update_latency_ms"]["p99"] > 0
+    assert r["open_orders"]["worker_rss_mb"] > 0
+    assert r["event_errors"] == 0
+    assert r["edge"]["notifications_per_s"] > 0
+    assert r["machine"]["cpus"] >= 1
