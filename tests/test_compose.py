@@ -25,7 +25,11 @@ def test_compose_file_parses_with_docker_compose() -> None:
 def test_compose_services_and_search_attributes() -> None:
     spec = yaml.safe_load(COMPOSE.read_text())
     services = spec["services"]
-    assert {"postgresql", "temporal", "temporal-ui", "plantbridge-worker"} <= set(services)
+    assert {"postgresql", "temporal", "temporal-ui", "plantbridge-worker", "plantbridge-gateway", "plantbridge-edge",
+            "plantbridge-db", "otel-collector"} <= set(services)
+    for name in ("plantbridge-worker", "plantbridge-gateway", "plantbridge-edge", "plantbridge-db", "temporal"):
+        assert "healthcheck" in services[name], f"{name} has no health check"
+    assert services["plantbridge-worker"]["environment"]["PLANTBRIDGE_STORE_URL"].startswith("postgresql+asyncpg://")
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"{name} depends on unknown service {dep}"
@@ -40,3 +44,10 @@ def test_compose_services_and_search_attributes() -> None:
     for svc in services.values():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_compose_edge_config_is_valid() -> None:
+    from plantbridge.edge.config import load_config
+
+    cfg = load_config(ROOT / "deploy" / "edge-1000.yaml")
+    assert cfg.gateway.url == "http://plantbridge-gateway:8080"
