@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, Integer, String, Text, func, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -183,24 +183,13 @@ class ReferenceStore:
             if found is not None:
                 return StepResult(documents=[found.document], message="found by external key", replayed=True)
             await self._apply_rules(s, system, operation, order.number)
-            count = (
-                await s.scalar(select(func.count()).select_from(ReferenceCall).where(ReferenceCall.system == system))
-                or 0
-            )
-            document = f"{DOC_PREFIX.get(operation, system.upper())}-{count + 1:08d}"
-            s.add(
-                ReferenceCall(
-                    system=system,
-                    operation=operation,
-                    plant=order.plant,
-                    order_number=order.number,
-                    external_key=key,
-                    document=document,
-                    payload=json.loads(payload.model_dump_json()),
-                    at=datetime.now(UTC),
-                )
-            )
+            call = ReferenceCall(system=system, operation=operation, plant=order.plant, order_number=order.number,
+                                 external_key=key, document="", payload=json.loads(payload.model_dump_json()),
+                                 at=datetime.now(UTC))
+            s.add(call)
             try:
+                await s.flush()  # the row id numbers the document, as an ERP's number range would
+                call.document = document = f"{DOC_PREFIX.get(operation, system.upper())}-{call.id:08d}"
                 await s.commit()
             except IntegrityError:
                 await s.rollback()

@@ -1,0 +1,105 @@
+"""What the demo's simulated plant does: the SAP orders it creates and the MES scripts it runs.
+
+Order `i` of the run (plants alternate 1000, 2000):
+
+- every order: start 0010, two partial reports with scrap and a scrap code, final report of 0010,
+  start 0020, final report of 0020 (the MES's own codes and units: PCS / KG, L1-ASSY / L2-MACH);
+- order 0: a machine breakdown (downtime) and a maintenance request on 0010;
+- order 1: its final 0010 report arrives while SAP's posting period is closed: SAP rejects the
+  confirmation, a supervisor opens the period and retries the exception through the gateway;
+- order 2: the shop floor puts it on quality hold; QA releases the hold through the gateway;
+- order 3: the planner cancels it through the gateway after the first reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+HOLD_ORDER, REJECT_ORDER, DOWNTIME_ORDER, CANCEL_ORDER = 2, 1, 0, 3
+
+
+@dataclass(frozen=True)
+class PlantSetup:
+    plant: str
+    material: str
+    unit_sap: str  # the unit SAP's order is in
+    quantity: int
+    storage_location: str
+    work_centers: tuple[str, str]  # ERP work centers of 0010, 0020
+    component: str
+    component_qty: int
+    wms_location: str
+    wms_unit: str
+    scrap_codes: tuple[str, str]  # MES scrap codes
+    inspection: str  # SAP inspection lot origin: 03 in-process (lot at release), 04 at goods receipt
+
+
+PLANTS: dict[str, PlantSetup] = {
+    "1000": PlantSetup("1000", "FG-PUMP-100", "ST", 100, "0001", ("ASSY-01", "TEST-01"), "RM-HOUSING", 100,
+                       "RM-A01", "EA", ("S-SCRATCH", "S-DENT"), "03"),
+    "2000": PlantSetup("2000", "CMP-PA66-GF30", "KG", 500, "0002", ("MIX-20", "PACK-20"), "RM-PA66", 500,
+                       "RM-B01", "KG", ("S-DIM", "S-MATL"), "04"),
+}
+
+
+def plant_of(i: int) -> PlantSetup:
+    return PLANTS["1000" if i % 2 == 0 else "2000"]
+
+
+def sap_order(i: int) -> dict[str, Any]:
+    p = plant_of(i)
+    return {
+        "plant": p.plant, "material": p.material, "quantity": str(p.quantity), "unit": p.unit_sap,
+        "storage_location": p.storage_location, "tolerance_pct": "10", "inspection_lot_origin": p.inspection,
+        "operations": [
+            {"operation": "0010", "work_center": p.work_centers[0], "description": "assemble" if p.plant == "1000"
+             else "compound"},
+            {"operation": "0020", "work_center": p.work_centers[1], "description": "test" if p.plant == "1000"
+             else "bag"},
+        ],
+        "components": [{"item": "0010", "material": p.component, "quantity": str(p.component_qty),
+                        "unit": p.unit_sap, "storage_location": p.storage_location, "backflush": True,
+                        "operation": "0010"}],
+    }
+
+
+def quantities(i: int) -> tuple[int, int, int]:
+    """(good in the partial reports, scrap, good in the final report of 0010)."""
+    p = plant_of(i)
+    partial = p.quantity * 2 // 5
+    scrap = 1 + i % 3
+    return partial, scrap, p.quantity - partial - scrap
+
+
+def first_part(i: int) -> list[dict[str, Any]]:
+    """Start and partial reports of 0010, with the order's extra shop-floor happenings."""
+    p = plant_of(i)
+    partial, scrap, _ = quantities(i)
+    actions: list[dict[str, Any]] = [
+        {"do": "start", "step": "0010"},
+        {"do": "report", "step": "0010", "good": partial, "scrap": scrap, "scrapCode": p.scrap_codes[i % 2],
+         "chunks": 2, "everyMin": 20, "laborMin": 40, "machineMin": 35},
+    ]
+    if i == DOWNTIME_ORDER:
+        actions += [
+            {"do": "downtime", "code": "D-MECH", "minutes": 25, "equipment": "PRESS-01"},
+            {"do": "maintenance", "equipment": "PRESS-01", "priority": 2, "text": "hydraulic leak at press 1"},
+        ]
+    if i == HOLD_ORDER:
+        actions.append({"do": "hold", "code": "H-QUAL", "text": "burr on flange, 3 of 20 samples"})
+    return actions
+
+
+def final_0010(i: int) -> list[dict[str, Any]]:
+    _, _, rest = quantities(i)
+    return [{"do": "finish", "step": "0010", "good": rest, "laborMin": 30, "machineMin": 25}]
+
+
+def operation_0020(i: int) -> list[dict[str, Any]]:
+    p = plant_of(i)
+    _, scrap, _ = quantities(i)
+    return [
+        {"do": "start", "step": "0020"},
+        {"do": "finish", "step": "0020", "good": p.quantity - scrap, "laborMin": 20, "machineMin": 15},
+    ]
