@@ -71,3 +71,10 @@ def test_worker_refuses_to_start_with_a_broken_plant(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "2000.yaml: xref.units" in result.stderr and "BOGUS" in result.stderr
+
+
+def test_dev_plant_files_load_beside_the_edge_file() -> None:
+    plants = load_plants(ROOT / "plants" / "dev")
+    assert set(plants) == {"1000", "2000"}
+    assert plants["1000"].erp.kind == "sap_odata" and plants["2000"].mes.kind == "rest"
+    assert plants["1000"].xref.work_centers != plants["2000"].xref.work_centers

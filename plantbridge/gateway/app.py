@@ -60,6 +60,14 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.state.intake = intake
     app.state.keys = ApiKeys(deps.db)
     install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and readiness (no authentication)")
+    async def healthz() -> dict[str, str]:
+        """The gateway answers and its store is reachable."""
+        async with deps.db.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
     app.include_router(routes_plant.router)
     app.include_router(routes_erp.router)
     app.include_router(routes_orders.router)

@@ -86,6 +86,7 @@ async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout_s:
 
 class PlantDemo:
     def __init__(self, info: dict[str, Any], orders: int, console: Console) -> None:
+        self.info = info
         self.urls: dict[str, str] = info["urls"]
         self.keys: dict[str, str] = info["api_keys"]
         self.console = console
@@ -169,6 +170,7 @@ class PlantDemo:
         order.stage = "0010 started, partial reports"
         await self.run_mes(order, script.first_part(order.index))
         if order.index == script.DOWNTIME_ORDER:
+            await self.machine_downtime(order)
             self.counts.downtimes += 1
             self.counts.maintenance_requests += 1
         if order.index == script.HOLD_ORDER:
@@ -207,6 +209,25 @@ class PlantDemo:
                                  json={"orderNo": order.number, "actions": [{"do": "unhold", "text": "released"}]})
         if not result.get("ok") and (result.get("error") or {}).get("errorCode") != "WO-409":
             raise DemoError(f"MES unhold of order {order.number} failed: {result.get('error')}")
+
+    async def machine_downtime(self, order: DemoOrder) -> None:
+        """Machine M01 runs the order, stops for maintenance, runs again: the edge agent reports it."""
+        if "edge" not in self.info.get("pids", {}):
+            raise DemoError("the demo's downtime comes from machine M01 through the edge agent, which is not running")
+        order.stage = f"machine {script.MACHINE} down (OPC UA -> edge)"
+        machines = f"{self.urls['machines']}/machines/{script.MACHINE}"
+        await self.call("POST", f"{machines}/order", json={"order": order.number, "operation": "0010"})
+        await self.call("POST", f"{machines}/run")
+        await asyncio.sleep(1.0)
+        await self.call("POST", f"{machines}/stop", json={"reason": "MAINT"})
+        await asyncio.sleep(3.0)
+        await self.call("POST", f"{machines}/run")
+
+        async def reported() -> bool:
+            timeline = (await self.order_view(order))["summary"]["timeline"]
+            return any(t["text"].startswith("downtime_ended") for t in timeline)
+
+        await eventually(f"downtime of {script.MACHINE} reported by the edge agent", reported)
 
     async def _mes_unheld(self, order: DemoOrder) -> bool:
         wos = await self.call("GET", f"{self.urls['mes']}/api/v2/workorders", params={"orderNo": order.number},

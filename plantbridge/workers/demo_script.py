@@ -4,7 +4,8 @@ Order `i` of the run (plants alternate 1000, 2000):
 
 - every order: start 0010, two partial reports with scrap and a scrap code, final report of 0010,
   start 0020, final report of 0020 (the MES's own codes and units: PCS / KG, L1-ASSY / L2-MACH);
-- order 0: a machine breakdown (downtime) and a maintenance request on 0010;
+- order 0: machine M01 (OPC UA) stops for maintenance while it runs 0010: the edge agent turns it into
+  downtime events; the MES raises a maintenance request;
 - order 1: its final 0010 report arrives while SAP's posting period is closed: SAP rejects the
   confirmation, a supervisor opens the period and retries the exception through the gateway;
 - order 2: the shop floor puts it on quality hold; QA releases the hold through the gateway;
@@ -81,11 +82,9 @@ def first_part(i: int) -> list[dict[str, Any]]:
         {"do": "report", "step": "0010", "good": partial, "scrap": scrap, "scrapCode": p.scrap_codes[i % 2],
          "chunks": 2, "everyMin": 20, "laborMin": 40, "machineMin": 35},
     ]
-    if i == DOWNTIME_ORDER:
-        actions += [
-            {"do": "downtime", "code": "D-MECH", "minutes": 25, "equipment": "PRESS-01"},
-            {"do": "maintenance", "equipment": "PRESS-01", "priority": 2, "text": "hydraulic leak at press 1"},
-        ]
+    if i == DOWNTIME_ORDER:  # the downtime itself comes from machine M01 through the edge agent
+        actions.append({"do": "maintenance", "equipment": "PRESS-01", "priority": 2,
+                        "text": "hydraulic leak at press 1"})
     if i == HOLD_ORDER:
         actions.append({"do": "hold", "code": "H-QUAL", "text": "burr on flange, 3 of 20 samples"})
     return actions
@@ -103,3 +102,6 @@ def operation_0020(i: int) -> list[dict[str, Any]]:
         {"do": "start", "step": "0020"},
         {"do": "finish", "step": "0020", "good": p.quantity - scrap, "laborMin": 20, "machineMin": 15},
     ]
+
+
+MACHINE = "M01"  # the OPC UA machine on work center ASSY-01 of plant 1000 (plants/dev/edge-1000.yaml)

@@ -43,9 +43,11 @@ def load_plant(path: Path) -> PlantConfig:
 
 
 def load_plants(directory: Path) -> dict[str, PlantConfig]:
-    """Every plant file in `directory`, by plant code; two files for one plant is an error."""
+    """Every plant file in `directory` (not `edge-*`), by plant code; two files for one plant is an error."""
     plants: dict[str, PlantConfig] = {}
-    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml", ".toml"))
+    # `edge-*` files beside the plant files configure edge agents (`plantbridge edge --config`).
+    files = sorted(p for p in directory.iterdir()
+                   if p.is_file() and p.suffix in (".yaml", ".yml", ".toml") and not p.name.startswith("edge-"))
     for path in files:
         cfg = load_plant(path)
         if cfg.plant in plants:

@@ -312,7 +312,6 @@ class Stack:
         py = sys.executable
         p, u, s = self.ports, self.urls, self.state_dir
         temporal = DevServer(db_file=s / "temporal.db", port=p.temporal, ui_port=p.ui, http_port=p.temporal_http)
-        supervisor = {"Authorization": f"Bearer {self.api_keys['supervisor']}"}
         first = [
             Service("temporal", temporal.command(), url=u.temporal, health=lambda: temporal_ok(u.temporal)),
             Service("sap", [py, "-m", "plantbridge.simulators.sap", "--port", str(p.sap), "--db", str(s / "sap.db"),
@@ -342,7 +341,7 @@ class Stack:
                     health=lambda: worker_polling(u.temporal, TASK_QUEUE)),
             Service("gateway", [py, "-m", "plantbridge.workers.cli", "gateway", "--port", str(p.gateway),
                                 "--plants-dir", str(s / "plants")],
-                    url=u.gateway, health=lambda: http_ok(f"{u.gateway}/v1/orders?plant={DEV_PLANTS[0]}", supervisor)),
+                    url=u.gateway, health=lambda: http_ok(f"{u.gateway}/healthz")),
         ]
         if edge_config is not None:
             # HOOK: the edge agent (plantbridge/edge, written separately). Optional: if it dies, dev goes on.

@@ -447,7 +447,6 @@ class ProductionOrderWorkflow:
                 await self._run_step(step)
 
     async def _run_step(self, step: Step) -> None:
-        s = self.s
         self._running += 1
         try:
             while True:
