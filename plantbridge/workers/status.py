@@ -20,6 +20,7 @@ from temporalio.client import Client
 
 from plantbridge.client import WORKFLOW_TYPE, order_summary
 from plantbridge.store.db import Database
+from plantbridge.store.inbox import InboxMessage
 from plantbridge.store.models import LedgerEntry
 from plantbridge.workers.settings import Settings
 from plantbridge.workflows import search_attributes as sa
@@ -80,6 +81,14 @@ async def collect_status(client: Client, db: Database | None = None, *, plant: s
             status.exceptions.append((order, exc.id, exc.message, age))
     if db is not None:
         async with db.sessions() as session:
+            # Failed releases: ERP intake messages (business events, IDocs) that ended as dead letters.
+            dead = select(InboxMessage.plant).where(InboxMessage.status == "dead",
+                                                    InboxMessage.channel.in_(("sap_event", "sap_idoc")))
+            for (dead_plant,) in (await session.execute(dead)).all():
+                key = dead_plant or "?"
+                if plant and key != plant:
+                    continue
+                report.setdefault(key, PlantStatus(key)).failed_releases += 1
             stmt = select(LedgerEntry.workflow_id, LedgerEntry.status, LedgerEntry.updated_at).where(
                 LedgerEntry.system == "erp", LedgerEntry.status.in_(("rejected", "started")))
             for wf_id, ledger_status, updated in (await session.execute(stmt)).all():
@@ -142,13 +151,14 @@ async def print_status(settings: Settings, plant: str | None, console: Console) 
         await db.close()
     table = Table(title="plantbridge status")
     for col in ("plant", "orders by state", "open exceptions", "oldest", "holds", "oldest hold",
-                "rejected postings", "delayed postings"):
+                "rejected postings", "delayed postings", "failed releases"):
         table.add_column(col)
     for p in sorted(report):
         st = report[p]
         states = ", ".join(f"{k} {v}" for k, v in sorted(st.orders_by_state.items())) or "-"
         table.add_row(p, states, str(st.open_exceptions), _age(st.oldest_exception_age_s), str(st.holds_open),
-                      _age(st.oldest_hold_age_s), str(st.rejected_postings), str(st.delayed_postings))
+                      _age(st.oldest_hold_age_s), str(st.rejected_postings), str(st.delayed_postings),
+                      str(st.failed_releases))
     console.print(table)
     rows = [(p, e) for p, st in sorted(report.items()) for e in st.exceptions]
     if rows:
