@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, func, select
+from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, func, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantbridge.store.db import Database
@@ -55,12 +55,13 @@ class Inbox:
         parent_id: int | None = None, status: str = "received", reason: str | None = None,
     ) -> int:
         """Store a message as received (committed before anything else happens); returns its id."""
-        async with self.db.sessions() as session:
-            msg = InboxMessage(channel=channel, body=body, content_type=content_type[:100], key_id=key_id,
-                               parent_id=parent_id, status=status, reason=reason)
-            session.add(msg)
-            await session.commit()
-            return msg.id
+        now = utcnow()
+        stmt = insert(InboxMessage).values(
+            channel=channel, body=body, content_type=content_type[:100], key_id=key_id, parent_id=parent_id,
+            status=status, reason=reason, received_at=now, updated_at=now, attempts=0,
+        ).returning(InboxMessage.id)
+        async with self.db.engine.begin() as conn:  # Core, not the ORM: one statement on the hot path
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def receive_many(self, channel: str, bodies: Iterable[bytes], *, parent_id: int,
                            key_id: str | None) -> list[int]:
@@ -75,19 +76,18 @@ class Inbox:
         self, msg_id: int, status: InboxStatus, *, reason: str | None = None, answer: Any = None,
         plant: str | None = None, order: str | None = None, event_id: str | None = None,
     ) -> None:
-        async with self.db.sessions() as session:
-            msg = await session.get(InboxMessage, msg_id)
-            if msg is None:  # pragma: no cover - rows are never deleted
+        values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None, "answer": answer,
+                                  "attempts": InboxMessage.attempts + 1, "updated_at": utcnow()}
+        if plant is not None:
+            values["plant"] = plant
+        if order is not None:
+            values["order_number"] = order
+        if event_id is not None:
+            values["event_id"] = event_id
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(update(InboxMessage).where(InboxMessage.id == msg_id).values(**values))
+            if result.rowcount == 0:  # pragma: no cover - rows are never deleted
                 raise LookupError(f"inbox message {msg_id} does not exist")
-            msg.status = status
-            msg.reason = reason[:2000] if reason else None
-            msg.answer = answer
-            msg.plant = plant if plant is not None else msg.plant
-            msg.order_number = order if order is not None else msg.order_number
-            msg.event_id = event_id if event_id is not None else msg.event_id
-            msg.attempts += 1
-            msg.updated_at = utcnow()
-            await session.commit()
 
     async def get(self, msg_id: int) -> InboxMessage | None:
         async with self.db.sessions() as session:

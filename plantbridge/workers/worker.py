@@ -34,7 +34,8 @@ WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow]
 
 
 def build_worker(
-    client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100
+    client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100,
+    max_cached_workflows: int = 500,
 ) -> Worker:
     return Worker(
         client,
@@ -42,6 +43,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=all_activities(registry, Ledger(db), AuditTrail(db)),  # type: ignore[arg-type]
         max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
@@ -65,7 +67,8 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
             metrics_task = asyncio.create_task(watch_business_metrics(client, db))
             stack.callback(metrics_task.cancel)
         worker = build_worker(client, settings.task_queue, registry, db,
-                              max_concurrent_activities=settings.max_concurrent_activities)
+                              max_concurrent_activities=settings.max_concurrent_activities,
+                              max_cached_workflows=settings.max_cached_workflows)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
