@@ -77,6 +77,8 @@ class MachineTracker:
         self.downtime: Downtime | None = None
         self.seq = 0
         self.done_flag = False
+        # The current order/operation was finally confirmed: an empty final must not follow it.
+        self.final_sent = False
         self.accounted_until: datetime | None = None
         self.rollup = MachineRollup()
         self.dirty = False
@@ -96,6 +98,7 @@ class MachineTracker:
             "scrap_last": self.scrap_last,
             "acc_good": self.acc_good,
             "acc_scrap": self.acc_scrap,
+            "final_sent": self.final_sent,
             "downtime": None
             if dt is None
             else {
@@ -118,6 +121,7 @@ class MachineTracker:
         self.scrap_last = data.get("scrap_last")
         self.acc_good = int(data.get("acc_good", 0))
         self.acc_scrap = int(data.get("acc_scrap", 0))
+        self.final_sent = bool(data.get("final_sent", False))
         dt = data.get("downtime")
         if dt:
             self.downtime = Downtime(
@@ -312,6 +316,7 @@ class MachineTracker:
         events = self._confirm(ts, final=final_previous)
         self.order, self.operation = order, operation
         self.done_flag = False
+        self.final_sent = False
         self.dirty = True
         return events
 
@@ -320,8 +325,8 @@ class MachineTracker:
 
     def _confirm(self, ts: datetime, *, final: bool) -> list[PlantEvent]:
         good, scrap = self.acc_good, self.acc_scrap
-        if not good and not scrap and not final:
-            return []
+        if not good and not scrap and (not final or self.final_sent):
+            return []  # nothing counted; or the operation's final confirmation was sent already
         self.acc_good = self.acc_scrap = 0
         self.dirty = True
         if not self.order or not self.operation:
@@ -345,6 +350,8 @@ class MachineTracker:
             scrap_qty=Quantity(quantity=Decimal(scrap), uom=unit),
             final=final,
         )
+        if event is not None and final:
+            self.final_sent = True
         return [event] if event is not None else []
 
     # ------------------------------------------------------------------ events

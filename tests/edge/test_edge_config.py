@@ -121,3 +121,24 @@ def test_example_config_loads() -> None:
     assert config.machines[1].nodes.state.endswith("M02.PackMLState") is False  # {id} kept until node_refs()
     assert config.machines[1].node_refs()["state"].endswith(";s=M02.PackMLState")
     assert config.machines[1].node_refs()["good"] == "/machinery:Machines/sim:M02/sim:GoodCount"
+
+
+def test_no_empty_final_confirmation_after_the_operation_was_finished(tmp_path: Path) -> None:
+    """finish_operation, then the machine switches order (final_on_order_change): one final, not two."""
+    from datetime import UTC, datetime
+
+    from plantbridge.edge.machine import MachineTracker, TrackerStats
+
+    data = base(tmp_path)
+    data["final_on_order_change"] = True
+    config = load_config(write(tmp_path, data))
+    tracker = MachineTracker(config.machines[0], config, TrackerStats())
+    now = datetime.now(UTC)
+    assert tracker.switch_order("4711", "0010", now, final_previous=True) == []  # nothing before
+    tracker.acc_good = 7
+    [final] = tracker.finish_operation(now)
+    assert final.final and final.yield_qty is not None and final.yield_qty.quantity == 7
+    assert tracker.switch_order("4712", "0010", now, final_previous=True) == []  # no empty second final
+    tracker.acc_good = 3
+    [next_final] = tracker.switch_order("4713", "0010", now, final_previous=True)  # counted work is reported
+    assert next_final.order == "4712" and next_final.yield_qty is not None and next_final.yield_qty.quantity == 3
