@@ -77,14 +77,24 @@ async def test_disposition_event_scrap_and_listing_by_state(
         plant, number = wf_id.split(":")[1:]
         assert (await order_summary(client, plant, number)).state is OrderState.QUALITY_HOLD
 
-    ack = await submit_event(client, event(held, "quality_disposition", decision="scrap", quantity=qty(4),
-                                           reason="SCR-QA"))
+    disposition = event(held, "quality_disposition", decision="scrap", quantity=qty(4), reason="SCR-QA")
+    ack = await submit_event(client, disposition)
     assert ack.status == "accepted" and ack.order_state is OrderState.RELEASED
     assert ack.erp is not None and ack.erp.status == "posted" and len(ack.erp.documents) == 2
     scrap = await reference.calls(system="erp", operation="goods_movement", order=held.number)
     assert scrap[0].payload["items"][0]["movement_type"] == "551"
     ud = await reference.calls(system="erp", operation="usage_decision", order=held.number)
     assert ud[0].payload["decision"] == "scrap"
+
+    async def acknowledged() -> bool:
+        acks = await reference.calls(system="mes", operation="acknowledge", order=held.number)
+        return any(a.payload["event_id"] == disposition.event_id for a in acks)
+
+    await eventually(acknowledged)
+    # One business acknowledgement for the event, naming both of its postings (usage decision, 551).
+    acks = [a.payload for a in await reference.calls(system="mes", operation="acknowledge", order=held.number)
+            if a.payload["event_id"] == disposition.event_id]
+    assert len(acks) == 1 and sorted(acks[0]["documents"]) == sorted(ack.erp.documents)
     assert any(r.action == "quality_disposition" and r.actor == "mes-test" for r in await audit.records(
         workflow_id=h1.id))
 

@@ -52,6 +52,7 @@ KEEP_FINISHED_STEPS = 100
 # Changes to running workflow code go through `workflow.patched` (see tests/test_replay.py).
 PATCH_MAINTENANCE_CHILD = "maintenance-child-workflow"
 PATCH_DOWNTIME_WATCH = "downtime-watch"
+PATCH_ACK_PER_EVENT = "acknowledge-once-per-event"
 
 
 @workflow.defn(name="ProductionOrder")
@@ -583,10 +584,25 @@ class ProductionOrderWorkflow:
         return exc.status
 
     def _acknowledge(self, step: Step, status: str, message: str | None = None) -> None:
-        """Tell the source system the ERP outcome of its event."""
+        """Tell the source system the ERP outcome of its event.
+
+        The business acknowledgement goes to the MES (sources named `mes…`); other sources (QMS,
+        WMS, edge agents) read the outcome from the gateway. An event with several ERP postings is
+        acknowledged once, when the last of them is done, with all their documents; a rejection is
+        acknowledged at once.
+        """
         if step.ack_to is None or not step.kind.posts_to_erp or step.event_id is None:
             return
         docs = step.result.documents if step.result else []
+        if workflow.patched(PATCH_ACK_PER_EVENT):
+            if not step.ack_to.lower().startswith("mes"):
+                return
+            if status != "rejected":
+                siblings = [st for st in self.s.steps
+                            if st.event_id == step.event_id and st.ack_to is not None and st.kind.posts_to_erp]
+                if not all(st.finished for st in siblings):
+                    return  # the event's last posting acknowledges it
+                docs = [d for st in siblings if st.result for d in st.result.documents]
         cmd = c.Acknowledge(
             event_id=step.event_id, status=status, documents=docs, message=message, also=step.also_events
         )
