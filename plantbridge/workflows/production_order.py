@@ -53,6 +53,7 @@ KEEP_FINISHED_STEPS = 100
 PATCH_MAINTENANCE_CHILD = "maintenance-child-workflow"
 PATCH_DOWNTIME_WATCH = "downtime-watch"
 PATCH_ACK_PER_EVENT = "acknowledge-once-per-event"
+PATCH_SINGLE_WATCHERS = "single-sla-watchers"
 
 
 @workflow.defn(name="ProductionOrder")
@@ -69,6 +70,7 @@ class ProductionOrderWorkflow:
         self._visible: tuple[object, ...] = ()
         self._tasks: set[asyncio.Task[None]] = set()
         self._buffered_event: str | None = None
+        self._watchers: set[tuple[str, ...]] = set()
         self._init(inp)
 
     # -- state access ----------------------------------------------------------------------------
@@ -139,6 +141,16 @@ class ProductionOrderWorkflow:
 
         await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
         return self.s
+
+    def _watch_once(self, key: tuple[str, ...], make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start an SLA watcher unless one runs for the same thing (a handler may run before `run`)."""
+        if key in self._watchers and workflow.patched(PATCH_SINGLE_WATCHERS):
+            return
+        self._watchers.add(key)
+        self._spawn(make())
+
+    def _downtime_watcher(self, work_center: str, since: datetime) -> Callable[[], Coroutine[Any, Any, None]]:
+        return lambda: self._watch_downtime(work_center, since, None)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -236,9 +248,11 @@ class ProductionOrderWorkflow:
         for step in steps:
             step.trace = carrier
         if event.event_type is EventType.DOWNTIME_STARTED and workflow.patched(PATCH_DOWNTIME_WATCH):
-            self._spawn(self._watch_downtime(event.work_center or "", event.occurred_at, event))
+            self._watch_once(("downtime", event.work_center or "", event.occurred_at.isoformat()),
+                             lambda: self._watch_downtime(event.work_center or "", event.occurred_at, event))
         if s.hold is not None and s.hold.event_id == event.event_id:
-            self._spawn(self._watch_hold(event.event_id, s.hold.since))
+            hold = s.hold
+            self._watch_once(("hold", hold.event_id or ""), lambda: self._watch_hold(hold.event_id, hold.since))
         self._publish()
         return steps
 
@@ -275,7 +289,7 @@ class ProductionOrderWorkflow:
 
     def _release(self) -> None:
         self.logic.release(workflow.now())
-        self._spawn(self._watch_release())
+        self._watch_once(("release",), self._watch_release)
         self._publish()
 
     # -- supervisor levers -----------------------------------------------------------------------
@@ -637,12 +651,13 @@ class ProductionOrderWorkflow:
     def _restart_watchers(self) -> None:
         s = self.s
         if s.state is OrderState.RELEASED:
-            self._spawn(self._watch_release())
+            self._watch_once(("release",), self._watch_release)
         if s.hold is not None:
-            self._spawn(self._watch_hold(s.hold.event_id, s.hold.since))
+            hold = s.hold
+            self._watch_once(("hold", hold.event_id or ""), lambda: self._watch_hold(hold.event_id, hold.since))
         if s.downtime_open and workflow.patched(PATCH_DOWNTIME_WATCH):
             for wc, since in s.downtime_open.items():
-                self._spawn(self._watch_downtime(wc, since, None))
+                self._watch_once(("downtime", wc, since.isoformat()), self._downtime_watcher(wc, since))
 
     async def _watch_downtime(self, work_center: str, since: datetime, event: PlantEvent | None) -> None:
         """A downtime still open after the plant's `long_downtime`: alert now and request maintenance."""
