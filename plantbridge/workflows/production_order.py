@@ -521,10 +521,15 @@ class ProductionOrderWorkflow:
                     non_retryable_error_types=BUSINESS_ERROR_TYPES,
                 ),
             )
-            return result
-        finally:
+        except GeneratorExit:  # the worker evicts this run: its context is gone, nothing to detach
+            raise
+        except BaseException:
             if token is not None:
                 otel_context.detach(token)
+            raise
+        if token is not None:
+            otel_context.detach(token)
+        return result
 
     async def _park(self, step: Step, err: ActivityError) -> str:
         """Open an exception for the failed step and wait for a supervisor's decision."""
