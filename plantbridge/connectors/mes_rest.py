@@ -28,13 +28,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from plantbridge.canonical.commands import Acknowledge, Dispatch, Hold, Recall, StepResult
 from plantbridge.canonical.order import ProductionOrder
-from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.connectors.errors import BusinessRejection
-from plantbridge.connectors.rest_common import RestClient, api_key_for, decimal_text, local_unit, system_url
+from plantbridge.connectors.rest_common import (
+    RestConnector,
+    decimal_text,
+    local_unit,
+)
 
 SYSTEM = "mes"
 API = "/api/v2"
@@ -48,27 +49,9 @@ def _doc(wo: dict[str, Any]) -> str:
     return f"MES {wo['workOrderId']}"
 
 
-class MesRestConnector:
-    def __init__(
-        self,
-        url: str,
-        *,
-        api_key: str,
-        plant_config: PlantConfig,
-        timeout: float = 15.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.plant = plant_config
-        self.http = RestClient(SYSTEM, url, api_key=api_key, timeout=timeout, transport=transport)
-
-    @classmethod
-    def from_plant(cls, plant_config: PlantConfig, **kwargs: Any) -> MesRestConnector:
-        cfg = plant_config.mes
-        return cls(system_url(cfg, SYSTEM), api_key=api_key_for(cfg, SYSTEM, "mes-dev-key"),
-                   plant_config=plant_config, timeout=cfg.timeout_s, **kwargs)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+class MesRestConnector(RestConnector):
+    SYSTEM = SYSTEM
+    DEV_KEY = "mes-dev-key"
 
     # --- mapping --------------------------------------------------------------------------
 

@@ -29,14 +29,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
-
 from plantbridge.canonical.commands import Inspection, StepResult
 from plantbridge.canonical.order import ProductionOrder
-from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.units import UnknownUnitError, normalize_unit
 from plantbridge.connectors.errors import BusinessRejection
-from plantbridge.connectors.rest_common import RestClient, api_key_for, decimal_text, local_unit, system_url
+from plantbridge.connectors.rest_common import (
+    RestConnector,
+    decimal_text,
+    local_unit,
+)
 
 SYSTEM = "qms"
 API = "/qms/v1"
@@ -55,27 +56,9 @@ def char_code(name: str) -> str:
     return code or "CHAR"
 
 
-class QmsRestConnector:
-    def __init__(
-        self,
-        url: str,
-        *,
-        api_key: str,
-        plant_config: PlantConfig,
-        timeout: float = 15.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.plant = plant_config
-        self.http = RestClient(SYSTEM, url, api_key=api_key, timeout=timeout, transport=transport)
-
-    @classmethod
-    def from_plant(cls, plant_config: PlantConfig, **kwargs: Any) -> QmsRestConnector:
-        cfg = plant_config.qms
-        return cls(system_url(cfg, SYSTEM), api_key=api_key_for(cfg, SYSTEM, "qms-dev-key"),
-                   plant_config=plant_config, timeout=cfg.timeout_s, **kwargs)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+class QmsRestConnector(RestConnector):
+    SYSTEM = SYSTEM
+    DEV_KEY = "qms-dev-key"
 
     # --- mapping --------------------------------------------------------------------------
 

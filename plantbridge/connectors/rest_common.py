@@ -29,7 +29,7 @@ import os
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import httpx
 
@@ -207,3 +207,31 @@ def local_unit(
         f"(the {system.upper()} accepts {', '.join(sorted(accepted))})",
         system=system, code="XREF-UNIT", details=[f"xref.units: <{system} unit>: {unece}"],
     )
+
+
+class RestConnector:
+    """What the MES, QMS and WMS connectors share: the client, construction from the plant file."""
+
+    SYSTEM: ClassVar[str]
+    DEV_KEY: ClassVar[str]  # the simulator's key, when the connector is built without a plant file
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str,
+        plant_config: PlantConfig,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.plant = plant_config
+        self.http = RestClient(self.SYSTEM, url, api_key=api_key, timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_plant(cls, plant_config: PlantConfig, **kwargs: Any) -> Self:
+        cfg: SystemConfig = getattr(plant_config, cls.SYSTEM)
+        return cls(system_url(cfg, cls.SYSTEM), api_key=api_key_for(cfg, cls.SYSTEM, cls.DEV_KEY),
+                   plant_config=plant_config, timeout=cfg.timeout_s, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -49,7 +49,11 @@ from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.connectors.errors import BusinessRejection
-from plantbridge.connectors.rest_common import RestClient, api_key_for, decimal_text, local_unit, system_url
+from plantbridge.connectors.rest_common import (
+    RestConnector,
+    decimal_text,
+    local_unit,
+)
 
 SYSTEM = "wms"
 API = "/wms/api"
@@ -68,7 +72,10 @@ ID_FIELD = {STAGING: "stagingId", BLOCKS: "blockId", TRANSFERS: "transferId", RE
             RESERVATIONS: "reservationId"}
 
 
-class WmsRestConnector:
+class WmsRestConnector(RestConnector):
+    SYSTEM = SYSTEM
+    DEV_KEY = "wms-dev-key"
+
     def __init__(
         self,
         url: str,
@@ -79,19 +86,9 @@ class WmsRestConnector:
         transport: httpx.AsyncBaseTransport | None = None,
         locations: Mapping[str, str] | None = None,
     ) -> None:
-        self.plant = plant_config
-        self.http = RestClient(SYSTEM, url, api_key=api_key, timeout=timeout, transport=transport)
+        super().__init__(url, api_key=api_key, plant_config=plant_config, timeout=timeout, transport=transport)
         configured: Mapping[str, str] = plant_config.xref.locations
         self.locations: dict[str, str] = {**DEFAULT_LOCATIONS, **configured, **(locations or {})}
-
-    @classmethod
-    def from_plant(cls, plant_config: PlantConfig, **kwargs: Any) -> WmsRestConnector:
-        cfg = plant_config.wms
-        return cls(system_url(cfg, SYSTEM), api_key=api_key_for(cfg, SYSTEM, "wms-dev-key"),
-                   plant_config=plant_config, timeout=cfg.timeout_s, **kwargs)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
     # --- mapping --------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ class Settings(BaseModel):
     # Sagas kept in the worker's memory between events (each holds its own sandbox). Beyond this,
     # an order's next event replays its (short) history first: memory stays bounded with thousands
     # of open orders, at some CPU per evicted order's next event.
-    max_cached_workflows: int = Field(default=500, ge=10)
+    max_cached_workflows: int = Field(default=400, ge=10)
     # One file per plant (YAML or TOML); plants without a file use the reference systems.
     plants_dir: Path | None = None
 

@@ -35,7 +35,7 @@ WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow]
 
 def build_worker(
     client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100,
-    max_cached_workflows: int = 500,
+    max_cached_workflows: int = 400,
 ) -> Worker:
     return Worker(
         client,
