@@ -20,6 +20,9 @@ _log = logging.getLogger(__name__)
 async def run_edge(config_path: str | Path, *, stats_every_s: float = 60.0) -> None:
     """Load the config, run the agent, log its stats now and then, stop cleanly on SIGINT/SIGTERM."""
     config = load_config(config_path)
+    # asyncua logs every publish result at INFO: keep the agent's own log readable.
+    logging.getLogger("asyncua").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     agent = EdgeAgent(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -232,6 +233,30 @@ async def http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
         return False
 
 
+async def tcp_ok(url: str) -> bool:
+    """Something accepts connections at the host and port of `url` (e.g. an OPC UA endpoint)."""
+    parsed = urlsplit(url)
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(parsed.hostname, parsed.port), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _both(first: Awaitable[bool], second: Awaitable[bool]) -> bool:
+    return await first and await second
+
+
+async def log_says(path: Path, text: str) -> bool:
+    """The process wrote `text` to its log (how the edge agent reports that it is connected)."""
+    try:
+        content = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return text in content.rsplit("\n=== ", 1)[-1]  # this run only: every start writes a `===` header
+
+
 async def temporal_ok(address: str) -> bool:
     from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
@@ -334,7 +359,7 @@ class Stack:
             Service("machines", [py, "-m", "plantbridge.simulators.machines", "--endpoint", u.opcua,
                                  "--machines", "M01:ASSY-01:machinery,M02:MIX-20:packml",
                                  "--control-port", str(p.machines_control)],
-                    url=u.opcua, health=lambda: http_ok(f"{u.machines}/health")),
+                    url=u.opcua, health=lambda: _both(http_ok(f"{u.machines}/health"), tcp_ok(u.opcua))),
         ]
         second = [
             Service("worker", [py, "-m", "plantbridge.workers.cli", "worker", "--plants-dir", str(s / "plants")],
@@ -345,8 +370,9 @@ class Stack:
         ]
         if edge_config is not None:
             # HOOK: the edge agent (plantbridge/edge, written separately). Optional: if it dies, dev goes on.
+            edge_log = s / "edge.log"
             second.append(Service("edge", [py, "-m", "plantbridge.edge", "--config", str(edge_config)],
-                                  optional=True))
+                                  optional=True, health=lambda: log_says(edge_log, " connected (")))
         return first, second
 
     def _spawn(self, service: Service) -> None:
@@ -369,6 +395,9 @@ class Stack:
                 if not service.alive():
                     rc = service.process.returncode if service.process is not None else None
                     log = self.state_dir / f"{service.name}.log"
+                    if service.optional:
+                        pending.remove(service)
+                        continue
                     raise StackError(f"{service.name} exited with code {rc}; see {log}")
                 assert service.health is not None
                 if await service.health():
