@@ -119,10 +119,16 @@ async def test_cancel_runs_compensations_in_reverse_order(
              if c.system in ("mes", "wms")]
     done, undo = calls[:4], calls[4:]
     assert set(done) == {("mes", "dispatch"), ("wms", "stage"), ("wms", "block"), ("mes", "hold")}
-    # Exactly the reverse of what was done: the block (last) is lifted first, the dispatch recalled last.
-    inverse = {("mes", "dispatch"): ("mes", "recall"), ("wms", "stage"): ("wms", "release_staging"),
-               ("wms", "block"): ("wms", "unblock")}
-    assert undo == [inverse[c] for c in reversed(done) if c in inverse]
+    # The reverse of the order in which the saga saw the steps finish: the block (after the hold
+    # event, so last) is lifted first; dispatch and staging (run at once by two lanes) are undone in
+    # the reverse of their recorded completion.
+    inverse = {"mes.dispatch": ("mes", "recall"), "wms.stage": ("wms", "release_staging"),
+               "wms.block": ("wms", "unblock")}
+    finished = [st for st in result.steps if st.status == "done" and not st.compensation
+                and st.kind.value in inverse]
+    order = sorted(finished, key=lambda st: (st.finished_at, result.steps.index(st)), reverse=True)
+    assert undo == [inverse[st.kind.value] for st in order]
+    assert undo[0] == ("wms", "unblock")
     records = await audit.records(workflow_id=handle.id)
     cancel = next(r for r in records if r.action == "cancel_order")
     assert cancel.actor == "planner.kim" and cancel.detail["reason"] == "customer cancelled"
