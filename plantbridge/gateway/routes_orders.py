@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -178,32 +179,39 @@ async def post_resolve(request: Request, plant: str, order: str, exception_id: s
             "by": caller.name, "status": "sent"}
 
 
-@router.post("/v1/orders/{plant}/{order}/release-hold", status_code=202, summary="Release the order's quality hold",
-             openapi_extra=json_body({"reason": "re-inspected, parts OK"}))
-async def post_release_hold(request: Request, plant: str, order: str, caller: Caller = supervisor) -> dict[str, Any]:
+async def _lever(request: Request, caller: Caller, plant: str, order: str, action: str,
+                 refuse: Callable[[SagaState, str], tuple[str, str] | None],
+                 send: Callable[[Client, str, str, SupervisorAction], Awaitable[None]]) -> dict[str, Any]:
+    """A supervisor lever: check the order's state, send the signal with the caller's name, audit it."""
     plant, order = _target(caller, plant, order)
     body: LeverBody = await _body(request, LeverBody, optional=True)
     client: Client = request.app.state.deps.client
-    s = await _summary(client, plant, order)
-    if s.hold is None:
-        raise ApiError(409, "not_on_hold", f"order {order} is {s.state.value}, not on quality hold")
-    await release_hold(client, plant, order, SupervisorAction(by=caller.name, reason=body.reason))
-    await _audit(request, caller, plant, order, "api.release_hold", reason=body.reason)
+    problem = refuse(await _summary(client, plant, order), order)
+    if problem is not None:
+        raise ApiError(409, *problem)
+    await send(client, plant, order, SupervisorAction(by=caller.name, reason=body.reason))
+    await _audit(request, caller, plant, order, f"api.{action}", reason=body.reason)
     return {"workflow_id": workflow_id(plant, order), "by": caller.name, "status": "sent"}
+
+
+@router.post("/v1/orders/{plant}/{order}/release-hold", status_code=202, summary="Release the order's quality hold",
+             openapi_extra=json_body({"reason": "re-inspected, parts OK"}))
+async def post_release_hold(request: Request, plant: str, order: str, caller: Caller = supervisor) -> dict[str, Any]:
+    def refuse(s: SagaState, order: str) -> tuple[str, str] | None:
+        return None if s.hold is not None else ("not_on_hold", f"order {order} is {s.state.value}, not on quality hold")
+
+    return await _lever(request, caller, plant, order, "release_hold", refuse, release_hold)
 
 
 @router.post("/v1/orders/{plant}/{order}/cancel", status_code=202, summary="Cancel the order (compensations run)",
              openapi_extra=json_body({"reason": "customer cancelled"}))
 async def post_cancel(request: Request, plant: str, order: str, caller: Caller = supervisor) -> dict[str, Any]:
-    plant, order = _target(caller, plant, order)
-    body: LeverBody = await _body(request, LeverBody, optional=True)
-    client: Client = request.app.state.deps.client
-    s = await _summary(client, plant, order)
-    if s.state in END_STATES:
-        raise ApiError(409, "order_ended", f"order {order} is {s.state.value}; it cannot be cancelled")
-    await cancel_order(client, plant, order, SupervisorAction(by=caller.name, reason=body.reason))
-    await _audit(request, caller, plant, order, "api.cancel_order", reason=body.reason)
-    return {"workflow_id": workflow_id(plant, order), "by": caller.name, "status": "sent"}
+    def refuse(s: SagaState, order: str) -> tuple[str, str] | None:
+        if s.state in END_STATES:
+            return "order_ended", f"order {order} is {s.state.value}; it cannot be cancelled"
+        return None
+
+    return await _lever(request, caller, plant, order, "cancel_order", refuse, cancel_order)
 
 
 @router.get("/v1/inbox", summary="Inbound messages by status: dead letters, waiting events")

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 Doc = dict[str, Any]
 
@@ -40,18 +40,20 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
-class SqliteState:
-    """Thread-safe document store over one SQLite file."""
+class SqliteFile:
+    """One SQLite file (WAL) behind a re-entrant lock, with nestable ``transaction()`` blocks.
 
-    def __init__(self, path: str, *, extra_schema: str = "", extra_tables: Sequence[str] = ()) -> None:
+    The shared mechanism of every simulator's state; subclasses add their tables and access.
+    """
+
+    def __init__(self, path: str, schema: str) -> None:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
-        self._tables = ("doc", "counter", "setting", "idempotency", *extra_tables)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA + extra_schema)
+        self.db.executescript(schema)
 
     @property
     def lock(self) -> threading.RLock:
@@ -62,7 +64,7 @@ class SqliteState:
             self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[SqliteState]:
+    def transaction(self) -> Iterator[Self]:
         with self._lock:
             outer = self._depth == 0
             if outer:
@@ -78,6 +80,14 @@ class SqliteState:
             self._depth -= 1
             if outer:
                 self.db.execute("COMMIT")
+
+
+class SqliteState(SqliteFile):
+    """Thread-safe document store over one SQLite file."""
+
+    def __init__(self, path: str, *, extra_schema: str = "", extra_tables: Sequence[str] = ()) -> None:
+        super().__init__(path, _SCHEMA + extra_schema)
+        self._tables = ("doc", "counter", "setting", "idempotency", *extra_tables)
 
     # --- documents ------------------------------------------------------------------------
 

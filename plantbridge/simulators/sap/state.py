@@ -11,12 +11,9 @@ restart of the process.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from plantbridge.simulators.common.state import SqliteFile
 from plantbridge.simulators.sap.odata import Entity, numeric_key
 
 _SCHEMA = """
@@ -65,55 +62,27 @@ def make_key(*parts: str) -> str:
     return "|".join(numeric_key(str(p)) for p in parts)
 
 
-class Store:
+class Store(SqliteFile):
     """Thread-safe access to the SQLite file; nested ``transaction()`` blocks join the outer one."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[Store]:
-        with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield self
-            except BaseException:
-                self._depth -= 1
-                if outer:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if outer:
-                self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # --- entities ---------------------------------------------------------------------------
 
     def get(self, kind: str, key: str) -> Entity | None:
         with self._lock:
-            row = self._db.execute("SELECT data FROM entity WHERE kind=? AND key=?", (kind, key)).fetchone()
+            row = self.db.execute("SELECT data FROM entity WHERE kind=? AND key=?", (kind, key)).fetchone()
         return json.loads(row[0]) if row else None
 
     def all(self, kind: str) -> list[Entity]:
         with self._lock:
-            rows = self._db.execute("SELECT data FROM entity WHERE kind=? ORDER BY seq", (kind,)).fetchall()
+            rows = self.db.execute("SELECT data FROM entity WHERE kind=? ORDER BY seq", (kind,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     def children(self, kind: str, parent: str) -> list[Entity]:
         with self._lock:
-            rows = self._db.execute(
+            rows = self.db.execute(
                 "SELECT data FROM entity WHERE kind=? AND parent=? ORDER BY seq", (kind, parent)
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
@@ -122,7 +91,7 @@ class Store:
         """Insert or update; an update keeps the original insertion order."""
         text = json.dumps(data, sort_keys=True)
         with self._lock:
-            self._db.execute(
+            self.db.execute(
                 "INSERT INTO entity (kind, key, parent, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (kind, key) DO UPDATE SET data=excluded.data, parent=excluded.parent",
                 (kind, key, parent, text),
@@ -130,16 +99,16 @@ class Store:
 
     def count(self, kind: str) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM entity WHERE kind=?", (kind,)).fetchone()[0])
+            return int(self.db.execute("SELECT COUNT(*) FROM entity WHERE kind=?", (kind,)).fetchone()[0])
 
     # --- number ranges and settings ---------------------------------------------------------
 
     def next_number(self, name: str, first: int) -> int:
         """Draw the next number of a number range (``first`` is the first number handed out)."""
         with self.transaction():
-            row = self._db.execute("SELECT value FROM counter WHERE name=?", (name,)).fetchone()
+            row = self.db.execute("SELECT value FROM counter WHERE name=?", (name,)).fetchone()
             value = first if row is None else int(row[0]) + 1
-            self._db.execute(
+            self.db.execute(
                 "INSERT INTO counter (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value=excluded.value",
                 (name, value),
             )
@@ -148,9 +117,9 @@ class Store:
     def bump_number(self, name: str, at_least: int) -> None:
         """Make sure the range continues after an externally chosen number."""
         with self.transaction():
-            row = self._db.execute("SELECT value FROM counter WHERE name=?", (name,)).fetchone()
+            row = self.db.execute("SELECT value FROM counter WHERE name=?", (name,)).fetchone()
             if row is None or int(row[0]) < at_least:
-                self._db.execute(
+                self.db.execute(
                     "INSERT INTO counter (name, value) VALUES (?, ?) "
                     "ON CONFLICT (name) DO UPDATE SET value=excluded.value",
                     (name, at_least),
@@ -158,12 +127,12 @@ class Store:
 
     def get_setting(self, name: str) -> Any:
         with self._lock:
-            row = self._db.execute("SELECT value FROM setting WHERE name=?", (name,)).fetchone()
+            row = self.db.execute("SELECT value FROM setting WHERE name=?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def set_setting(self, name: str, value: Any) -> None:
         with self._lock:
-            self._db.execute(
+            self.db.execute(
                 "INSERT INTO setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value=excluded.value",
                 (name, json.dumps(value)),
             )
@@ -171,4 +140,4 @@ class Store:
     def reset(self) -> None:
         with self.transaction():
             for table in ("entity", "counter", "setting"):
-                self._db.execute(f"DELETE FROM {table}")
+                self.db.execute(f"DELETE FROM {table}")
