@@ -51,6 +51,29 @@ class SagaBusy(RuntimeError):
     """The saga is rolling over its history (continue-as-new); send the event again."""
 
 
+class TemporalUnavailable(RuntimeError):
+    """Temporal did not take the event now: unreachable, too slow, or over a per-workflow limit
+    (e.g. the limit on in-flight updates). Transient: keep the event and deliver it again later."""
+
+    def __init__(self, message: str, *, limit: bool = False) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+# RPC statuses that say "not now" rather than "never": the event is delivered again later.
+TRANSIENT_RPC = {
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.UNKNOWN,
+    RPCStatusCode.INTERNAL,
+}
+# How long one call to Temporal may take before the gateway answers 503 and re-delivers later.
+RPC_TIMEOUT = timedelta(seconds=5)
+
+
 async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *, runtime: Runtime | None = None,
                   interceptors: Sequence[Interceptor] = ()) -> Client:
     """A client with the pydantic converter, plus tracing and metrics when the process has them."""
@@ -99,19 +122,28 @@ def order_handle(client: Client, plant: str, order: str) -> WorkflowHandle[objec
 
 
 async def submit_event(
-    client: Client, event: PlantEvent, *, ack_wait: timedelta = timedelta(seconds=2), to_workflow: str | None = None
+    client: Client, event: PlantEvent, *, ack_wait: timedelta = timedelta(seconds=2), to_workflow: str | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> Acknowledgement:
     """Send one event as the `submit_event` update; answer within `ack_wait` (ERP pending after).
 
     The event goes to its own order's saga, or to `to_workflow` (a saga then checks plant and order).
+    With `rpc_timeout` (the gateway's case), raises `TemporalUnavailable` when Temporal does not take
+    it in that time (unreachable, frozen, no worker, or over a per-workflow limit): the caller keeps the
+    event and delivers it later. Without it, waits until Temporal takes the event.
     """
     handle = client.get_workflow_handle(to_workflow or workflow_id(event.plant, event.order))
     try:
-        update = await handle.start_update(
-            "submit_event",
-            event,
-            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-            result_type=Acknowledgement,
+        # Bounded as a whole: the SDK retries some refusals (e.g. RESOURCE_EXHAUSTED) on its own.
+        update = await asyncio.wait_for(
+            handle.start_update(
+                "submit_event",
+                event,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=Acknowledgement,
+                rpc_timeout=rpc_timeout,
+            ),
+            rpc_timeout.total_seconds() if rpc_timeout is not None else None,
         )
         result = asyncio.ensure_future(update.result())
         done, _ = await asyncio.wait({result}, timeout=ack_wait.total_seconds())
@@ -124,9 +156,17 @@ async def submit_event(
         return Acknowledgement(event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"))
     except WorkflowUpdateFailedError as err:
         return _refusal(event, err)
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as err:
+        raise TemporalUnavailable(
+            f"Temporal did not accept the event within {rpc_timeout} (unreachable, no worker, or the order is "
+            "over a per-workflow limit such as in-flight updates)"
+        ) from err
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise OrderNotFound(f"no saga for order {event.order} of plant {event.plant}") from err
+        if err.status in TRANSIENT_RPC:
+            limit = err.status == RPCStatusCode.RESOURCE_EXHAUSTED
+            raise TemporalUnavailable(f"{err.status.name}: {err.message}", limit=limit) from err
         raise
 
 
@@ -142,8 +182,9 @@ def _refusal(event: PlantEvent, err: WorkflowUpdateFailedError) -> Acknowledgeme
     return Acknowledgement(event_id=event.event_id, status="rejected", reason=str(cause or err))
 
 
-async def order_state(client: Client, plant: str, order: str) -> OrderStatusView:
-    view: OrderStatusView = await order_handle(client, plant, order).query("state", result_type=OrderStatusView)
+async def order_state(client: Client, plant: str, order: str, *, timeout: timedelta | None = None) -> OrderStatusView:
+    view: OrderStatusView = await order_handle(client, plant, order).query(
+        "state", result_type=OrderStatusView, rpc_timeout=timeout)
     return view
 
 

@@ -74,6 +74,37 @@ async def test_record_history_policy_and_maintenance(client: Client, worker: obj
     (HISTORIES / "production_order_policy_maintenance.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_bounded_ack(client: Client, worker: object, reference: ReferenceStore) -> None:
+    """Patch `bounded-ack-wait`: an answer cut off at `ack_wait` (slow ERP) and answers queued behind a parked
+    posting (issue 10)."""
+    order = new_order()
+    await reference.add_rule("erp", "confirm_operation", order=order.number, kind="hang", code="2",
+                             message="slow")
+    await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021", times=1,
+                             message="Deficit of SL Unrestricted-use 12 KG : RM-SEAL 1000 0001")
+    handle = await start_order(client, order, fast_policy(ack_wait=timedelta(seconds=1)))
+    ack = await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(50)))
+    assert ack.erp is not None and ack.erp.status == "pending"  # the saga stopped waiting after 1 s
+
+    async def confirmed() -> bool:
+        return len(await reference.calls("erp", "confirm_operation", order.number)) == 1
+
+    await eventually(confirmed)
+    ack = await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(12)))
+    assert ack.erp is not None and ack.erp.status == "rejected"
+    ack = await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(3)))
+    assert ack.erp is not None and ack.erp.status == "pending" and "open exception" in (ack.erp.message or "")
+    await reference.clear_rules()
+    [exc] = (await order_summary(client, order.plant, order.number)).open_exceptions
+    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(50), final=True))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_bounded_ack.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

@@ -177,6 +177,9 @@ class ReferenceStore:
         await self.init()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
+        hang = await self._hang_seconds(system, operation, order.number)
+        if hang:
+            await asyncio.sleep(hang)  # a call that hangs (no answer); the activity's timeout cuts it off
         async with self.sessions() as s:
             # Look the posting up by its external key first, as a real ERP connector does.
             found = await s.scalar(select(ReferenceCall).where(ReferenceCall.external_key == key))
@@ -196,6 +199,14 @@ class ReferenceStore:
                 raise TransientError("concurrent posting with the same external key", system=system) from None
         return StepResult(documents=[document])
 
+    async def _hang_seconds(self, system: str, operation: str, order: str) -> float:
+        """A `hang` rule makes the call wait its `code` seconds (default 60) before it goes on."""
+        async with self.sessions() as s:
+            rules = (await s.scalars(select(ReferenceRule).where(
+                ReferenceRule.system == system, ReferenceRule.operation == operation,
+                ReferenceRule.kind == "hang"))).all()
+            return max((float(r.code or 60) for r in rules if r.order_number in (None, order)), default=0.0)
+
     async def _apply_rules(self, s: Any, system: str, operation: str, order: str) -> None:
         rules = (
             await s.scalars(
@@ -203,7 +214,7 @@ class ReferenceStore:
             )
         ).all()
         for rule in rules:
-            if rule.order_number not in (None, order):
+            if rule.order_number not in (None, order) or rule.kind == "hang":
                 continue
             if rule.remaining is not None:
                 if rule.remaining <= 0:

@@ -33,6 +33,20 @@ async def redrive_received(intake: Intake, before: datetime) -> int:
     return len(done)
 
 
+async def redrive_deferred_forever(intake: Intake, every: float = 1.0) -> None:
+    """The gateway's re-driver: events Temporal refused as "not now" are delivered again by themselves."""
+    while True:
+        try:
+            handled = await intake.redrive_deferred()
+            if handled:
+                log.info("re-drove %d deferred messages", handled)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store or Temporal is away: try again on the next round
+            log.exception("re-driving deferred messages failed")
+        await asyncio.sleep(every)
+
+
 def create_app(deps: GatewayDeps) -> FastAPI:
     intake = Intake(deps)
 
@@ -43,11 +57,13 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         if deps.redrive_on_startup:
             task = asyncio.create_task(redrive_received(intake, datetime.now(UTC)))
         app.state.startup_redrive = task
+        redriver = asyncio.create_task(redrive_deferred_forever(intake, deps.redrive_every.total_seconds()))
         yield
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for running in (task, redriver):
+            if running is not None and not running.done():
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await running
 
     app = FastAPI(
         title="plantbridge gateway",

@@ -45,6 +45,8 @@ class GatewayDeps:
     idoc_plant_map: dict[str, str] = field(default_factory=dict)
     # Re-drive messages left `received` by a previous process when the app starts.
     redrive_on_startup: bool = True
+    # How often the re-driver looks for deferred messages (Temporal refused them as "not now").
+    redrive_every: timedelta = timedelta(seconds=1)
     # The plant's cross-references: local codes (work centers, reasons, units) -> the ERP's, applied
     # to a plant event before it is validated (see `PlantConfig.translate_event`).
     translate: Callable[[dict[str, Any]], dict[str, Any]] = no_translation

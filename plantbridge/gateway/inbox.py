@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,7 +22,14 @@ from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
 from plantbridge.canonical.events import PlantEvent
 from plantbridge.canonical.order import workflow_id
 from plantbridge.canonical.states import OrderState
-from plantbridge.client import OrderNotFound, SagaBusy, order_state, submit_event
+from plantbridge.client import (
+    RPC_TIMEOUT,
+    OrderNotFound,
+    SagaBusy,
+    TemporalUnavailable,
+    order_state,
+    submit_event,
+)
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.deps import GatewayDeps
@@ -37,12 +44,15 @@ SAP_EVENT = "sap_event"
 SAP_IDOC = "sap_idoc"
 MAX_BATCH = 500
 BUSY_RETRIES = 5
+# A message Temporal keeps refusing as "not now" is given up (dead, for a person) after this many deliveries.
+MAX_DEFERRALS = 60
 
 
 @dataclass
 class Outcome:
     http_status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, err: ApiError) -> Outcome:
@@ -130,16 +140,25 @@ class Intake:
         """Hand the event to its saga (the `submit_event` update) and record the answer."""
         for attempt in range(BUSY_RETRIES):
             try:
-                ack = await submit_event(self.deps.client, event, ack_wait=self.deps.ack_wait)
+                ack = await submit_event(self.deps.client, event, ack_wait=self.deps.ack_wait, rpc_timeout=RPC_TIMEOUT)
             except OrderNotFound:
                 return await self._wait(msg_id, event, "no saga runs for this order yet")
             except SagaBusy:
                 await asyncio.sleep(0.2 * (attempt + 1))
                 continue
-            except Exception as err:  # Temporal unreachable, timeouts: keep it dead for replay
+            except TemporalUnavailable as err:  # not now: keep it, answer 503 at once, deliver it again later
+                log.warning("event %s deferred: %s", event.event_id, err)
+                code = "saga_limit" if err.limit else "temporal_unavailable"
+                return await self._defer(msg_id, event, code, f"the order saga did not take the event now ({err})",
+                                         retry_after=1 if err.limit else 5)
+            except RPCError as err:  # Temporal said no for good (e.g. an invalid request): a dead letter for a person
                 log.warning("event %s not delivered: %s", event.event_id, err)
-                return await self._dead_event(msg_id, event, 503, "temporal_unavailable",
-                                              f"could not reach the order saga: {err}"[:500])
+                return await self._dead_event(msg_id, event, 503, "temporal_refused",
+                                              f"Temporal refused the event: {err}"[:500])
+            except Exception as err:  # no connection to Temporal at all: kept and delivered again later
+                log.warning("event %s deferred: %s", event.event_id, err)
+                return await self._defer(msg_id, event, "temporal_unavailable",
+                                         f"could not reach the order saga ({err})"[:300], retry_after=5)
             if ack.status == "rejected" and await self._planned(event):
                 return await self._wait(msg_id, event, "the order is not released yet")
             pending = ack.erp is not None and ack.erp.status == "pending"
@@ -147,8 +166,22 @@ class Intake:
             await self.inbox.finish(msg_id, "processed", answer=out.stored(), reason=ack.reason,
                                     plant=event.plant, order=event.order, event_id=event.event_id)
             return out
-        return await self._dead_event(msg_id, event, 503, "saga_busy",
-                                      "the order saga is rolling over its history; the event is kept for replay")
+        return await self._defer(msg_id, event, "saga_busy",
+                                 "the order saga is rolling over its history; the event is delivered again shortly",
+                                 retry_after=1)
+
+    async def _defer(self, msg_id: int, event: PlantEvent, code: str, msg: str, *, retry_after: int) -> Outcome:
+        """Keep the event for the gateway's re-driver: 503 with `Retry-After` now, delivered again later."""
+        row = await self.inbox.get(msg_id)
+        if row is not None and row.attempts + 1 >= MAX_DEFERRALS:
+            return await self._dead_event(msg_id, event, 503, code, f"{msg}; given up after {row.attempts + 1} "
+                                          "deliveries: replay it when the cause is fixed"[:500])
+        body = error_body(503, code, f"{msg}; the gateway keeps the event (message {msg_id}) and delivers it again"
+                          [:500])
+        out = Outcome(503, body, {"Retry-After": str(retry_after)})
+        await self.inbox.finish(msg_id, "deferred", reason=msg[:500], answer=out.stored(), plant=event.plant,
+                                order=event.order, event_id=event.event_id)
+        return out
 
     async def _dead_event(self, msg_id: int, event: PlantEvent, status: int, code: str, msg: str) -> Outcome:
         out = Outcome(status, error_body(status, code, msg))
@@ -158,7 +191,7 @@ class Intake:
 
     async def _planned(self, event: PlantEvent) -> bool:
         try:
-            view = await order_state(self.deps.client, event.plant, event.order)
+            view = await order_state(self.deps.client, event.plant, event.order, timeout=RPC_TIMEOUT)
         except Exception:
             return False
         return view.state is OrderState.PLANNED
@@ -179,7 +212,8 @@ class Intake:
 
     async def saga_exists(self, plant: str, order: str) -> bool:
         try:
-            desc = await self.deps.client.get_workflow_handle(workflow_id(plant, order)).describe()
+            desc = await self.deps.client.get_workflow_handle(workflow_id(plant, order)).describe(
+                rpc_timeout=RPC_TIMEOUT)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return False
@@ -218,6 +252,13 @@ class Intake:
         if msg.channel == SAP_IDOC:
             return await erp.idoc(msg.id, msg.body, caller)
         return await self.dead(msg.id, ApiError(422, "unknown_channel", f"unknown channel {msg.channel!r}"))
+
+    async def redrive_deferred(self) -> int:
+        """Deliver again the deferred messages whose backoff ran out; how many were handled."""
+        rows = await self.inbox.due_deferred(datetime.now(UTC))
+        for row in rows:
+            await self.redrive(row)
+        return len(rows)
 
     async def replay(self, *, status: str | None = None, msg_id: int | None = None,
                      received_before: datetime | None = None) -> list[tuple[int, Outcome]]:

@@ -215,7 +215,8 @@ async def post_cancel(request: Request, plant: str, order: str, caller: Caller =
 
 
 @router.get("/v1/inbox", summary="Inbound messages by status: dead letters, waiting events")
-async def get_inbox(request: Request, status: Literal["received", "processed", "waiting", "dead"] | None = Query(None),
+async def get_inbox(request: Request,
+                    status: Literal["received", "processed", "waiting", "deferred", "dead"] | None = Query(None),
                     limit: int = Query(200, ge=1, le=1000), caller: Caller = supervisor) -> dict[str, Any]:
     inbox: Inbox = request.app.state.intake.inbox
     rows = await inbox.messages(status=status, plants=None if caller.all_plants else caller.plants, limit=limit)

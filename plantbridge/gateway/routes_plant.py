@@ -27,7 +27,7 @@ async def receive(request: Request, caller: Caller, channel: str) -> tuple[int, 
 
 
 def respond(out: Outcome, msg_id: int) -> JSONResponse:
-    return JSONResponse(out.body, status_code=out.http_status, headers={"X-Inbox-Id": str(msg_id)})
+    return JSONResponse(out.body, status_code=out.http_status, headers={"X-Inbox-Id": str(msg_id), **out.headers})
 
 
 @router.post(

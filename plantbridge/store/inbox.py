@@ -1,14 +1,16 @@
 """The gateway's inbox: every inbound message, stored raw before it is processed.
 
 Statuses: `received` (stored, not yet handed over), `processed` (with the answer), `waiting` (a
-plant event for an order without a saga yet), `dead` (malformed, forbidden or failed; with the
-reason). Nothing is deleted; `plantbridge replay` re-drives `dead` and `waiting` rows.
+plant event for an order without a saga yet), `deferred` (Temporal did not take it now: unreachable,
+frozen or over a per-workflow limit; the gateway delivers it again by itself, with backoff), `dead`
+(malformed, forbidden or failed for good; with the reason). Nothing is deleted; `plantbridge replay`
+re-drives `dead` and `waiting` rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, func, insert, select, update
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from plantbridge.store.db import Database
 from plantbridge.store.models import Base, utcnow
 
-InboxStatus = Literal["received", "processed", "waiting", "dead"]
+InboxStatus = Literal["received", "processed", "waiting", "deferred", "dead"]
 Channel = Literal["plant_event", "sap_event", "sap_idoc"]
 
 
@@ -123,9 +125,23 @@ class Inbox:
                     .order_by(InboxMessage.id))
             return list((await session.scalars(stmt)).all())
 
+    async def due_deferred(self, now: datetime, *, limit: int = 200) -> list[InboxMessage]:
+        """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order)."""
+        rows = await self.messages(status="deferred", limit=limit)
+        return [r for r in rows if _aware(r.updated_at) + deferral_backoff(r.attempts) <= now]
+
     async def count(self, status: str | None = None) -> int:
         async with self.db.sessions() as session:
             stmt = select(func.count(InboxMessage.id))
             if status is not None:
                 stmt = stmt.where(InboxMessage.status == status)
             return int(await session.scalar(stmt) or 0)
+
+
+def deferral_backoff(attempts: int) -> timedelta:
+    """How long a deferred message rests before the next delivery: 1 s, 2 s, 4 s ... at most a minute."""
+    return timedelta(seconds=min(2 ** max(attempts - 1, 0), 60))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite drops the offset

@@ -225,15 +225,15 @@ def keys_revoke(name_or_id: str, store_url: str = STORE) -> None:
     console.print(f"revoked {name_or_id}")
 
 
-def replay(status: str = typer.Option("dead", "--status", help="dead | waiting | received"),
+def replay(status: str = typer.Option("dead", "--status", help="dead | waiting | deferred | received"),
            msg_id: int = typer.Option(None, "--id", help="one inbox message"),
            temporal: str = TEMPORAL, store_url: str = STORE) -> None:
     """Re-drive inbox messages (after the cause is fixed); an event processed before answers `duplicate`."""
     from plantbridge.gateway.deps import GatewayDeps
     from plantbridge.gateway.inbox import Intake
 
-    if status not in ("dead", "waiting", "received"):
-        raise typer.BadParameter("use dead, waiting or received", param_hint="--status")
+    if status not in ("dead", "waiting", "deferred", "received"):
+        raise typer.BadParameter("use dead, waiting, deferred or received", param_hint="--status")
 
     async def run() -> list[tuple[int, Any]]:
         s = _settings(temporal, store_url)

@@ -54,6 +54,7 @@ PATCH_MAINTENANCE_CHILD = "maintenance-child-workflow"
 PATCH_DOWNTIME_WATCH = "downtime-watch"
 PATCH_ACK_PER_EVENT = "acknowledge-once-per-event"
 PATCH_SINGLE_WATCHERS = "single-sla-watchers"
+PATCH_BOUNDED_ACK = "bounded-ack-wait"
 
 
 @workflow.defn(name="ProductionOrder")
@@ -195,9 +196,12 @@ class ProductionOrderWorkflow:
         # The event's own postings (completion steps it triggers are reported by the order, not here).
         erp_steps = [st for st in steps if st.kind.posts_to_erp and st.ack_to is not None]
         if erp_steps:
-            await workflow.wait_condition(
-                lambda: self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
-            )
+            if workflow.patched(PATCH_BOUNDED_ACK):
+                await self._wait_for_outcome(erp_steps)
+            else:  # histories recorded before the patch waited without a bound
+                await workflow.wait_condition(
+                    lambda: self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
+                )
         if not erp_steps and self._buffered_event == event.event_id:
             outcome = ErpOutcome(
                 status="pending",
@@ -207,6 +211,36 @@ class ProductionOrderWorkflow:
         return Acknowledgement(
             event_id=event.event_id, status="accepted", order_state=self.s.state, erp=self._erp_outcome(erp_steps)
         )
+
+    async def _wait_for_outcome(self, erp_steps: list[Step]) -> None:
+        """Wait for the event's postings at most the plant's `ack_wait`, and not at all behind a parked step.
+
+        An update in flight counts against Temporal's per-workflow limit (10): a handler that waits on
+        work it does not control (a parked posting ahead in the lane, a hanging ERP call) would, after
+        ten events, make the order refuse every further event. The later ERP outcome travels as the
+        business acknowledgement and is readable in the order's summary.
+        """
+
+        def settled() -> bool:
+            return self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
+
+        if settled() or self._queued_behind_parked(erp_steps) is not None:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: settled() or self._queued_behind_parked(erp_steps) is not None,
+                timeout=self.s.policy.ack_wait,
+            )
+        except TimeoutError:
+            pass
+
+    def _queued_behind_parked(self, erp_steps: list[Step]) -> Step | None:
+        """The parked step (an open exception) that holds one of these steps in its lane, if any."""
+        waiting = {st.lane for st in erp_steps if st.status == "pending"}
+        for step in self.s.steps:
+            if step.status == "parked" and step.lane in waiting and all(step is not st for st in erp_steps):
+                return step
+        return None
 
     @submit_event.validator
     def _validate_event(self, event: PlantEvent) -> None:
@@ -276,6 +310,11 @@ class ProductionOrderWorkflow:
             return ErpOutcome(status="rejected", documents=docs, message=exc.message if exc else None)
         if all(st.finished for st in erp_steps):
             return ErpOutcome(status="posted", documents=docs)
+        blocker = self._queued_behind_parked(erp_steps)
+        if blocker is not None:
+            exc = self._exception(blocker.exception_id)
+            why = f"queued behind open exception {exc.id} ({exc.step_kind}): {exc.message}" if exc else None
+            return ErpOutcome(status="pending", documents=docs, message=why[:500] if why else None)
         return ErpOutcome(status="pending", documents=docs)
 
     # -- ERP release -----------------------------------------------------------------------------
