@@ -46,11 +46,14 @@ _PLANT = re.compile(PLANT_PATTERN)
 
 # Path and query parameters as the schema states them; FastAPI refuses anything else with 422.
 PlantPath = Annotated[str, Path(pattern=PLANT_PATTERN, min_length=1, max_length=4,
-                                description="Plant (WERKS), e.g. `1000`")]
+                                description="Plant (WERKS), e.g. `1000`",
+                                openapi_examples={"plant": {"value": "1000"}})]
 OrderPath = Annotated[str, Path(pattern=ORDER_PATTERN, min_length=1, max_length=12,
-                 description="Order number (AUFNR), with or without SAP's leading zeros, e.g. `1004157`")]
+                 description="Order number (AUFNR), with or without SAP's leading zeros, e.g. `1004157`",
+                 openapi_examples={"order": {"value": "1004157"}})]
 ExceptionIdPath = Annotated[str, Path(pattern=EXCEPTION_ID_PATTERN, min_length=1, max_length=64,
-                       description="The exception's id as the order's summary lists it, e.g. `EXC-1`")]
+                       description="The exception's id as the order's summary lists it, e.g. `EXC-1`",
+                       openapi_examples={"exception": {"value": "EXC-1"}})]
 PlantQuery = Annotated[str | None, Query(pattern=PLANT_PATTERN, min_length=1, max_length=4,
                    description="Only this plant (the key must be bound to it)")]
 
