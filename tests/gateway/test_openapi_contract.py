@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from temporalio.client import Client
@@ -126,3 +127,20 @@ def test_checked_in_openapi_is_current() -> None:
     """docs/openapi.json is the app's schema, so contract changes show in review."""
     app = create_app(GatewayDeps(client=None, db=None))  # type: ignore[arg-type]  # only the schema is read
     assert CHECKED_IN.read_text() == render(app), f"docs/openapi.json is stale: run `{REGENERATE}`"
+
+
+async def test_readyz_names_what_does_not_answer(client: Client, db: Database) -> None:
+    """`/readyz`: 200 when Temporal and the store answer; 503 naming Temporal (with Retry-After) when it does not."""
+    up = create_app(GatewayDeps(client=client, db=db))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=up), base_url="http://gw") as http:
+        r = await http.get("/readyz")
+        assert r.status_code == 200 and r.json() == {"status": "ok", "checks": {"temporal": "ok", "store": "ok"}}
+    nowhere = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # nothing listens there
+    down = create_app(GatewayDeps(client=nowhere, db=db))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=down), base_url="http://gw") as http:
+        r = await http.get("/readyz")
+        body = r.json()
+        assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
+        assert body["status"] == "unavailable" and body["checks"]["store"] == "ok"
+        assert body["checks"]["temporal"] != "ok"
+        assert (await http.get("/healthz")).json() == {"status": "ok"}  # liveness does not depend on Temporal
