@@ -29,7 +29,7 @@ from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.openapi import render
 from plantbridge.store import ApiKeys, Database, sqlite_url
-from plantbridge.workers.temporal_server import free_port
+from plantbridge.workers.temporal_server import DevServer, free_port
 from tests.conftest import new_order
 from tests.gateway.conftest import DictOrderSource, gateway_policy
 
@@ -144,3 +144,19 @@ async def test_readyz_names_what_does_not_answer(client: Client, db: Database) -
         assert body["status"] == "unavailable" and body["checks"]["store"] == "ok"
         assert body["checks"]["temporal"] != "ok"
         assert (await http.get("/healthz")).json() == {"status": "ok"}  # liveness does not depend on Temporal
+
+
+async def test_temporal_gone_is_503_with_retry_after(db: Database, tmp_path: Path) -> None:
+    """A supervisor operation whose Temporal server went away answers 503 + Retry-After as documented (not 500)."""
+    server = DevServer(db_file=tmp_path / "gone.db", port=free_port(), headless=True, log_file=tmp_path / "gone.log")
+    await server.start()
+    try:
+        gone = await Client.connect(server.address)
+    finally:
+        server.stop()
+    _, key = await ApiKeys(db).create(f"contract-gone-{uuid.uuid4().hex[:6]}", "supervisor", ["*"])
+    app = create_app(GatewayDeps(client=gone, db=db))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+        r = await http.get("/v1/orders", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
+        assert r.json()["error"]["code"] == "temporal_unavailable"
