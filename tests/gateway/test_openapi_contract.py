@@ -43,7 +43,7 @@ CHECKS = [
     "ignored_auth",
     "unsupported_method",
 ]
-MAX_EXAMPLES = 8  # per operation and phase; the coverage phase adds its own bounded set of edge cases
+MAX_EXAMPLES = 5  # per operation and phase; the coverage phase adds its own bounded set of edge cases
 # Which key tests which operations (by tag): each role against the operations it may call. In this order:
 # the IDoc example starts order 1004157's saga, which the plant events and the supervisor's examples then meet.
 RUNS = {"erp": ("erp",), "plant-system": ("plant",), "supervisor": ("supervisor", "health")}
