@@ -43,6 +43,7 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Caller]]:
             raise ApiError(403, "forbidden_role", f"key {caller.name!r} has role {caller.role!r}; this needs {needs}")
         return caller
 
+    dependency.roles = roles  # type: ignore[attr-defined]  # read by the OpenAPI document (gateway/openapi.py)
     return dependency
 
 

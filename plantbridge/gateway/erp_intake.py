@@ -26,7 +26,7 @@ READS_ORDER = ("Created", "Released", "Changed")
 class OrderEventData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    ManufacturingOrder: str = Field(min_length=1, max_length=12)
+    ManufacturingOrder: str = Field(pattern=r"^[0-9A-Za-z]{1,12}$", description="SAP's order number (AUFNR)")
 
 
 class CloudEvent(BaseModel):
@@ -35,7 +35,8 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     specversion: str = Field(pattern=r"^1\.0$")
-    type: str = Field(min_length=1, max_length=200)
+    type: str = Field(pattern=r"^sap\.s4\.beh\.productionorder\.v1\.ProductionOrder\.[A-Za-z]+(\.v[0-9]+)?$",
+                      max_length=200, description="`sap.s4.beh.productionorder.v1.ProductionOrder.<Kind>.v1`")
     source: str = Field(min_length=1, max_length=500)
     id: str = Field(min_length=1, max_length=200)
     subject: str | None = Field(default=None, max_length=500)

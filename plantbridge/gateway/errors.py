@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,8 +11,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError, RPCStatusCode
+
+log = logging.getLogger("plantbridge.gateway")
 
 Loc = list[str | int]
+RETRY_AFTER_S = 5
+# Temporal answers that mean "not now": the request may be sent again unchanged.
+TEMPORAL_TRANSIENT = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED,
+                                RPCStatusCode.DEADLINE_EXCEEDED})
+
+
+def retry_after(seconds: int = RETRY_AFTER_S) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
 
 
 class ApiError(Exception):
@@ -56,6 +68,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RPCError)
+    async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        if exc.status in TEMPORAL_TRANSIENT:
+            msg = f"Temporal is unavailable or overloaded ({exc.status.name if exc.status else 'unknown'}); retry later"
+            return JSONResponse(error_body(503, "temporal_unavailable", msg), status_code=503, headers=retry_after())
+        log.error("Temporal refused a gateway call: %s", exc, exc_info=exc)
+        return JSONResponse(error_body(500, "internal_error", "Temporal refused the call; see the gateway's log"),
+                            status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

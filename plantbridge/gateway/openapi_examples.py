@@ -75,8 +75,13 @@ def plant_events_body() -> tuple[dict[str, Any], dict[str, Any]]:
     defs: dict[str, Any] = event.pop("$defs", {})
     defs["PlantEvent"] = event
     batch = {"type": "object", "title": "PlantEventBatch", "additionalProperties": False, "required": ["events"],
-             "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 500,
-                                       "items": {"$ref": "#/components/schemas/PlantEvent"}}}}
+             "properties": {"events": {
+                 "type": "array", "minItems": 1, "maxItems": 500,
+                 # Not `$ref: PlantEvent`: the gateway validates each item on its own and answers it in
+                 # `results` (a malformed one gets its own 422 there, the others go on), so any item is admitted.
+                 "items": {"description": "A plant event (schema `PlantEvent`), validated and answered on its own: "
+                                          "a malformed item gets `http_status` 422 in `results` and does not stop "
+                                          "the others"}}}}
     defs["PlantEventBatch"] = batch
     examples = {name: {"summary": name, "value": value} for name, value in PLANT_EVENT_EXAMPLES.items()}
     examples["batch"] = {"summary": "a batch of events (answered per event, in order)", "value": BATCH_EXAMPLE}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -21,15 +21,41 @@ from plantbridge.client import WORKFLOW_TYPE, cancel_order, order_summary, relea
 from plantbridge.gateway.auth import SUPERVISOR, Caller, check_plant, require
 from plantbridge.gateway.bodies import parse_json, read_limited, text_of
 from plantbridge.gateway.errors import ApiError, invalid
-from plantbridge.gateway.openapi_examples import RESOLVE_EXAMPLES, json_body
+from plantbridge.gateway.openapi import errors
+from plantbridge.gateway.openapi_examples import RESOLVE_EXAMPLES
+from plantbridge.gateway.routes_plant import JSON_TYPES, unsupported_media_type
+from plantbridge.gateway.schemas import (
+    EXCEPTION_ID_PATTERN,
+    ORDER_PATTERN,
+    PLANT_PATTERN,
+    ExceptionList,
+    InboxList,
+    InboxStatus,
+    LeverAnswer,
+    OrderList,
+    OrderView,
+    ResolveAnswer,
+)
 from plantbridge.store.audit import AuditTrail
 from plantbridge.store.inbox import Inbox
 from plantbridge.workflows import search_attributes as sa
 
 router = APIRouter(tags=["supervisor"])
 supervisor = Depends(require(SUPERVISOR))
-_PLANT = re.compile(r"^[0-9A-Za-z]{1,4}$")
-_EXC_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+_PLANT = re.compile(PLANT_PATTERN)
+
+# Path and query parameters as the schema states them; FastAPI refuses anything else with 422.
+PlantPath = Annotated[str, Path(pattern=PLANT_PATTERN, min_length=1, max_length=4,
+                                description="Plant (WERKS), e.g. `1000`",
+                                openapi_examples={"plant": {"value": "1000"}})]
+OrderPath = Annotated[str, Path(pattern=ORDER_PATTERN, min_length=1, max_length=12,
+                 description="Order number (AUFNR), with or without SAP's leading zeros, e.g. `1004157`",
+                 openapi_examples={"order": {"value": "1004157"}})]
+ExceptionIdPath = Annotated[str, Path(pattern=EXCEPTION_ID_PATTERN, min_length=1, max_length=64,
+                       description="The exception's id as the order's summary lists it, e.g. `EXC-1`",
+                       openapi_examples={"exception": {"value": "EXC-1"}})]
+PlantQuery = Annotated[str | None, Query(pattern=PLANT_PATTERN, min_length=1, max_length=4,
+                   description="Only this plant (the key must be bound to it)")]
 
 
 class ResolveBody(BaseModel):
@@ -100,6 +126,9 @@ async def _visible(client: Client, query: str, limit: int = 1000) -> list[dict[s
 
 async def _body(request: Request, model: type[BaseModel], optional: bool = False) -> Any:
     raw = await read_limited(request, request.app.state.deps.body_limit)
+    wrong_type = unsupported_media_type(request.headers.get("content-type", ""), JSON_TYPES)
+    if wrong_type is not None and (raw.strip() or not optional):
+        raise wrong_type
     if optional and not raw.strip():
         return model.model_validate({})
     data = parse_json(raw)
@@ -115,8 +144,20 @@ async def _audit(request: Request, caller: Caller, plant: str, order: str, actio
         detail={"key_id": caller.key_id, "via": "api", **detail})
 
 
-@router.get("/v1/orders/{plant}/{order}", summary="An order's state and summary (the saga's `summary` query)")
-async def get_order(request: Request, plant: str, order: str, caller: Caller = supervisor) -> dict[str, Any]:
+def _json_body(ref: str, required: bool, examples: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": required, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{ref}"},
+        "examples": {k: {"summary": k, "value": v} for k, v in examples.items()}}}}}
+
+
+_LEVER_ERRORS = (404, 409, 413, 415, 422, 503)
+_NO_ORDER = "No saga runs for this order (`order_not_found`)"
+
+
+@router.get("/v1/orders/{plant}/{order}", summary="An order's state and summary (the saga's `summary` query)",
+            response_model=OrderView, responses=errors(404, 422, 503, e404=_NO_ORDER))
+async def get_order(request: Request, plant: PlantPath, order: OrderPath,
+                    caller: Caller = supervisor) -> dict[str, Any]:
     plant, order = _target(caller, plant, order)
     s = await _summary(request.app.state.deps.client, plant, order)
     return {"workflow_id": workflow_id(plant, order), "plant": plant, "order": order, "state": s.state.value,
@@ -124,15 +165,19 @@ async def get_order(request: Request, plant: str, order: str, caller: Caller = s
             "summary": s.model_dump(mode="json", exclude={"seen_event_ids", "pending_audit"})}
 
 
-@router.get("/v1/orders", summary="Orders by plant and state (Temporal visibility)")
-async def list_orders(request: Request, plant: str | None = Query(None), state: OrderState | None = Query(None),
+@router.get("/v1/orders", summary="Orders by plant and state (Temporal visibility)",
+            description="Without `plant`: the orders of every plant the key is bound to.",
+            response_model=OrderList, responses=errors(422, 503))
+async def list_orders(request: Request, plant: PlantQuery = None,
+                      state: OrderState | None = Query(None, description="Only orders in this state"),
                       caller: Caller = supervisor) -> dict[str, Any]:
     clauses = [c for c in (_plants_clause(caller, plant), f"OrderState = '{state.value}'" if state else "") if c]
     return {"orders": await _visible(request.app.state.deps.client, " AND ".join(clauses))}
 
 
-@router.get("/v1/exceptions", summary="Orders with open exceptions, each exception with its message, code and age")
-async def list_exceptions(request: Request, plant: str | None = Query(None),
+@router.get("/v1/exceptions", summary="Orders with open exceptions, each exception with its message, code and age",
+            response_model=ExceptionList, responses=errors(422, 503))
+async def list_exceptions(request: Request, plant: PlantQuery = None,
                           caller: Caller = supervisor) -> dict[str, Any]:
     clauses = [c for c in (_plants_clause(caller, plant), "OpenExceptions > 0") if c]
     client: Client = request.app.state.deps.client
@@ -155,13 +200,14 @@ async def list_exceptions(request: Request, plant: str | None = Query(None),
 
 @router.post("/v1/orders/{plant}/{order}/exceptions/{exception_id}/resolve", status_code=202,
              summary="Resolve an open exception: retry, skip, or override with a document",
-             openapi_extra=json_body(RESOLVE_EXAMPLES["retry"], RESOLVE_EXAMPLES))
-async def post_resolve(request: Request, plant: str, order: str, exception_id: str,
-                       caller: Caller = supervisor) -> dict[str, Any]:
+             response_model=ResolveAnswer,
+             responses=errors(*_LEVER_ERRORS, e404=f"{_NO_ORDER}, or the order has no such exception "
+                                                   "(`exception_not_found`)",
+                              e409="The exception is not open any more (`exception_not_open`)"),
+             openapi_extra=_json_body("ResolveBody", True, RESOLVE_EXAMPLES))
+async def post_resolve(request: Request, plant: PlantPath, order: OrderPath,
+                       exception_id: ExceptionIdPath, caller: Caller = supervisor) -> dict[str, Any]:
     plant, order = _target(caller, plant, order)
-    if not _EXC_ID.fullmatch(exception_id):
-        raise ApiError(422, "validation_error", "exception id is not valid",
-                       [{"loc": ["path", "exception_id"], "message": "1 to 64 printable characters"}])
     body: ResolveBody = await _body(request, ResolveBody)
     client: Client = request.app.state.deps.client
     s = await _summary(client, plant, order)
@@ -195,8 +241,11 @@ async def _lever(request: Request, caller: Caller, plant: str, order: str, actio
 
 
 @router.post("/v1/orders/{plant}/{order}/release-hold", status_code=202, summary="Release the order's quality hold",
-             openapi_extra=json_body({"reason": "re-inspected, parts OK"}))
-async def post_release_hold(request: Request, plant: str, order: str, caller: Caller = supervisor) -> dict[str, Any]:
+             description="The body is optional.", response_model=LeverAnswer,
+             responses=errors(*_LEVER_ERRORS, e404=_NO_ORDER, e409="The order is not on quality hold (`not_on_hold`)"),
+             openapi_extra=_json_body("LeverBody", False, {"reason": {"reason": "re-inspected, parts OK"}}))
+async def post_release_hold(request: Request, plant: PlantPath, order: OrderPath,
+                            caller: Caller = supervisor) -> dict[str, Any]:
     def refuse(s: SagaState, order: str) -> tuple[str, str] | None:
         return None if s.hold is not None else ("not_on_hold", f"order {order} is {s.state.value}, not on quality hold")
 
@@ -204,8 +253,12 @@ async def post_release_hold(request: Request, plant: str, order: str, caller: Ca
 
 
 @router.post("/v1/orders/{plant}/{order}/cancel", status_code=202, summary="Cancel the order (compensations run)",
-             openapi_extra=json_body({"reason": "customer cancelled"}))
-async def post_cancel(request: Request, plant: str, order: str, caller: Caller = supervisor) -> dict[str, Any]:
+             description="The body is optional.", response_model=LeverAnswer,
+             responses=errors(*_LEVER_ERRORS, e404=_NO_ORDER,
+                              e409="The order is posted or cancelled already (`order_ended`)"),
+             openapi_extra=_json_body("LeverBody", False, {"reason": {"reason": "customer cancelled"}}))
+async def post_cancel(request: Request, plant: PlantPath, order: OrderPath,
+                      caller: Caller = supervisor) -> dict[str, Any]:
     def refuse(s: SagaState, order: str) -> tuple[str, str] | None:
         if s.state in END_STATES:
             return "order_ended", f"order {order} is {s.state.value}; it cannot be cancelled"
@@ -214,10 +267,12 @@ async def post_cancel(request: Request, plant: str, order: str, caller: Caller =
     return await _lever(request, caller, plant, order, "cancel_order", refuse, cancel_order)
 
 
-@router.get("/v1/inbox", summary="Inbound messages by status: dead letters, waiting events")
-async def get_inbox(request: Request,
-                    status: Literal["received", "processed", "waiting", "deferred", "dead"] | None = Query(None),
-                    limit: int = Query(200, ge=1, le=1000), caller: Caller = supervisor) -> dict[str, Any]:
+@router.get("/v1/inbox", summary="Inbound messages by status: dead letters, waiting events",
+            description="Newest first; a key bound to some plants sees only their messages.",
+            response_model=InboxList, responses=errors(422))
+async def get_inbox(request: Request, status: InboxStatus | None = Query(None, description="Only this status"),
+                    limit: int = Query(200, ge=1, le=1000, description="At most this many messages"),
+                    caller: Caller = supervisor) -> dict[str, Any]:
     inbox: Inbox = request.app.state.intake.inbox
     rows = await inbox.messages(status=status, plants=None if caller.all_plants else caller.plants, limit=limit)
     return {"messages": [

@@ -5,14 +5,31 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from plantbridge.canonical.ack import Acknowledgement
 from plantbridge.gateway.auth import PLANT, Caller, require
 from plantbridge.gateway.bodies import BodyTooLarge, read_limited
+from plantbridge.gateway.errors import ApiError, retry_after
 from plantbridge.gateway.inbox import PLANT_EVENT, Intake, Outcome
+from plantbridge.gateway.openapi import INBOX_ID, errors, success
+from plantbridge.gateway.schemas import PlantEventAnswer
 
 router = APIRouter(tags=["plant"])
 
 
-async def receive(request: Request, caller: Caller, channel: str) -> tuple[int, bytes] | JSONResponse:
+JSON_TYPES = ("application/json",)
+
+
+def unsupported_media_type(content_type: str, accept: tuple[str, ...]) -> ApiError | None:
+    """415 when the request names a media type the operation does not document (none at all is read as the first)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not media or media in accept:
+        return None
+    msg = f"Content-Type {media[:60]!r} is not accepted here; send {' or '.join(accept)}"
+    return ApiError(415, "unsupported_media_type", msg, [{"loc": ["header", "content-type"], "message": msg}])
+
+
+async def receive(request: Request, caller: Caller, channel: str,
+                  accept: tuple[str, ...] = JSON_TYPES) -> tuple[int, bytes] | JSONResponse:
     """Read the body (within the limit) and store it in the inbox before anything else."""
     intake: Intake = request.app.state.intake
     content_type = request.headers.get("content-type", "")
@@ -23,18 +40,35 @@ async def receive(request: Request, caller: Caller, channel: str) -> tuple[int, 
                                             status="dead", reason=err.message)
         return respond(Outcome.of(err), msg_id)
     msg_id = await intake.inbox.receive(channel, raw, content_type=content_type, key_id=caller.key_id)
+    wrong_type = unsupported_media_type(content_type, accept)
+    if wrong_type is not None:
+        return respond(await intake.dead(msg_id, wrong_type), msg_id)
     return msg_id, raw
 
 
 def respond(out: Outcome, msg_id: int) -> JSONResponse:
-    return JSONResponse(out.body, status_code=out.http_status, headers={"X-Inbox-Id": str(msg_id), **out.headers})
+    headers = {"X-Inbox-Id": str(msg_id)}
+    if out.http_status in (429, 503):  # transient: the same message may be sent again (it is kept)
+        headers.update(retry_after())
+    headers.update(out.headers)  # the intake's own Retry-After (1 s for a per-workflow limit) wins
+    return JSONResponse(out.body, status_code=out.http_status, headers=headers)
 
 
 @router.post(
     "/v1/plant/events",
     summary="Send a plant event (or a batch) to its order's saga",
-    responses={200: {"description": "decided (accepted, rejected or duplicate); for a batch, `{results: [...]}`"},
-               202: {"description": "accepted, ERP outcome pending (or waiting for the order's release)"}},
+    description="One plant event, or `{\"events\": [...]}` (1 to 500, answered per event, in order). Every "
+                "message is stored in the gateway's inbox first (`X-Inbox-Id`); malformed or refused ones are "
+                "kept as dead letters, and an event for an order not released yet waits there (202).",
+    responses={
+        200: success(PlantEventAnswer, "Decided (accepted, rejected or duplicate); for a batch, `{results: [...]}`, "
+                     "each with its own `http_status`", INBOX_ID),
+        202: success(Acknowledgement, "Accepted, ERP outcome pending (or waiting for the order's release)", INBOX_ID),
+        **errors(403, 413, 415, 422, 503, headers=INBOX_ID,
+                 e403="The key's role is not `plant-system`/`edge`, or it is not bound to the event's plant",
+                 e503="Temporal is unavailable or overloaded, or the saga is busy: the event is kept in the inbox "
+                      "(dead, for replay); send it again after `Retry-After` seconds"),
+    },
     openapi_extra={"x-plantbridge-body": "plant_events"},
 )
 async def post_plant_events(request: Request, caller: Caller = Depends(require(PLANT))) -> JSONResponse:

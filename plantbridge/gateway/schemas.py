@@ -1,0 +1,169 @@
+"""The gateway's answers as named schemas (the OpenAPI components a generated client gets as types).
+
+The handlers build plain dicts; these models describe them, and `/openapi.json` refers to them. The
+contract test (tests/gateway/test_openapi_contract.py) checks every answer against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from plantbridge.canonical.ack import Acknowledgement, AckStatus, ErpOutcome
+from plantbridge.canonical.states import OrderState
+
+# What the gateway accepts in paths and queries: exactly what the handlers enforce (422 otherwise).
+PLANT_PATTERN = r"^[0-9A-Za-z]{1,4}$"
+ORDER_PATTERN = r"^[0-9A-Za-z]{1,12}$"
+EXCEPTION_ID_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z_.:-]{0,63}$"
+InboxStatus = Literal["received", "processed", "waiting", "deferred", "dead"]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldError(_Answer):
+    loc: list[str | int] = Field(description="Where: `path`/`query`/`body` and the field names or list indexes")
+    message: str
+
+
+class ErrorDetail(_Answer):
+    status: int = Field(description="The HTTP status, repeated")
+    code: str = Field(description="Stable machine-readable code, e.g. `validation_error`, `forbidden_plant`, "
+                                  "`order_not_found`, `body_too_large`, `temporal_unavailable`")
+    message: str = Field(description="What is wrong, for a person")
+    fields: list[FieldError] = Field(default_factory=list, description="One entry per invalid field (422)")
+
+
+class ErrorBody(_Answer):
+    """Every answer other than success."""
+
+    error: ErrorDetail
+
+
+class Health(_Answer):
+    status: Literal["ok"]
+
+
+class Readiness(_Answer):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="Per dependency (`temporal`, `store`): `ok` or why it failed")
+
+
+class BatchResult(_Answer):
+    """One event of a batch: its own HTTP status and either its acknowledgement or its error."""
+
+    http_status: int
+    event_id: str | None = None
+    status: AckStatus | None = None
+    order_state: OrderState | None = None
+    erp: ErpOutcome | None = None
+    reason: str | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchAnswer(_Answer):
+    results: list[BatchResult]
+
+
+class PlantEventAnswer(RootModel[Acknowledgement | BatchAnswer]):
+    """One event's acknowledgement, or a batch's results."""
+
+
+class ErpOrderResult(_Answer):
+    order: str
+    plant: str | None = None
+    workflow_id: str | None = None
+    status: Literal["started", "released", "recorded", "finished", "ignored"] = Field(
+        description="`started`/`released`: the saga runs; `recorded`: not released yet; `finished`: the saga "
+                    "ended; `ignored`: an event that does not change the saga")
+    delivered_waiting: int | None = Field(default=None, description="plant events that waited and were delivered")
+    reason: str | None = None
+
+
+class IdocAnswer(_Answer):
+    orders: list[ErpOrderResult]
+
+
+class OrderRow(_Answer):
+    workflow_id: str
+    plant: str | None
+    order: str | None
+    state: str | None
+    open_exceptions: int
+    material: str | None
+    status: str | None = Field(description="Temporal's execution status, e.g. `RUNNING`, `COMPLETED`")
+    started_at: str | None
+
+
+class OrderList(_Answer):
+    orders: list[OrderRow]
+
+
+class OrderView(_Answer):
+    workflow_id: str
+    plant: str
+    order: str
+    state: OrderState
+    on_hold: bool
+    open_exceptions: int
+    summary: dict[str, Any] = Field(description="The saga's `summary` query (SagaState as JSON)")
+
+
+class OpenException(_Answer):
+    id: str
+    message: str
+    code: str | None
+    system: str | None
+    step: str | None
+    category: str | None
+    status: str
+    attempts: int
+    event_id: str | None
+    opened_at: str
+    age_s: float
+
+
+class ExceptionRow(OrderRow):
+    exceptions: list[OpenException]
+
+
+class ExceptionList(_Answer):
+    orders: list[ExceptionRow]
+
+
+class ResolveAnswer(_Answer):
+    workflow_id: str
+    exception_id: str
+    action: Literal["retry", "skip", "override"]
+    by: str
+    status: Literal["sent"]
+
+
+class LeverAnswer(_Answer):
+    workflow_id: str
+    by: str
+    status: Literal["sent"]
+
+
+class InboxRow(_Answer):
+    id: int
+    parent_id: int | None
+    received_at: str
+    channel: str
+    status: InboxStatus
+    reason: str | None
+    plant: str | None
+    order: str | None
+    event_id: str | None
+    key_id: str | None
+    content_type: str | None
+    attempts: int
+    body: str = Field(description="The raw body as received (first 4000 characters)")
+    answer: Any = Field(description="What the gateway answered: `{http_status, body}`")
+
+
+class InboxList(_Answer):
+    messages: list[InboxRow]
