@@ -1,4 +1,4 @@
-"""The edge agent: OPC UA sessions -> machine logic -> outbox -> gateway, plus telemetry rollups.
+"""The edge agent: OPC UA and MQTT sessions -> machine logic -> outbox -> gateway, plus telemetry rollups.
 
 One asyncio task per OPC UA endpoint feeds value changes into an in-memory buffer; one processor task
 drains it in batches, runs the machines' logic and writes the resulting plant events (and the
@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plantbridge.canonical import PlantEvent
-from plantbridge.edge.config import EdgeConfig
+from plantbridge.edge.config import EdgeConfig, EndpointConfig
 from plantbridge.edge.machine import Change, MachineTracker, TrackerStats
+from plantbridge.edge.mqtt_config import MqttEndpointConfig
+from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.outbox import Forwarder, Outbox, open_db
 from plantbridge.edge.rollups import MachineRollup, write_rollups
 from plantbridge.edge.session import EndpointSession
@@ -39,7 +41,7 @@ class EdgeAgent:
         self.db: sqlite3.Connection | None = None
         self.outbox: Outbox | None = None
         self.forwarder: Forwarder | None = None
-        self.sessions: list[EndpointSession] = []
+        self.sessions: list[EndpointSession | MqttSession] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._incoming: list[Change] = []
         self._wake = asyncio.Event()
@@ -81,7 +83,12 @@ class EdgeAgent:
             machines = [m for m in self.config.machines if m.endpoint == name]
             if not machines:
                 continue
-            session = EndpointSession(name, endpoint, machines, self.config, self._sink, self._on_connect)
+            session: EndpointSession | MqttSession
+            if isinstance(endpoint, MqttEndpointConfig):
+                session = MqttSession(name, endpoint, machines, self.config, self._sink)
+            else:
+                assert isinstance(endpoint, EndpointConfig)
+                session = EndpointSession(name, endpoint, machines, self.config, self._sink, self._on_connect)
             self.sessions.append(session)
             self._tasks.append(asyncio.create_task(session.run(), name=f"edge-endpoint-{name}"))
         _log.info(
