@@ -44,6 +44,7 @@ class _Node:
     seq: int | None = None
     births: dict[str | None, Any] = field(default_factory=dict)  # device (None: the node) -> birth
     rebirth_asked: float | None = None  # monotonic time of the last request
+    dead_bd_seq: int | None = None  # the session whose NDEATH was applied (a redelivered copy is ignored)
 
 
 @dataclass
@@ -141,15 +142,18 @@ class SparkplugHost:
         node.seq = birth.seq
         node.births = {None: birth}
         node.rebirth_asked = None
+        node.dead_bd_seq = None
         self.stats.births += 1
         return self._changes(key, None, birth, now)
 
     def _ndeath(self, key: NodeKey, node: _Node, payload: bytes, now: datetime) -> list[Change]:
         death = spb.NDeath.decode(payload)
         bd_seq = death.bd_seq_metric.value
-        if node.bd_seq is not None and isinstance(bd_seq, int) and bd_seq != node.bd_seq:
-            self.stats.stale_deaths += 1  # the will of an earlier session, published late
+        stale = node.bd_seq is not None and isinstance(bd_seq, int) and bd_seq != node.bd_seq
+        if stale or (isinstance(bd_seq, int) and bd_seq == node.dead_bd_seq):
+            self.stats.stale_deaths += 1  # the will of an earlier session published late, or a redelivery
             return []
+        node.dead_bd_seq = bd_seq if isinstance(bd_seq, int) else None
         node.births = {}
         node.seq = None
         self.stats.deaths += 1
