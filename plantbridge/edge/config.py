@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from plantbridge.edge.mqtt_config import JsonSource, MqttEndpointConfig, SparkplugSource, UnsConfig
+from plantbridge.edge.mqtt_config import JsonSource, MqttEndpointConfig, SparkplugSource
 
 UINT32_MAX = 2**32 - 1
 
@@ -176,7 +176,6 @@ class EdgeConfig(_Strict):
     wrap_window: int | None = Field(
         default=None, ge=1, description="a drop from within this distance of counter_max is a wrap (default 10%)"
     )
-    uns: UnsConfig | None = Field(default=None, description="publish the forwarded events to a Unified Namespace")
 
     @model_validator(mode="before")
     @classmethod
@@ -208,8 +207,6 @@ class EdgeConfig(_Strict):
             if not on_mqtt and machine.nodes is None:
                 raise ValueError(f"machines.{i}.nodes: machine {machine.id} is on OPC UA endpoint "
                                  f"{machine.endpoint!r} and needs nodes (at least nodes.state)")
-        if self.uns is not None and not isinstance(self.endpoints.get(self.uns.broker), MqttEndpointConfig):
-            raise ValueError(f"uns.broker = {self.uns.broker!r}: not an MQTT endpoint in endpoints")
         return self
 
     def mqtt_endpoints(self) -> dict[str, MqttEndpointConfig]:

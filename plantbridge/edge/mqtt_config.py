@@ -137,20 +137,3 @@ def _check_roles(value: dict[str, _V]) -> dict[str, _V]:
     if "state" not in value:
         raise ValueError("the state role is required")
     return value
-
-
-class UnsConfig(_Strict):
-    """Unified Namespace out: each plant event the edge forwards is published under the ISA-95 tree
-    ``{enterprise}/{site}/{area}/{line}/{work_center}/{equipment}/events/{event_type}`` (not retained)
-    and the machine's last event per type, retained, under ``.../state/{event_type}``."""
-
-    broker: str = Field(description="name of an mqtt endpoint in `endpoints`")
-    enterprise: str = Field(pattern=_SPB_ID)
-    site: str = Field(pattern=_SPB_ID)
-    area: str = Field(default="production", pattern=_SPB_ID)
-    line: str = Field(default="line", pattern=_SPB_ID)
-    lines: dict[str, str] = Field(default_factory=dict, description="work center -> line (else `line`)")
-
-    def prefix(self, work_center: str) -> str:
-        line = self.lines.get(work_center, self.line)
-        return f"{self.enterprise}/{self.site}/{self.area}/{line}/{work_center}"
