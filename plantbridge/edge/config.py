@@ -233,10 +233,23 @@ def _merge(defaults: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _plain_loc(loc: tuple[int | str, ...]) -> list[str]:
+    """The dotted path as the file has it: without the union tags pydantic adds (the endpoint kind,
+    the mqtt format)."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if i >= 2 and loc[i - 2] == "endpoints" and part in ("opcua", "mqtt"):
+            continue
+        if i >= 1 and loc[i - 1] == "mqtt" and part in ("json", "sparkplug"):
+            continue
+        parts.append(str(part))
+    return parts
+
+
 def _format_errors(source: str, err: ValidationError, data: Any) -> str:
     lines = []
     for item in err.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = ".".join(_plain_loc(item["loc"])) or "(top level)"
         message = item["msg"]
         if loc == "(top level)" and message.startswith("Value error, "):
             lines.append(f"{source}: {message.removeprefix('Value error, ')}")
