@@ -25,6 +25,7 @@ from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.outbox import Forwarder, Outbox, open_db
 from plantbridge.edge.rollups import MachineRollup, write_rollups
 from plantbridge.edge.session import EndpointSession
+from plantbridge.uns import UnsPublisher
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class EdgeAgent:
         self.db: sqlite3.Connection | None = None
         self.outbox: Outbox | None = None
         self.forwarder: Forwarder | None = None
+        self.uns: UnsPublisher | None = None
         self.sessions: list[EndpointSession | MqttSession] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._incoming: list[Change] = []
@@ -68,6 +70,9 @@ class EdgeAgent:
             if tracker is not None:
                 tracker.restore(data, now_mono)
         self.forwarder = Forwarder(self.outbox, self.config.gateway, api_key)
+        if self.config.uns is not None:
+            self.uns = UnsPublisher(self.config.uns, client_id=f"plantbridge-uns-{self.config.source}")
+            self.forwarder.on_forwarded = self.uns.publish_events
         self._running = True
         started = datetime.now(UTC)
         self._bucket_start = _bucket_floor(started, self.config.rollup_interval_s)
@@ -117,6 +122,8 @@ class EdgeAgent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.uns is not None:
+            await self.uns.stop()
         self._process_pending()
         self._flush_rollups(datetime.now(UTC))
         self._store([], force_checkpoints=True)

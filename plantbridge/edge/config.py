@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from plantbridge.edge.mqtt_config import JsonSource, MqttEndpointConfig, SparkplugSource
+from plantbridge.uns import UnsConfig
 
 UINT32_MAX = 2**32 - 1
 
@@ -176,6 +177,9 @@ class EdgeConfig(_Strict):
     wrap_window: int | None = Field(
         default=None, ge=1, description="a drop from within this distance of counter_max is a wrap (default 10%)"
     )
+    uns: UnsConfig | None = Field(
+        default=None, description="Unified Namespace out: each event the gateway accepted, to this broker's topic tree"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -291,7 +295,7 @@ def load_config(path: str | Path) -> EdgeConfig:
     base = path.parent
     if not config.outbox_path.is_absolute():
         config.outbox_path = base / config.outbox_path
-    for endpoint in config.endpoints.values():
+    for endpoint in [*config.endpoints.values(), *([config.uns] if config.uns else [])]:
         for attr in ("client_cert", "client_key", "server_cert", "ca_cert"):
             value = getattr(endpoint, attr, None)
             if value is not None and not value.is_absolute():

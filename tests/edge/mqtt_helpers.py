@@ -4,6 +4,8 @@ test may stop and start again (``mosquitto -p PORT`` with persistence in a tempo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -11,7 +13,9 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 SYSTEM_BROKER = ("127.0.0.1", 1883)
@@ -95,3 +99,42 @@ class PrivateBroker:
         await self.stop()
         await asyncio.sleep(down_s)
         await self.start()
+
+
+class TopicRecorder:
+    """A dashboard's view of the UNS: subscribes to a topic filter on a broker and records every message
+    (topic, JSON payload, retain flag). ``clear_retained`` removes what the test left retained."""
+
+    def __init__(self, topic_filter: str, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.topic_filter, self.host, self.port = topic_filter, host, port
+        self.messages: list[tuple[str, Any, bool]] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> TopicRecorder:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), timeout=10)
+        return self
+
+    async def _run(self) -> None:
+        async with aiomqtt.Client(self.host, self.port, identifier=unique("uns-sub-")) as client:
+            await client.subscribe(self.topic_filter, qos=1)
+            self._ready.set()
+            async for message in client.messages:
+                raw = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+                self.messages.append((str(message.topic), json.loads(raw) if raw else None, bool(message.retain)))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    def on(self, topic: str) -> list[Any]:
+        return [payload for t, payload, _ in self.messages if t == topic]
+
+    async def clear_retained(self) -> None:
+        topics = {t for t, _, _ in self.messages}
+        async with aiomqtt.Client(self.host, self.port, identifier=unique("uns-clear-")) as client:
+            for topic in topics:
+                await client.publish(topic, b"", qos=1, retain=True)
