@@ -28,7 +28,7 @@ from typing import Any
 import aiomqtt
 from pydantic import Field, field_validator
 
-from plantbridge.edge.mqtt_config import MqttEndpointConfig, _Strict
+from plantbridge.mqtt_broker import MqttEndpointConfig, _Strict
 
 _log = logging.getLogger("plantbridge.uns")
 
