@@ -44,7 +44,7 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
                        translate=translate)
     uns_config = settings.uns()
     if uns_config is not None:
-        deps.uns = OrderStates.from_config(uns_config)
+        deps.uns = OrderStates.from_config(uns_config, client)
     config = uvicorn.Config(create_app(deps), host=settings.gateway_host, port=settings.gateway_port,
                             log_level="info", access_log=False, lifespan="on")
     try:
