@@ -1,4 +1,4 @@
-"""The edge agent: OPC UA sessions -> machine logic -> outbox -> gateway, plus telemetry rollups.
+"""The edge agent: OPC UA and MQTT sessions -> machine logic -> outbox -> gateway, plus telemetry rollups.
 
 One asyncio task per OPC UA endpoint feeds value changes into an in-memory buffer; one processor task
 drains it in batches, runs the machines' logic and writes the resulting plant events (and the
@@ -18,11 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plantbridge.canonical import PlantEvent
-from plantbridge.edge.config import EdgeConfig
+from plantbridge.edge.config import EdgeConfig, EndpointConfig
 from plantbridge.edge.machine import Change, MachineTracker, TrackerStats
+from plantbridge.edge.mqtt_config import MqttEndpointConfig
+from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.outbox import Forwarder, Outbox, open_db
 from plantbridge.edge.rollups import MachineRollup, write_rollups
 from plantbridge.edge.session import EndpointSession
+from plantbridge.uns import UnsPublisher
 
 _log = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ class EdgeAgent:
         self.db: sqlite3.Connection | None = None
         self.outbox: Outbox | None = None
         self.forwarder: Forwarder | None = None
-        self.sessions: list[EndpointSession] = []
+        self.uns: UnsPublisher | None = None
+        self.sessions: list[EndpointSession | MqttSession] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._incoming: list[Change] = []
         self._wake = asyncio.Event()
@@ -66,6 +70,9 @@ class EdgeAgent:
             if tracker is not None:
                 tracker.restore(data, now_mono)
         self.forwarder = Forwarder(self.outbox, self.config.gateway, api_key)
+        if self.config.uns is not None:
+            self.uns = UnsPublisher(self.config.uns, client_id=f"plantbridge-uns-{self.config.source}")
+            self.forwarder.on_forwarded = self.uns.publish_events
         self._running = True
         started = datetime.now(UTC)
         self._bucket_start = _bucket_floor(started, self.config.rollup_interval_s)
@@ -81,7 +88,12 @@ class EdgeAgent:
             machines = [m for m in self.config.machines if m.endpoint == name]
             if not machines:
                 continue
-            session = EndpointSession(name, endpoint, machines, self.config, self._sink, self._on_connect)
+            session: EndpointSession | MqttSession
+            if isinstance(endpoint, MqttEndpointConfig):
+                session = MqttSession(name, endpoint, machines, self.config, self._sink)
+            else:
+                assert isinstance(endpoint, EndpointConfig)
+                session = EndpointSession(name, endpoint, machines, self.config, self._sink, self._on_connect)
             self.sessions.append(session)
             self._tasks.append(asyncio.create_task(session.run(), name=f"edge-endpoint-{name}"))
         _log.info(
@@ -110,6 +122,8 @@ class EdgeAgent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.uns is not None:
+            await self.uns.stop()
         self._process_pending()
         self._flush_rollups(datetime.now(UTC))
         self._store([], force_checkpoints=True)

@@ -14,10 +14,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from plantbridge.edge.mqtt_config import JsonSource, MqttEndpointConfig, SparkplugSource
+from plantbridge.uns import UnsConfig
 
 UINT32_MAX = 2**32 - 1
 
@@ -108,17 +120,39 @@ class MachineNodes(_Strict):
     operation_done: str | None = Field(default=None, description="Boolean: True when the operation is finished")
 
 
+def _endpoint_kind(value: Any) -> str:
+    url = value.get("url", "") if isinstance(value, dict) else getattr(value, "url", "")
+    return "mqtt" if isinstance(url, str) and url.startswith(("mqtt://", "mqtts://")) else "opcua"
+
+
+AnyEndpoint = Annotated[
+    Annotated[EndpointConfig, Tag("opcua")] | Annotated[MqttEndpointConfig, Tag("mqtt")],
+    Discriminator(_endpoint_kind),
+]
+
+
 class MachineConfig(_Strict):
     id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z_\-./]{0,39}$")
     endpoint: str
     work_center: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z_\-./]{0,39}$")
     state_source: Literal["machinery", "packml"] = "machinery"
-    nodes: MachineNodes
+    nodes: MachineNodes | None = Field(default=None, description="OPC UA endpoints: role -> node reference")
     telemetry: dict[str, str] = Field(default_factory=dict)
+    mqtt: Annotated[JsonSource | SparkplugSource, Field(discriminator="format")] | None = Field(
+        default=None, description="MQTT endpoints: how the roles are read from the broker (see mqtt_config)"
+    )
     unit: str = "H87"
+
+    def reads(self, role: str) -> bool:
+        """Whether the machine has a source for ``role`` (on whichever kind of endpoint)."""
+        if self.mqtt is not None:
+            return role in (self.mqtt.fields if isinstance(self.mqtt, JsonSource) else self.mqtt.metrics)
+        return self.nodes is not None and getattr(self.nodes, role, None) is not None
 
     def node_refs(self) -> dict[str, str]:
         """role -> node reference (``{id}`` substituted); telemetry as ``extra:<name>``."""
+        if self.nodes is None:
+            return {}
         refs = {role: ref for role in NODE_ROLES if (ref := getattr(self.nodes, role)) is not None}
         refs.update({f"extra:{name}": ref for name, ref in self.telemetry.items()})
         return {role: ref.replace("{id}", self.id) for role, ref in refs.items()}
@@ -128,7 +162,7 @@ class EdgeConfig(_Strict):
     plant: str = Field(pattern=r"^[0-9A-Za-z]{1,4}$")
     source: str = Field(min_length=1, max_length=64)
     gateway: GatewayConfig
-    endpoints: dict[str, EndpointConfig] = Field(min_length=1)
+    endpoints: dict[str, AnyEndpoint] = Field(min_length=1)
     namespaces: dict[str, str] = Field(default_factory=dict, description="alias -> namespace URI for node refs")
     machines: list[MachineConfig] = Field(min_length=1)
     reason_map: dict[str, str] = Field(default_factory=dict, description="local stop reason -> plant reason code")
@@ -142,6 +176,9 @@ class EdgeConfig(_Strict):
     counter_max: int = Field(default=UINT32_MAX, ge=1)
     wrap_window: int | None = Field(
         default=None, ge=1, description="a drop from within this distance of counter_max is a wrap (default 10%)"
+    )
+    uns: UnsConfig | None = Field(
+        default=None, description="Unified Namespace out: each event the gateway accepted, to this broker's topic tree"
     )
 
     @model_validator(mode="before")
@@ -167,7 +204,17 @@ class EdgeConfig(_Strict):
             if machine.id in seen:
                 raise ValueError(f"machines.{i}.id = {machine.id!r}: duplicate machine id")
             seen.add(machine.id)
+            on_mqtt = isinstance(self.endpoints[machine.endpoint], MqttEndpointConfig)
+            if on_mqtt and machine.mqtt is None:
+                raise ValueError(f"machines.{i}.mqtt: machine {machine.id} is on MQTT endpoint "
+                                 f"{machine.endpoint!r} and needs an mqtt block (format json or sparkplug)")
+            if not on_mqtt and machine.nodes is None:
+                raise ValueError(f"machines.{i}.nodes: machine {machine.id} is on OPC UA endpoint "
+                                 f"{machine.endpoint!r} and needs nodes (at least nodes.state)")
         return self
+
+    def mqtt_endpoints(self) -> dict[str, MqttEndpointConfig]:
+        return {n: e for n, e in self.endpoints.items() if isinstance(e, MqttEndpointConfig)}
 
     @property
     def effective_wrap_window(self) -> int:
@@ -190,10 +237,23 @@ def _merge(defaults: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _plain_loc(loc: tuple[int | str, ...]) -> list[str]:
+    """The dotted path as the file has it: without the union tags pydantic adds (the endpoint kind,
+    the mqtt format)."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if i >= 2 and loc[i - 2] == "endpoints" and part in ("opcua", "mqtt"):
+            continue
+        if i >= 1 and loc[i - 1] == "mqtt" and part in ("json", "sparkplug"):
+            continue
+        parts.append(str(part))
+    return parts
+
+
 def _format_errors(source: str, err: ValidationError, data: Any) -> str:
     lines = []
     for item in err.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = ".".join(_plain_loc(item["loc"])) or "(top level)"
         message = item["msg"]
         if loc == "(top level)" and message.startswith("Value error, "):
             lines.append(f"{source}: {message.removeprefix('Value error, ')}")
@@ -235,9 +295,9 @@ def load_config(path: str | Path) -> EdgeConfig:
     base = path.parent
     if not config.outbox_path.is_absolute():
         config.outbox_path = base / config.outbox_path
-    for endpoint in config.endpoints.values():
-        for attr in ("client_cert", "client_key", "server_cert"):
-            value = getattr(endpoint, attr)
+    for endpoint in [*config.endpoints.values(), *([config.uns] if config.uns else [])]:
+        for attr in ("client_cert", "client_key", "server_cert", "ca_cert"):
+            value = getattr(endpoint, attr, None)
             if value is not None and not value.is_absolute():
                 setattr(endpoint, attr, base / value)
     return config

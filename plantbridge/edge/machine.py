@@ -216,7 +216,7 @@ class MachineTracker:
         if self.cfg.state_source == "packml" and raw == PACKML_COMPLETE and not self.done_flag:
             self.done_flag = True
             events += self._confirm(ts, final=True)
-        elif self.cfg.state_source == "packml" and raw != PACKML_COMPLETE and self.cfg.nodes.operation_done is None:
+        elif self.cfg.state_source == "packml" and raw != PACKML_COMPLETE and not self.cfg.reads("operation_done"):
             self.done_flag = False
         return events
 

@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,8 @@ class Forwarder:
         self._url = f"{config.url}/v1/plant/events"
         self._stopping = False
         self._stop_event = asyncio.Event()
+        # Called with the events the gateway took (accepted or duplicate), in order: the UNS out.
+        self.on_forwarded: Callable[[list[dict[str, Any]]], None] | None = None
 
     async def run(self) -> None:
         backoff = self.config.backoff_initial_s
@@ -228,6 +230,10 @@ class Forwarder:
         answers = _per_event_answers(response, ids)
         final = {eid: answer for eid, answer in answers.items() if answer[0] in FINAL_STATUSES}
         self.outbox.mark(final)
+        if self.on_forwarded is not None:
+            taken = [r.payload for r in rows if final.get(r.event_id, ("",))[0] in ("accepted", "duplicate")]
+            with contextlib.suppress(Exception):
+                self.on_forwarded(taken)
         for answer_status, answer in final.values():
             self.stats.sent += 1
             setattr(self.stats, answer_status, getattr(self.stats, answer_status) + 1)

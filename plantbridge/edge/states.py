@@ -72,12 +72,16 @@ def machinery_state_name(value: Any, machinery_ns: int | None) -> str | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return MACHINERY_STATE_NUMBERS.get(value)
+    if isinstance(value, str) and value in _MACHINERY_CANONICAL:
+        return value  # the State's BrowseName, as MQTT/JSON publishers send it
     return None
 
 
 def canonical_state(source: str, raw: Any, stop_reason: str, machinery_ns: int | None = None) -> EquipmentState | None:
     """Map a raw state value to the canonical state; None when the value is not understood."""
     if source == "packml":
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            raw = int(raw)
         if isinstance(raw, int) and not isinstance(raw, bool):
             return PACKML_CANONICAL.get(raw)
         return None

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from temporalio.client import Client
 
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.store.db import Database
+
+if TYPE_CHECKING:
+    from plantbridge.gateway.uns import OrderStates
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 
@@ -50,3 +53,5 @@ class GatewayDeps:
     # The plant's cross-references: local codes (work centers, reasons, units) -> the ERP's, applied
     # to a plant event before it is validated (see `PlantConfig.translate_event`).
     translate: Callable[[dict[str, Any]], dict[str, Any]] = no_translation
+    # The Unified Namespace out: order state changes published to MQTT (None: off).
+    uns: OrderStates | None = None

@@ -135,5 +135,7 @@ class ErpIntake:
             # released saga ignores the signal.
             await handle.signal("order_released", order)
             status = "released"
+        if self.deps.uns is not None and status == "started":  # a released order starts in `released`
+            self.deps.uns.state(order.plant, order.number, "released", cause={"erp": "released"})
         delivered = await self.intake.deliver_waiting(order.plant, order.number)
         return {**base, "status": status, "delivered_waiting": delivered, "reason": None}

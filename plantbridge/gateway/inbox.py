@@ -161,6 +161,8 @@ class Intake:
                                          f"could not reach the order saga ({err})"[:300], retry_after=5)
             if ack.status == "rejected" and await self._planned(event):
                 return await self._wait(msg_id, event, "the order is not released yet")
+            if self.deps.uns is not None:  # fire-and-forget: never blocks nor fails the answer
+                self.deps.uns.acknowledged(event, ack)
             pending = ack.erp is not None and ack.erp.status == "pending"
             out = Outcome(202 if pending else 200, ack.model_dump(mode="json"))
             await self.inbox.finish(msg_id, "processed", answer=out.stored(), reason=ack.reason,

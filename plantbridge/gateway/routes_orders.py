@@ -232,10 +232,13 @@ async def _lever(request: Request, caller: Caller, plant: str, order: str, actio
     plant, order = _target(caller, plant, order)
     body: LeverBody = await _body(request, LeverBody, optional=True)
     client: Client = request.app.state.deps.client
-    problem = refuse(await _summary(client, plant, order), order)
+    before = await _summary(client, plant, order)
+    problem = refuse(before, order)
     if problem is not None:
         raise ApiError(409, *problem)
     await send(client, plant, order, SupervisorAction(by=caller.name, reason=body.reason))
+    if (uns := request.app.state.deps.uns) is not None:  # the state it moves to, to the UNS
+        uns.after_lever(client, plant, order, before.state, action)
     await _audit(request, caller, plant, order, f"api.{action}", reason=body.reason)
     return {"workflow_id": workflow_id(plant, order), "by": caller.name, "status": "sent"}
 

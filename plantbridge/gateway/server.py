@@ -15,6 +15,7 @@ from plantbridge.client import connect
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps, OrderSource
 from plantbridge.gateway.settings import GatewaySettings
+from plantbridge.gateway.uns import OrderStates
 from plantbridge.store.db import Database
 from plantbridge.telemetry import setup_tracing
 
@@ -41,11 +42,16 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
     deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
                        translate=translate)
+    uns_config = settings.uns()
+    if uns_config is not None:
+        deps.uns = OrderStates.from_config(uns_config, client)
     config = uvicorn.Config(create_app(deps), host=settings.gateway_host, port=settings.gateway_port,
                             log_level="info", access_log=False, lifespan="on")
     try:
         await uvicorn.Server(config).serve()
     finally:
+        if deps.uns is not None:
+            await deps.uns.close()
         await db.close()
 
 

@@ -1,4 +1,4 @@
-"""Gateway settings: the worker's settings plus host, port, ack wait, body limit (env `PLANTBRIDGE_*`)."""
+"""Gateway settings: the worker's settings plus host, port, ack wait, body limit, the UNS out (env `PLANTBRIDGE_*`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import cast
 
 from pydantic import Field
 
+from plantbridge.uns import DEFAULT_ORDER_TOPIC, UnsConfig
 from plantbridge.workers.settings import Settings
 
 
@@ -14,6 +15,23 @@ class GatewaySettings(Settings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     ack_wait_s: float = Field(default=2.0, gt=0, le=60)
     body_limit: int = Field(default=1024 * 1024, ge=1024)
+    # The Unified Namespace out (plantbridge.uns): order state changes, retained, QoS 1. No URL: off.
+    uns_url: str | None = None
+    uns_enterprise: str = "plantbridge"
+    uns_site: str = "{plant}"
+    uns_order_topic: str = DEFAULT_ORDER_TOPIC
+    uns_ca_cert: str | None = None
+    uns_username_env: str | None = None
+    uns_password_env: str | None = None
+
+    def uns(self) -> UnsConfig | None:
+        if not self.uns_url:
+            return None
+        return UnsConfig.model_validate({
+            "url": self.uns_url, "enterprise": self.uns_enterprise, "site": self.uns_site,
+            "order_topic": self.uns_order_topic, "ca_cert": self.uns_ca_cert,
+            "username_env": self.uns_username_env, "password_env": self.uns_password_env,
+        })
 
     @classmethod
     def from_env(cls, **overrides: object) -> GatewaySettings:

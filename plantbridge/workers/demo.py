@@ -27,13 +27,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from plantbridge.simulators.machines import MachineSpec
+from plantbridge.simulators.machines.mqtt_publisher import MqttMachinePublisher
 from plantbridge.workers import demo_script as script
 from plantbridge.workers.stack import DEV_SECRETS, Ports, Stack, http_ok, read_dev_file
 
@@ -97,6 +99,7 @@ class PlantDemo:
         self.phase = "setup"
         self.started = time.monotonic()
         self.last: dict[str, Any] = {}
+        self.mqtt_machine: MqttMachinePublisher | None = None  # plant 2000's machine on the broker
 
     # --- HTTP helpers --------------------------------------------------------------------------
 
@@ -173,6 +176,9 @@ class PlantDemo:
             await self.machine_downtime(order)
             self.counts.downtimes += 1
             self.counts.maintenance_requests += 1
+        if order.plant == "2000" and self.info.get("mqtt") and self.mqtt_machine is None:
+            await self.mqtt_downtime(order)
+            self.counts.downtimes += 1
         if order.index == script.HOLD_ORDER:
             await self.quality_hold(order)
         if order.index == script.DOWNTIME_ORDER:
@@ -228,6 +234,30 @@ class PlantDemo:
             return any(t["text"].startswith("downtime_ended") for t in timeline)
 
         await eventually(f"downtime of {script.MACHINE} reported by the edge agent", reported)
+
+    async def mqtt_downtime(self, order: DemoOrder) -> None:
+        """Plant 2000's machine publishes Sparkplug B to the local broker: it runs the order, stops, runs again;
+        plant 2000's edge agent reports the downtime."""
+        mqtt = self.info["mqtt"]
+        broker = urlsplit(mqtt["url"])
+        machine = mqtt["machine"]
+        pub = self.mqtt_machine = MqttMachinePublisher(
+            [MachineSpec(machine, work_center=script.PLANTS["2000"].work_centers[0])], host=broker.hostname or "",
+            port=broker.port or 1883, mode="sparkplug", group=mqtt["group"], edge_node=mqtt["edge_node"])
+        order.stage = f"machine {machine} down (Sparkplug B -> edge)"
+        await pub.start()
+        await pub.set_order(machine, order.number, "0010")
+        await pub.run(machine)
+        await asyncio.sleep(1.0)
+        await pub.stop_machine(machine, "MAINT")
+        await asyncio.sleep(3.0)
+        await pub.run(machine)
+
+        async def reported() -> bool:
+            timeline = (await self.order_view(order))["summary"]["timeline"]
+            return any(t["text"].startswith("downtime_ended") for t in timeline)
+
+        await eventually(f"downtime of {machine} reported over MQTT by the edge agent", reported)
 
     async def _mes_unheld(self, order: DemoOrder) -> bool:
         wos = await self.call("GET", f"{self.urls['mes']}/api/v2/workorders", params={"orderNo": order.number},
@@ -443,6 +473,8 @@ class PlantDemo:
         return ok
 
     async def aclose(self) -> None:
+        if self.mqtt_machine is not None:
+            await self.mqtt_machine.stop()
         await self.http.aclose()
 
 

@@ -26,7 +26,8 @@ def urls_table(stack: Stack) -> Table:
     u = stack.urls
     where = {"temporal": u.temporal, "sap": f"{u.sap}/sap/opu/odata/sap/", "mes": f"{u.mes}/api/v2",
              "qms": u.qms, "wms": u.wms, "machines": f"{u.opcua} (control {u.machines})", "worker": "task queue "
-             "plantbridge-orders", "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway"}
+             "plantbridge-orders", "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway",
+             "edge-2000": f"{stack.mqtt} (Sparkplug group {stack.mqtt_group}) → gateway"}
     for s in stack.services:
         state = "[green]up[/]" if s.healthy and s.alive() else ("[yellow]running[/]" if s.alive() else "[red]down[/]")
         table.add_row(s.name, where.get(s.name, s.url or ""), str(s.pid or ""), state)
@@ -61,6 +62,12 @@ async def run_dev(state_dir: Path, *, ports: Ports | None = None, console: Conso
         console.print(f"[bold red]plantbridge dev could not start:[/] {err}")
         return 1
     console.print(urls_table(stack))
+    if stack.mqtt is not None:
+        console.print(f"MQTT: the local broker {stack.mqtt} · plant 2000's machine M20 (Sparkplug B) · the Unified "
+                      f"Namespace under {stack.info()['mqtt']['uns']}")
+    else:
+        console.print("MQTT: no broker answers on 127.0.0.1:1883; none started (plant 2000's MQTT machine and the "
+                      "Unified Namespace are off)")
     console.print(f"dev keys and URLs in {stack.dev_file} · `plantbridge demo` uses them · Ctrl-C stops everything")
     code = 0
     try:

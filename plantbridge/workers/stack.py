@@ -191,6 +191,38 @@ def render_plants(source: Path, target: Path, urls: StackUrls) -> list[str]:
     return plants
 
 
+MQTT_BROKER = (HOST, 1883)
+UNS_ENTERPRISE = "plantbridge-dev"
+
+
+def local_broker() -> str | None:
+    """The local MQTT broker's URL when one answers on 127.0.0.1:1883 (`plantbridge dev` starts none)."""
+    try:
+        with socket.create_connection(MQTT_BROKER, timeout=0.5):
+            return f"mqtt://{MQTT_BROKER[0]}:{MQTT_BROKER[1]}"
+    except OSError:
+        return None
+
+
+def render_edge_mqtt(source: Path, target: Path, urls: StackUrls, broker: str, group: str) -> Path | None:
+    """Plant 2000's edge agent on the broker: the gateway URL and this stack's Sparkplug group."""
+    src = source / "edge-2000.yaml"
+    if not src.exists():
+        return None
+    data: dict[str, Any] = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
+    data["gateway"]["url"] = urls.gateway
+    for endpoint in data["endpoints"].values():
+        endpoint["url"] = broker
+        endpoint["client_id"] = f"{group}-edge-2000"
+    for machine in data["machines"]:
+        machine["mqtt"]["group"] = group
+    if isinstance(data.get("uns"), dict):
+        data["uns"].update(url=broker, client_id=f"{group}-edge-2000-uns")
+    out = target / src.name
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
+
+
 def render_edge(source: Path, target: Path, urls: StackUrls) -> Path | None:
     src = source / "edge-1000.yaml"
     if not src.exists():
@@ -303,6 +335,12 @@ class Stack:
         self.api_keys: dict[str, str] = {}
         self.plants: list[str] = []
         self.started_at = 0.0
+        self.mqtt: str | None = None  # the local broker, when one answers (plant 2000's machine, the UNS)
+        self.edge_mqtt: Path | None = None
+
+    @property
+    def mqtt_group(self) -> str:
+        return f"plantbridge-dev-{self.ports.gateway}"
 
     @property
     def dev_file(self) -> Path:
@@ -328,6 +366,8 @@ class Stack:
         })
         if "edge" in self.api_keys:
             env["PLANTBRIDGE_EDGE_KEY"] = self.api_keys["edge"]
+        if self.mqtt is not None:  # the gateway publishes order states to the UNS
+            env.update(PLANTBRIDGE_UNS_URL=self.mqtt, PLANTBRIDGE_UNS_ENTERPRISE=UNS_ENTERPRISE)
         return env
 
     # --- the processes ------------------------------------------------------------------------
@@ -373,6 +413,10 @@ class Stack:
             edge_log = s / "edge.log"
             second.append(Service("edge", [py, "-m", "plantbridge.edge", "--config", str(edge_config)],
                                   optional=True, health=lambda: log_says(edge_log, " connected (")))
+        if self.edge_mqtt is not None:
+            mqtt_log = s / "edge-2000.log"
+            second.append(Service("edge-2000", [py, "-m", "plantbridge.edge", "--config", str(self.edge_mqtt)],
+                                  url=self.mqtt, optional=True, health=lambda: log_says(mqtt_log, " connected as ")))
         return first, second
 
     def _spawn(self, service: Service) -> None:
@@ -426,6 +470,9 @@ class Stack:
         self.api_keys = await create_dev_keys(self.store_url, sorted({*self.plants, *DEV_PLANTS}))
         edge_config = render_edge(self.plants_source, self.state_dir, self.urls) if (
             self.with_edge and edge_available()) else None
+        self.mqtt = local_broker() if edge_config is not None else None
+        self.edge_mqtt = (render_edge_mqtt(self.plants_source, self.state_dir, self.urls, self.mqtt, self.mqtt_group)
+                          if self.mqtt is not None else None)
         first, second = self._services(edge_config)
         try:
             for service in first:
@@ -448,6 +495,8 @@ class Stack:
             "pids": {s.name: s.pid for s in self.services if s.pid is not None},
             "api_keys": dict(self.api_keys),
             "plants": self.plants,
+            "mqtt": {"url": self.mqtt, "group": self.mqtt_group, "edge_node": "plant-2000", "machine": "M20",
+                     "uns": f"{UNS_ENTERPRISE}/#"} if self.edge_mqtt is not None else None,
             "state_dir": str(self.state_dir),
             "pid": os.getpid(),
         }
