@@ -7,6 +7,9 @@ schedule fired, or (by hand, without a shift) the last that ended.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +33,23 @@ from plantbridge.store.db import Database
 
 # A schedule fires at shift end + grace; its run may start a little later (jitter, catch-up).
 MATCH_TOLERANCE = timedelta(minutes=1)
+# A batch activity heartbeats this often while it works, so a killed worker's run is retried on
+# another worker after the workflow's heartbeat timeout, not after the whole start-to-close timeout.
+HEARTBEAT_EVERY = timedelta(seconds=3)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def pick_window(cfg: PlantConfig, job: ShiftSummaryJob, now: datetime) -> ShiftWindow | None:
@@ -56,6 +76,10 @@ class BatchActivities:
 
     @activity.defn(name=SHIFT_SUMMARY_ACTIVITY)
     async def shift_summary(self, job: ShiftSummaryJob) -> ShiftSummaryResult:
+        async with heartbeating():
+            return await self._shift_summary(job)
+
+    async def _shift_summary(self, job: ShiftSummaryJob) -> ShiftSummaryResult:
         cfg = self.plants.get(job.plant)
         if cfg is None or not cfg.shifts:
             raise ApplicationError(f"plant {job.plant} has no plant file with `shifts` on this worker",

@@ -44,6 +44,8 @@ class ShiftSummaryWorkflow:
             job,
             result_type=ShiftSummaryResult,
             start_to_close_timeout=timedelta(minutes=10),
+            # The activity heartbeats every few seconds: a killed worker's run moves on quickly.
+            heartbeat_timeout=timedelta(seconds=15),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
                                      non_retryable_error_types=[INVALID_B2MML, "ConfigurationError"]),
         )
