@@ -16,19 +16,26 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from plantbridge.batch.archive import archive_store, dead_letter_waiting
 from plantbridge.batch.b2mml import InvalidB2MML
 from plantbridge.batch.export import export, shift_documents
 from plantbridge.batch.sources import accepted_events, facts_from_events
 from plantbridge.batch.summary import summarize
-from plantbridge.canonical.batch_config import DirectoryExport, ExportTarget
+from plantbridge.canonical.batch_config import DirectoryExport, ExportTarget, RetentionPolicy
 from plantbridge.canonical.batch_jobs import (
+    AUDIT_ARCHIVE_ACTIVITY,
+    AUDIT_ARCHIVE_JOB,
+    DEAD_LETTER_ACTION,
     INVALID_B2MML,
     SHIFT_SUMMARY_ACTIVITY,
+    AuditArchiveJob,
+    AuditArchiveResult,
     ShiftSummaryJob,
     ShiftSummaryResult,
 )
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.plant_time import ShiftWindow, last_ended, window, windows_between
+from plantbridge.store.audit import AuditTrail
 from plantbridge.store.db import Database
 
 # A schedule fires at shift end + grace; its run may start a little later (jitter, catch-up).
@@ -66,10 +73,12 @@ def pick_window(cfg: PlantConfig, job: ShiftSummaryJob, now: datetime) -> ShiftW
 
 
 class BatchActivities:
-    def __init__(self, plants: dict[str, PlantConfig], db: Database, exports_root: Path) -> None:
+    def __init__(self, plants: dict[str, PlantConfig], db: Database, exports_root: Path,
+                 retention: RetentionPolicy | None = None) -> None:
         self.plants = plants
         self.db = db
         self.exports_root = exports_root
+        self.retention = retention or RetentionPolicy()
 
     def target(self, cfg: PlantConfig) -> ExportTarget:
         return cfg.exports or DirectoryExport(path=str(self.exports_root / cfg.plant))
@@ -109,5 +118,35 @@ class BatchActivities:
             orders=summary.orders,
         )
 
+    @activity.defn(name=AUDIT_ARCHIVE_ACTIVITY)
+    async def audit_archive(self, job: AuditArchiveJob) -> AuditArchiveResult:
+        async with heartbeating():
+            return await self._audit_archive(job)
+
+    async def _audit_archive(self, job: AuditArchiveJob) -> AuditArchiveResult:
+        r = self.retention
+        dead = await dead_letter_waiting(self.db, job.as_of - r.waiting_ttl, str(r.waiting_ttl))
+        audit = AuditTrail(self.db)
+        for d in dead:
+            # The alert: an error in the log (alerting rules watch it) and a record in the audit trail.
+            activity.logger.error("inbox message %s (plant %s, order %s, event %s) waited longer than %s "
+                                  "for its order's saga: dead letter", d.id, d.plant, d.order, d.event_id,
+                                  r.waiting_ttl)
+            await audit.record(workflow_id=AUDIT_ARCHIVE_JOB, plant=d.plant or "", order=d.order or "",
+                               actor=AUDIT_ARCHIVE_JOB, action=DEAD_LETTER_ACTION,
+                               detail={"inbox_id": d.id, "event_id": d.event_id, "received_at": d.received_at,
+                                       "waiting_ttl": str(r.waiting_ttl)},
+                               dedup_key=f"{DEAD_LETTER_ACTION}:{d.id}")
+        audit_cutoff, inbox_cutoff = job.as_of - r.audit_retention, job.as_of - r.inbox_retention
+        files = await archive_store(self.db, self.exports_root / "archive", audit_cutoff=audit_cutoff,
+                                    inbox_cutoff=inbox_cutoff)
+        rows: dict[str, int] = {}
+        for f in files:
+            rows[f.table] = rows.get(f.table, 0) + f.rows
+        activity.logger.info("audit archive as of %s: %s rows, %s dead letters", job.as_of, rows, len(dead))
+        return AuditArchiveResult(as_of=job.as_of, audit_cutoff=audit_cutoff, inbox_cutoff=inbox_cutoff,
+                                  files=[f.path for f in files], new=[f.path for f in files if f.new], rows=rows,
+                                  dead_letters=[d.id for d in dead])
+
     def all(self) -> list[object]:
-        return [self.shift_summary]
+        return [self.shift_summary, self.audit_archive]

@@ -61,3 +61,34 @@ class BatchConfig(BaseModel):
         if self.catchup_window < timedelta(minutes=1):
             raise ValueError("batch.catchup_window must be at least one minute (Temporal's minimum)")
         return self
+
+
+# The shift summary reads inbox rows received up to this long after their shift (edge buffering,
+# see batch/sources.py LATE_ARRIVAL) plus one catch-up window of a day: retention must exceed it.
+SHIFT_SUMMARY_LOOK_BACK = timedelta(days=3)
+
+
+class RetentionPolicy(BaseModel):
+    """How long the store keeps audit and inbox rows before `audit-archive` moves them to archives,
+    and how long an inbox event may wait for its order's saga before it becomes a dead letter.
+    Settings: PLANTBRIDGE_AUDIT_RETENTION, PLANTBRIDGE_INBOX_RETENTION, PLANTBRIDGE_WAITING_TTL
+    (ISO 8601 durations such as P90D)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audit_retention: timedelta = timedelta(days=90)
+    inbox_retention: timedelta = timedelta(days=30)
+    waiting_ttl: timedelta = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _keeps_what_the_shift_summary_reads(self) -> RetentionPolicy:
+        for name in ("audit_retention", "inbox_retention"):
+            if getattr(self, name) <= SHIFT_SUMMARY_LOOK_BACK:
+                raise ValueError(f"{name} must be longer than the shift summary's look-back of "
+                                 f"{SHIFT_SUMMARY_LOOK_BACK.days} days (late arrivals + catch-up)")
+        if self.waiting_ttl < timedelta(hours=1):
+            raise ValueError("waiting_ttl must be at least one hour")
+        if self.waiting_ttl >= self.inbox_retention:
+            raise ValueError("waiting_ttl must be shorter than inbox_retention (a waiting row is "
+                             "dead-lettered before it is archived)")
+        return self

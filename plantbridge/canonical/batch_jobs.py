@@ -66,3 +66,37 @@ class ShiftSummaryResult(BaseModel):
     new: list[str] = Field(default_factory=list)
     orders: list[str] = Field(default_factory=list)
     skipped: str | None = None
+
+
+# The audit archive: one schedule for the store (not per plant), daily.
+AUDIT_ARCHIVE_JOB = "audit-archive"
+AUDIT_ARCHIVE_SCHEDULE = AUDIT_ARCHIVE_JOB
+AUDIT_ARCHIVE_WORKFLOW = "AuditArchive"
+AUDIT_ARCHIVE_ACTIVITY = "batch.audit_archive"
+DEAD_LETTER_ACTION = "inbox_dead_letter"
+
+
+class AuditArchiveRequest(BaseModel):
+    """The workflow's input; `as_of` defaults to the schedule's time (or now when run by hand)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: datetime | None = None
+
+
+class AuditArchiveJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: datetime
+
+
+class AuditArchiveResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: datetime
+    audit_cutoff: datetime
+    inbox_cutoff: datetime
+    files: list[str] = Field(default_factory=list)
+    new: list[str] = Field(default_factory=list)
+    rows: dict[str, int] = Field(default_factory=dict)
+    dead_letters: list[int] = Field(default_factory=list)

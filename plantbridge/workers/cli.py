@@ -153,6 +153,9 @@ def _mount_supervisor_commands() -> None:
     from plantbridge.workers.batch_cli import batch_app
 
     app.add_typer(batch_app, name="batch", help="scheduled batch jobs: list | run | backfill | pause | unpause")
+    from plantbridge.workers.export_cli import export_app
+
+    app.add_typer(export_app, name="export", help="export documents: B2MML of one order")
 
 
 _mount_supervisor_commands()

@@ -35,8 +35,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from plantbridge.canonical.batch_config import JOBS
 from plantbridge.canonical.batch_jobs import (
+    AUDIT_ARCHIVE_SCHEDULE,
+    AUDIT_ARCHIVE_WORKFLOW,
     SHIFT_SUMMARY_JOB,
     SHIFT_SUMMARY_WORKFLOW,
+    AuditArchiveRequest,
     ShiftSummaryRequest,
     schedule_id,
 )
@@ -81,6 +84,24 @@ def desired(cfg: PlantConfig, task_queue: str) -> dict[str, Schedule]:
     return wanted
 
 
+# `audit-archive` runs daily at this time (UTC), for the whole store.
+AUDIT_ARCHIVE_AT = time(2, 30)
+
+
+def audit_archive_schedule(task_queue: str) -> Schedule:
+    """The store's daily audit archive (one schedule, not per plant)."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(AUDIT_ARCHIVE_WORKFLOW, AuditArchiveRequest(), id=AUDIT_ARCHIVE_SCHEDULE,
+                                           task_queue=task_queue, execution_timeout=timedelta(hours=6)),
+        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(
+            second=[ScheduleRange(0)], minute=[ScheduleRange(AUDIT_ARCHIVE_AT.minute)],
+            hour=[ScheduleRange(AUDIT_ARCHIVE_AT.hour)], comment="daily")], time_zone_name="UTC"),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+        state=ScheduleState(note="Audit archive: old audit and inbox rows to JSON Lines + gzip archives; "
+                                 "waiting inbox rows past the TTL to dead letters"),
+    )
+
+
 @dataclass
 class SyncReport:
     created: list[str] = field(default_factory=list)
@@ -116,12 +137,16 @@ async def _existing_ids(client: Client) -> set[str]:
     return found
 
 
-async def sync_schedules(client: Client, plants: dict[str, PlantConfig], task_queue: str) -> SyncReport:
-    """Create, update or delete the batch schedules so they match the plant files. Idempotent."""
+async def sync_schedules(client: Client, plants: dict[str, PlantConfig], task_queue: str, *,
+                         audit_archive: bool = False) -> SyncReport:
+    """Create, update or delete the batch schedules so they match the plant files (and, with
+    `audit_archive`, the store's daily `audit-archive`). Idempotent."""
     report = SyncReport()
     wanted: dict[str, Schedule] = {}
     for cfg in plants.values():
         wanted.update(desired(cfg, task_queue))
+    if audit_archive:
+        wanted[AUDIT_ARCHIVE_SCHEDULE] = audit_archive_schedule(task_queue)
     for sid, sched in sorted(wanted.items()):
         try:
             await client.create_schedule(sid, sched)

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from plantbridge.activities import all_activities
 from plantbridge.activities.batch import BatchActivities
+from plantbridge.canonical.batch_config import RetentionPolicy
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.client import connect
 from plantbridge.connectors.ports import ConnectorRegistry
@@ -28,13 +29,15 @@ from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.workers.schedules import sync_schedules
 from plantbridge.workers.settings import Settings, state_dir
 from plantbridge.workers.status import watch_business_metrics
+from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow
 from plantbridge.workflows.batch.shift_summary import ShiftSummaryWorkflow
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.worker")
 
-WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, ShiftSummaryWorkflow]
+WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, ShiftSummaryWorkflow,
+                          AuditArchiveWorkflow]
 
 
 def build_worker(
@@ -71,8 +74,10 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
             metrics_task = asyncio.create_task(watch_business_metrics(client, db))
             stack.callback(metrics_task.cancel)
         # The batch lane: shift summaries etc. on the same queue; schedules follow the plant files.
-        batch = BatchActivities(plants, db, state_dir() / "exports")
-        await sync_schedules(client, plants, settings.task_queue)
+        retention = RetentionPolicy(audit_retention=settings.audit_retention,
+                                    inbox_retention=settings.inbox_retention, waiting_ttl=settings.waiting_ttl)
+        batch = BatchActivities(plants, db, state_dir() / "exports", retention)
+        await sync_schedules(client, plants, settings.task_queue, audit_archive=True)
         worker = build_worker(client, settings.task_queue, registry, db,
                               max_concurrent_activities=settings.max_concurrent_activities,
                               max_cached_workflows=settings.max_cached_workflows, extra_activities=batch.all())
