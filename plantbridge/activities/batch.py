@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
 from plantbridge.batch.archive import archive_store, dead_letter_waiting
 from plantbridge.batch.b2mml import InvalidB2MML
-from plantbridge.batch.export import export, shift_documents
+from plantbridge.batch.export import Document, export, shift_documents
+from plantbridge.batch.masterdata import MasterDataReport, compare, read_mes
 from plantbridge.batch.sources import accepted_events, facts_from_events
 from plantbridge.batch.summary import summarize
 from plantbridge.canonical.batch_config import DirectoryExport, ExportTarget, RetentionPolicy
@@ -27,9 +31,12 @@ from plantbridge.canonical.batch_jobs import (
     AUDIT_ARCHIVE_JOB,
     DEAD_LETTER_ACTION,
     INVALID_B2MML,
+    MASTERDATA_CHECK_ACTIVITY,
+    ORDER_WORKFLOW,
     SHIFT_SUMMARY_ACTIVITY,
     AuditArchiveJob,
     AuditArchiveResult,
+    MasterDataCheckRequest,
     ShiftSummaryJob,
     ShiftSummaryResult,
 )
@@ -40,6 +47,8 @@ from plantbridge.store.db import Database
 
 # A schedule fires at shift end + grace; its run may start a little later (jitter, catch-up).
 MATCH_TOLERANCE = timedelta(minutes=1)
+# The order sagas' work centers (search attribute of workflows/search_attributes.py).
+WORK_CENTER = SearchAttributeKey.for_keyword_list("WorkCenter")
 # A batch activity heartbeats this often while it works, so a killed worker's run is retried on
 # another worker after the workflow's heartbeat timeout, not after the whole start-to-close timeout.
 HEARTBEAT_EVERY = timedelta(seconds=3)
@@ -148,5 +157,41 @@ class BatchActivities:
                                   files=[f.path for f in files], new=[f.path for f in files if f.new], rows=rows,
                                   dead_letters=[d.id for d in dead])
 
+    @activity.defn(name=MASTERDATA_CHECK_ACTIVITY)
+    async def masterdata_check(self, req: MasterDataCheckRequest) -> MasterDataReport:
+        cfg = self.plants.get(req.plant)
+        if cfg is None:
+            raise ApplicationError(f"plant {req.plant} has no plant file on this worker",
+                                   type="ConfigurationError", non_retryable=True)
+        now = datetime.now(UTC)
+        erp_wcs = await running_order_work_centers(activity.client(), cfg.plant)
+        error = None
+        try:
+            mes = await read_mes(cfg)
+        except (httpx.HTTPError, KeyError, ValueError) as err:
+            if activity.info().attempt < 3:
+                raise  # transient until proven otherwise; the report says so after the retries
+            mes, error = None, f"MES lists unreadable: {err}"
+        report = MasterDataReport(plant=cfg.plant, checked_at=now, mes_checked=mes is not None,
+                                  erp_work_centers=sorted(erp_wcs), error=error,
+                                  findings=compare(cfg, mes, erp_wcs))
+        stem = f"masterdata_{cfg.plant}_{now.date().isoformat()}_{report.content_hash()[:16]}"
+        body = report.model_dump_json(indent=2).encode() + b"\n"
+        (written,) = await export(self.target(cfg), [Document(f"{stem}.json", body, "application/json",
+                                                                report.content_hash())])
+        report.written = written.location
+        for f in report.findings:
+            activity.logger.warning("master data %s: %s %s %s (%s)", cfg.plant, f.problem, f.kind, f.code, f.detail)
+        return report
+
     def all(self) -> list[object]:
-        return [self.shift_summary, self.audit_archive]
+        return [self.shift_summary, self.audit_archive, self.masterdata_check]
+
+
+async def running_order_work_centers(client: Client, plant: str) -> set[str]:
+    """ERP work centers of the plant's running order sagas (their `WorkCenter` search attribute)."""
+    found: set[str] = set()
+    query = f"WorkflowType = '{ORDER_WORKFLOW}' AND Plant = '{plant}' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(query):
+        found.update(wf.typed_search_attributes.get(WORK_CENTER) or [])
+    return found

@@ -6,7 +6,7 @@ In the plant file:
 exports: {kind: directory, path: /var/lib/plantbridge/exports/1000}
 # or   {kind: http, url: https://mes.example.com/b2mml, api_key_env: ..., retries: 5}
 batch:
-  jobs: [shift-summary]
+  jobs: [shift-summary, masterdata-check]
   grace: PT15M           # a shift summary runs this long after the shift's end
   catchup_window: P1D    # missed runs (server down) are caught up within this window
 ```
@@ -21,8 +21,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-JobName = Literal["shift-summary"]
-JOBS: tuple[JobName, ...] = ("shift-summary",)
+JobName = Literal["shift-summary", "masterdata-check"]
+JOBS: tuple[JobName, ...] = ("shift-summary", "masterdata-check")
 
 
 class DirectoryExport(BaseModel):

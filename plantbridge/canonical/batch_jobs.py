@@ -100,3 +100,17 @@ class AuditArchiveResult(BaseModel):
     new: list[str] = Field(default_factory=list)
     rows: dict[str, int] = Field(default_factory=dict)
     dead_letters: list[int] = Field(default_factory=list)
+
+
+# The master-data check: one schedule per plant, daily.
+MASTERDATA_CHECK_JOB = "masterdata-check"
+MASTERDATA_CHECK_WORKFLOW = "MasterDataCheck"
+MASTERDATA_CHECK_ACTIVITY = "batch.masterdata_check"
+# The order saga's workflow type (plantbridge/client.py WORKFLOW_TYPE).
+ORDER_WORKFLOW = "ProductionOrder"
+
+
+class MasterDataCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plant: str

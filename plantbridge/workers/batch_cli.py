@@ -23,10 +23,13 @@ from plantbridge.canonical.batch_jobs import (
     AUDIT_ARCHIVE_JOB,
     AUDIT_ARCHIVE_SCHEDULE,
     AUDIT_ARCHIVE_WORKFLOW,
+    MASTERDATA_CHECK_JOB,
+    MASTERDATA_CHECK_WORKFLOW,
     SHIFT_SUMMARY_JOB,
     SHIFT_SUMMARY_WORKFLOW,
     AuditArchiveRequest,
     AuditArchiveResult,
+    MasterDataCheckRequest,
     ShiftSummaryRequest,
     ShiftSummaryResult,
     manual_run_id,
@@ -99,6 +102,9 @@ def run(
         _run_audit_archive(temporal)
         return
     _schedule_id(job, plant)
+    if job == MASTERDATA_CHECK_JOB:
+        _run_masterdata_check(plant, temporal)
+        return
 
     async def go() -> ShiftSummaryResult:
         client, s = await _client(temporal)
@@ -118,6 +124,29 @@ def run(
     console.print(f"shift {result.shift} of {result.day}, plant {result.plant}: orders {orders}")
     for path in result.written:
         console.print(f"  {'new ' if path in result.new else 'same'} {path}")
+
+
+def _run_masterdata_check(plant: str, temporal: str | None) -> None:
+    from plantbridge.batch.masterdata import MasterDataReport
+
+    async def go() -> MasterDataReport:
+        client, s = await _client(temporal)
+        result: MasterDataReport = await client.execute_workflow(
+            MASTERDATA_CHECK_WORKFLOW, MasterDataCheckRequest(plant=plant), id=f"{MASTERDATA_CHECK_JOB}:{plant}:manual",
+            task_queue=s.task_queue, result_type=MasterDataReport, execution_timeout=timedelta(minutes=30),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        return result
+
+    r = asyncio.run(go())
+    mes = "checked" if r.mes_checked else "not checked"
+    console.print(f"master data of plant {r.plant}: MES {mes}, ERP work centers of running orders: "
+                  f"{', '.join(r.erp_work_centers) or '-'}{'; ' + r.error if r.error else ''}")
+    for f in r.findings:
+        console.print(f"  {f.problem} {f.kind} {f.code} ({f.system}): {f.detail}")
+    if not r.findings:
+        console.print("  no unmapped or stale codes")
+    console.print(f"  report: {r.written}")
 
 
 def _run_audit_archive(temporal: str | None) -> None:

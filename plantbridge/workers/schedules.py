@@ -37,9 +37,12 @@ from plantbridge.canonical.batch_config import JOBS
 from plantbridge.canonical.batch_jobs import (
     AUDIT_ARCHIVE_SCHEDULE,
     AUDIT_ARCHIVE_WORKFLOW,
+    MASTERDATA_CHECK_JOB,
+    MASTERDATA_CHECK_WORKFLOW,
     SHIFT_SUMMARY_JOB,
     SHIFT_SUMMARY_WORKFLOW,
     AuditArchiveRequest,
+    MasterDataCheckRequest,
     ShiftSummaryRequest,
     schedule_id,
 )
@@ -81,9 +84,23 @@ def desired(cfg: PlantConfig, task_queue: str) -> dict[str, Schedule]:
             state=ScheduleState(note=f"Shift summary (B2MML + OEE) of plant {cfg.plant}"
                                      f"{' ' + cfg.name if cfg.name else ''}, at each shift end + {cfg.batch.grace}"),
         )
+    if MASTERDATA_CHECK_JOB in cfg.batch.jobs:
+        sid = schedule_id(MASTERDATA_CHECK_JOB, cfg.plant)
+        wanted[sid] = Schedule(
+            action=ScheduleActionStartWorkflow(MASTERDATA_CHECK_WORKFLOW, MasterDataCheckRequest(plant=cfg.plant),
+                                               id=sid, task_queue=task_queue, execution_timeout=timedelta(hours=1)),
+            spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(
+                second=[ScheduleRange(0)], minute=[ScheduleRange(MASTERDATA_CHECK_AT.minute)],
+                hour=[ScheduleRange(MASTERDATA_CHECK_AT.hour)], comment="daily")], time_zone_name=cfg.timezone),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=cfg.batch.catchup_window),
+            state=ScheduleState(note=f"Master-data check of plant {cfg.plant}"
+                                     f"{' ' + cfg.name if cfg.name else ''}: unmapped and stale codes"),
+        )
     return wanted
 
 
+# `masterdata-check:{plant}` runs daily at this plant-local time, before the early shift.
+MASTERDATA_CHECK_AT = time(5, 0)
 # `audit-archive` runs daily at this time (UTC), for the whole store.
 AUDIT_ARCHIVE_AT = time(2, 30)
 

@@ -30,6 +30,7 @@ from plantbridge.workers.schedules import sync_schedules
 from plantbridge.workers.settings import Settings, state_dir
 from plantbridge.workers.status import watch_business_metrics
 from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow
+from plantbridge.workflows.batch.masterdata_check import MasterDataCheckWorkflow
 from plantbridge.workflows.batch.shift_summary import ShiftSummaryWorkflow
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
@@ -37,7 +38,7 @@ from plantbridge.workflows.production_order import ProductionOrderWorkflow
 log = logging.getLogger("plantbridge.worker")
 
 WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, ShiftSummaryWorkflow,
-                          AuditArchiveWorkflow]
+                          AuditArchiveWorkflow, MasterDataCheckWorkflow]
 
 
 def build_worker(

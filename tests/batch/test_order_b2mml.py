@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import pytest
 from rich.console import Console
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from plantbridge.batch.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, schema, validate
+from plantbridge.batch.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, validate
 from plantbridge.client import start_order, submit_event
 from plantbridge.workers import export_cli
 from plantbridge.workers.cli import app
@@ -42,27 +43,36 @@ async def test_export_order_as_b2mml(client: Client, worker: object, temporal_se
     validate(sched_file.read_bytes(), SCHEDULE_XSD)
     validate(perf_file.read_bytes(), PERFORMANCE_XSD)
 
-    sched = schema(SCHEDULE_XSD).to_dict(sched_file.read_text())
-    (req,) = sched["ProductionRequest"]
-    assert req["ID"]["$"] == order.number and req["ProductProductionRuleID"]["$"] == "FG-1000"
-    segs = {s["ProcessSegmentID"]["$"]: s for s in req["SegmentRequirement"]}
+    n = {"b": "http://www.mesa.org/xml/B2MML-V0600"}
+    sched = ET.fromstring(sched_file.read_bytes())
+    (req,) = sched.findall("b:ProductionRequest", n)
+    assert req.findtext("b:ID", namespaces=n) == order.number
+    assert req.findtext("b:ProductProductionRuleID", namespaces=n) == "FG-1000"
+    segs = {s.findtext("b:ProcessSegmentID", namespaces=n): s for s in req.findall("b:SegmentRequirement", n)}
     assert sorted(segs) == ["0010", "0020"]
-    assert segs["0010"]["EquipmentRequirement"][0]["EquipmentID"][0]["$"] == "ASSY-01"
-    produced = segs["0010"]["MaterialProducedRequirement"][0]["Quantity"][0]
-    assert (Decimal(produced["QuantityString"]["$"]), produced["UnitOfMeasure"]["$"]) == (100, "H87")
-    assert [c["MaterialDefinitionID"][0]["$"] for c in segs["0010"]["MaterialConsumedRequirement"]] == ["RM-STEEL"]
-    assert [c["MaterialDefinitionID"][0]["$"] for c in segs["0020"]["MaterialConsumedRequirement"]] == ["RM-SEAL"]
-    assert req["RequestState"]["$"] == "Released"
+    assert segs["0010"].findtext("b:EquipmentRequirement/b:EquipmentID", namespaces=n) == "ASSY-01"
+    produced = segs["0010"].find("b:MaterialProducedRequirement/b:Quantity", n)
+    assert produced is not None
+    assert (Decimal(produced.findtext("b:QuantityString", namespaces=n) or ""),
+            produced.findtext("b:UnitOfMeasure", namespaces=n)) == (100, "H87")
+    def consumed(op: str) -> list[str | None]:
+        return [c.findtext("b:MaterialDefinitionID", namespaces=n)
+                for c in segs[op].findall("b:MaterialConsumedRequirement", n)]
+    assert consumed("0010") == ["RM-STEEL"] and consumed("0020") == ["RM-SEAL"]
+    assert req.findtext("b:RequestState", namespaces=n) == "Released"
 
-    perf = schema(PERFORMANCE_XSD).to_dict(perf_file.read_text())
-    (resp,) = perf["ProductionResponse"]
-    assert resp["ProductionRequestID"]["$"] == order.number and resp["ResponseState"]["$"] == "Running"
-    by_op = {s["ProcessSegmentID"]["$"]: s for s in resp["SegmentResponse"]}
+    perf = ET.fromstring(perf_file.read_bytes())
+    (resp,) = perf.findall("b:ProductionResponse", n)
+    assert resp.findtext("b:ProductionRequestID", namespaces=n) == order.number
+    assert resp.findtext("b:ResponseState", namespaces=n) == "Running"
+    by_op = {s.findtext("b:ProcessSegmentID", namespaces=n): s for s in resp.findall("b:SegmentResponse", n)}
     op10 = by_op["0010"]
-    assert Decimal(op10["MaterialActual"][0]["Quantity"][0]["QuantityString"]["$"]) == 60
-    data = {d["ID"]["$"]: Decimal(d["Value"][0]["ValueString"]["$"]) for d in op10["ProductionData"]}
+    assert Decimal(op10.findtext("b:MaterialActual/b:Quantity/b:QuantityString", namespaces=n) or "") == 60
+    data = {d.findtext("b:ID", namespaces=n): Decimal(d.findtext("b:Value/b:ValueString", namespaces=n) or "")
+            for d in op10.findall("b:ProductionData", n)}
     assert data == {"PlannedQuantity": 100, "ScrapQuantity": 2, "ReworkQuantity": 0, "Confirmations": 1}
-    assert op10["SegmentState"]["$"] == "Running" and by_op["0020"]["SegmentState"]["$"] == "Ready"
+    assert op10.findtext("b:SegmentState", namespaces=n) == "Running"
+    assert by_op["0020"].findtext("b:SegmentState", namespaces=n) == "Ready"
 
     # Again: the same names, nothing new.
     again = await asyncio.to_thread(runner.invoke, app, args)

@@ -81,7 +81,6 @@ def order_schedule(s: SagaState) -> bytes:
         _el(eq, "EquipmentID", op.work_center)
         produced = _el(seg, "MaterialProducedRequirement")
         _el(produced, "MaterialDefinitionID", o.material)
-        _el(produced, "MaterialUse", "Produced")
         _value(produced, "Quantity", _num(op.planned_qty.quantity), "Quantity", op.planned_qty.uom)
         for c in o.components:
             if c.operation != op.number and not (c.operation is None and op is o.operations[0]):
@@ -90,7 +89,6 @@ def order_schedule(s: SagaState) -> bytes:
             _el(consumed, "MaterialDefinitionID", c.material)
             if c.batch:
                 _el(consumed, "MaterialLotID", c.batch)
-            _el(consumed, "MaterialUse", "Consumed")
             _value(consumed, "Quantity", _num(c.quantity.quantity), "Quantity", c.quantity.uom)
     _el(req, "RequestState", "Released" if o.released else "Forecast")
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
