@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from plantbridge.canonical.commands import StepRequest, StepResult, external_key
+from plantbridge.canonical.commands import StepRequest, StepResult, command_hash_payload, external_key
 from plantbridge.connectors.errors import BusinessRejection, TransientError
 from plantbridge.connectors.ports import ConnectorRegistry, PlantSystems
 from plantbridge.store.ledger import IdempotencyConflict, Ledger, request_hash
@@ -34,7 +34,7 @@ class ActivityBase:
         self.ledger = ledger
 
     async def execute(self, req: StepRequest, call: Call) -> StepResult:
-        digest = request_hash(req.command.model_dump(mode="json"))
+        digest = request_hash(command_hash_payload(req.command))
         try:
             previous = await self.ledger.begin(
                 req.idempotency_key,

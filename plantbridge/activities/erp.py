@@ -4,29 +4,47 @@ the reference ERP)."""
 
 from __future__ import annotations
 
-from typing import cast
+from datetime import UTC, datetime
+from typing import TypeVar, cast
 
 from temporalio import activity
 
 from plantbridge.activities.base import ActivityBase
 from plantbridge.canonical import commands as c
 from plantbridge.canonical.commands import StepRequest, StepResult
+from plantbridge.canonical.plant_time import local_date
+
+Dated = TypeVar("Dated", c.ConfirmOperation, c.GoodsMovement, c.GoodsReceipt)
+
+
+def plant_timezone(registry: object, plant: str) -> str:
+    """The plant file's time zone (`UTC` for a plant without a file, or a registry without files)."""
+    plants = getattr(registry, "plants", None)
+    cfg = plants.get(plant) if isinstance(plants, dict) else None
+    return str(getattr(cfg, "timezone", "UTC"))
 
 
 class ErpActivities(ActivityBase):
+    def dated(self, cmd: Dated, req: StepRequest) -> Dated:
+        """The command with its posting date: the plant-local date of the event (of now, without one)."""
+        if cmd.posting_date is not None:
+            return cmd
+        at = req.event_at or datetime.now(UTC)
+        return cmd.model_copy(update={"posting_date": local_date(at, plant_timezone(self.registry, req.order.plant))})
+
     @activity.defn(name=c.StepKind.ERP_CONFIRM_OPERATION.value)
     async def confirm_operation(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.ConfirmOperation, req.command)
+        cmd = self.dated(cast(c.ConfirmOperation, req.command), req)
         return await self.execute(req, lambda s, k, r: s.erp.confirm_operation(req.order, cmd, key=k, retry=r))
 
     @activity.defn(name=c.StepKind.ERP_GOODS_MOVEMENT.value)
     async def goods_movement(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.GoodsMovement, req.command)
+        cmd = self.dated(cast(c.GoodsMovement, req.command), req)
         return await self.execute(req, lambda s, k, r: s.erp.goods_movement(req.order, cmd, key=k, retry=r))
 
     @activity.defn(name=c.StepKind.ERP_GOODS_RECEIPT.value)
     async def goods_receipt(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.GoodsReceipt, req.command)
+        cmd = self.dated(cast(c.GoodsReceipt, req.command), req)
         return await self.execute(req, lambda s, k, r: s.erp.goods_receipt(req.order, cmd, key=k, retry=r))
 
     @activity.defn(name=c.StepKind.ERP_COMPLETE_ORDER.value)

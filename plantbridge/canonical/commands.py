@@ -7,7 +7,7 @@ system. The idempotency key travels with it: `{workflow id}:{event id}:{step}`.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -78,12 +78,18 @@ class ConfirmOperation(BaseModel):
     personnel: str | None = None
     # Backflushed components issued with the confirmation (SAP: deep insert of goods movements).
     goods_movements: list[GoodsMovementItem] = Field(default_factory=list)
+    # The plant-local date of the event (the ERP posting date); the ERP activity fills it in from
+    # the event's time and the plant's time zone when the saga leaves it empty.
+    posting_date: date | None = None
 
 
 class GoodsMovement(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["goods_movement"] = "goods_movement"
     items: list[GoodsMovementItem] = Field(min_length=1)
+    # The plant-local date of the event (the ERP posting date); the ERP activity fills it in from
+    # the event's time and the plant's time zone when the saga leaves it empty.
+    posting_date: date | None = None
 
 
 class GoodsReceipt(BaseModel):
@@ -92,6 +98,9 @@ class GoodsReceipt(BaseModel):
     quantity: Quantity
     storage_location: str | None = None
     batch: str | None = None
+    # The plant-local date of the event (the ERP posting date); the ERP activity fills it in from
+    # the event's time and the plant's time zone when the saga leaves it empty.
+    posting_date: date | None = None
 
 
 class CompleteOrder(BaseModel):
@@ -245,6 +254,15 @@ class StepResult(BaseModel):
     message: str | None = None
     # True when the ledger or the system's own external-key look-up found an earlier posting.
     replayed: bool = False
+
+
+def command_hash_payload(cmd: BaseModel) -> dict[str, object]:
+    """What the ledger hashes of a command: its JSON, without an empty `posting_date` (so a command
+    recorded before posting dates existed hashes as it did then)."""
+    data: dict[str, object] = cmd.model_dump(mode="json")
+    if data.get("posting_date", "") is None:
+        del data["posting_date"]
+    return data
 
 
 def ratio(part: Decimal, whole: Decimal) -> Decimal:

@@ -7,12 +7,15 @@ MES's work centers, reason codes, units) into the ERP's, before an event becomes
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from plantbridge.canonical.batch_config import BatchConfig, ExportTarget
 from plantbridge.canonical.fields import PlantCode
+from plantbridge.canonical.plant_time import WEEKDAYS, Shift, ShiftCalendar, Weekday, validate_zone_name
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.canonical.units import UnknownUnitError, normalize_unit
 
@@ -81,6 +84,8 @@ class WorkCenter(BaseModel):
 
     code: str = Field(min_length=1, max_length=8)
     name: str = ""
+    # Ideal cycle time per unit, for OEE performance (the machine's CycleTimeMs where it has one).
+    ideal_cycle_time_s: Decimal | None = Field(default=None, gt=0)
 
 
 class CrossReferences(BaseModel):
@@ -117,6 +122,31 @@ class PlantConfig(BaseModel):
     work_centers: list[WorkCenter] = Field(default_factory=list)
     xref: CrossReferences = Field(default_factory=CrossReferences)
     policy: PlantPolicy = Field(default_factory=PlantPolicy)
+    # Plant time (see canonical/plant_time.py): IANA zone, shift calendar.
+    timezone: str = "UTC"
+    shifts: list[Shift] = Field(default_factory=list)
+    working_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
+    holidays: list[date] = Field(default_factory=list)
+    # Batch lane (see canonical/batch_config.py): scheduled jobs and where their documents go.
+    exports: ExportTarget | None = None
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        return validate_zone_name(name)
+
+    @property
+    def calendar(self) -> ShiftCalendar:
+        return ShiftCalendar(timezone=self.timezone, shifts=self.shifts, working_days=self.working_days,
+                             holidays=self.holidays)
+
+    @model_validator(mode="after")
+    def _shift_names(self) -> PlantConfig:
+        self.calendar  # noqa: B018 - validates unique shift names
+        if "shift-summary" in self.batch.jobs and not self.shifts:
+            raise ValueError("batch job shift-summary needs `shifts` (the plant's shift calendar)")
+        return self
 
     @model_validator(mode="after")
     def _known_work_centers(self) -> PlantConfig:

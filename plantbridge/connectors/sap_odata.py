@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
@@ -88,6 +88,11 @@ def _blank(value: Any) -> str | None:
 
 def _today() -> str:
     return format_date(datetime.now(UTC).date())
+
+
+def _posting_date(day: date | None) -> str:
+    """The command's posting date (the plant-local date of the event), else today (UTC)."""
+    return format_date(day) if day is not None else _today()
 
 
 class SapODataConnector:
@@ -320,7 +325,7 @@ class SapODataConnector:
             "FinalConfirmationType": "X" if cmd.final else "",
             "IsFinalConfirmation": cmd.final,
             "ExternalSystemConfirmation": str(uuid.UUID(key)),
-            "PostingDate": _today(),
+            "PostingDate": _posting_date(cmd.posting_date),
         }
         for other in (cmd.scrap_qty, cmd.rework_qty):
             if other is not None and other.quantity and other.uom != cmd.yield_qty.uom:
@@ -387,7 +392,8 @@ class SapODataConnector:
         )
 
     async def _post_material_document(
-        self, order: ProductionOrder, items: list[dict[str, Any]], movement_type: str, *, key: str, retry: bool
+        self, order: ProductionOrder, items: list[dict[str, Any]], movement_type: str, *, key: str, retry: bool,
+        posting_date: date | None = None,
     ) -> StepResult:
         if retry:
             existing = await self._find_material_document(key)
@@ -396,8 +402,8 @@ class SapODataConnector:
         reference, text = self._matdoc_keys(key)
         body = {
             "GoodsMovementCode": GM_CODE.get(movement_type, "03"),
-            "PostingDate": _today(),
-            "DocumentDate": _today(),
+            "PostingDate": _posting_date(posting_date),
+            "DocumentDate": _posting_date(posting_date),
             "ReferenceDocument": reference,
             "MaterialDocumentHeaderText": text,
             "to_MaterialDocumentItem": items,
@@ -418,7 +424,8 @@ class SapODataConnector:
                 body["ManufacturingOrderItem"] = "1"
                 body["GoodsMovementRefDocType"] = "F"
             items.append(body)
-        return await self._post_material_document(order, items, cmd.items[0].movement_type, key=key, retry=retry)
+        return await self._post_material_document(order, items, cmd.items[0].movement_type, key=key, retry=retry,
+                                                  posting_date=cmd.posting_date)
 
     async def goods_receipt(
         self, order: ProductionOrder, cmd: GoodsReceipt, *, key: str, retry: bool
@@ -439,7 +446,8 @@ class SapODataConnector:
             item["StorageLocation"] = storage_location
         if batch:
             item["Batch"] = batch
-        return await self._post_material_document(order, [item], "101", key=key, retry=retry)
+        return await self._post_material_document(order, [item], "101", key=key, retry=retry,
+                                                  posting_date=cmd.posting_date)
 
     # --- usage decision ------------------------------------------------------------------------
 

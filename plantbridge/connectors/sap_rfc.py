@@ -49,7 +49,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -118,6 +118,11 @@ def goods_movement_header_text(key: str, index: int = 0) -> str:
     if not 0 <= index <= 9:
         raise ValueError("a goods movement command yields at most 10 material documents")
     return f"{key[:24]}{index}"
+
+
+def sap_date(day: date | None) -> str:
+    """A command's posting date (the plant-local date of the event) as SAP's DATS, else today (UTC)."""
+    return (day or datetime.now(UTC).date()).strftime("%Y%m%d")
 
 
 def _qty(value: Decimal) -> str:
@@ -279,6 +284,7 @@ class SapRfcConnector:
             "CONF_QUAN_UNIT": to_sap(cmd.yield_qty.uom),
             "FIN_CONF": "X" if cmd.final else "",
             "EX_IDENT": key,
+            "POSTG_DATE": sap_date(cmd.posting_date),
         }
         if cmd.scrap_qty is not None:
             ticket["SCRAP"] = _qty(cmd.scrap_qty.quantity)
@@ -344,7 +350,8 @@ class SapRfcConnector:
                 return f"MATDOC {r.get('MBLNR', '')}/{r.get('MJAHR', '')}"
         return None
 
-    def _goods(self, order: ProductionOrder, items: list[GoodsMovementItem], key: str, retry: bool) -> StepResult:
+    def _goods(self, order: ProductionOrder, items: list[GoodsMovementItem], key: str, retry: bool,
+               posting_date: date | None = None) -> StepResult:
         groups: dict[str, list[GoodsMovementItem]] = {}
         for item in items:
             groups.setdefault(GM_CODES[item.movement_type], []).append(item)
@@ -361,8 +368,8 @@ class SapRfcConnector:
                 "BAPI_GOODSMVT_CREATE",
                 lambda r: [r.get("RETURN")],
                 GOODSMVT_HEADER={
-                    "PSTNG_DATE": date.today().strftime("%Y%m%d"),
-                    "DOC_DATE": date.today().strftime("%Y%m%d"),
+                    "PSTNG_DATE": sap_date(posting_date),
+                    "DOC_DATE": sap_date(posting_date),
                     "HEADER_TXT": header_text,
                     "REF_DOC_NO": sap_order_number(order.number)[:16],
                 },
@@ -380,7 +387,7 @@ class SapRfcConnector:
 
     async def goods_movement(self, order: ProductionOrder, cmd: GoodsMovement, *, key: str, retry: bool) -> StepResult:
         self._check_key(key)
-        return await self._run(self._goods, order, list(cmd.items), key, retry)
+        return await self._run(self._goods, order, list(cmd.items), key, retry, cmd.posting_date)
 
     async def goods_receipt(self, order: ProductionOrder, cmd: GoodsReceipt, *, key: str, retry: bool) -> StepResult:
         self._check_key(key)
@@ -391,7 +398,7 @@ class SapRfcConnector:
             storage_location=cmd.storage_location or order.storage_location,
             batch=cmd.batch or order.batch,
         )
-        return await self._run(self._goods, order, [item], key, retry)
+        return await self._run(self._goods, order, [item], key, retry, cmd.posting_date)
 
     # -- order status ----------------------------------------------------------------------------
     def _order_status(self, number: str) -> str:

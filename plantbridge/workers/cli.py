@@ -150,6 +150,12 @@ def _mount_supervisor_commands() -> None:
     app.add_typer(exceptions_app, name="exceptions", help="open exceptions; resolve one")
     app.add_typer(keys_app, name="keys", help="API keys of the gateway")
     app.command("replay", help="re-drive dead or waiting inbox messages")(replay)
+    from plantbridge.workers.batch_cli import batch_app
+
+    app.add_typer(batch_app, name="batch", help="scheduled batch jobs: list | run | backfill | pause | unpause")
+    from plantbridge.workers.export_cli import export_app
+
+    app.add_typer(export_app, name="export", help="export documents: B2MML of one order")
 
 
 _mount_supervisor_commands()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -23,6 +24,10 @@ class Settings(BaseModel):
     max_cached_workflows: int = Field(default=400, ge=10)
     # One file per plant (YAML or TOML); plants without a file use the reference systems.
     plants_dir: Path | None = None
+    # Retention of the store's audit and inbox rows (`audit-archive`), see canonical/batch_config.py.
+    audit_retention: timedelta = timedelta(days=90)
+    inbox_retention: timedelta = timedelta(days=30)
+    waiting_ttl: timedelta = timedelta(days=7)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

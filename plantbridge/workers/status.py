@@ -149,6 +149,9 @@ async def print_status(settings: Settings, plant: str | None, console: Console) 
         report = await collect_status(client, db, plant=plant)
     finally:
         await db.close()
+    from plantbridge.workers.batch_status import collect_batch_status, print_batch_status
+
+    batch = await collect_batch_status(client, plant=plant)
     table = Table(title="plantbridge status")
     for col in ("plant", "orders by state", "open exceptions", "oldest", "holds", "oldest hold",
                 "rejected postings", "delayed postings", "failed releases"):
@@ -168,3 +171,4 @@ async def print_status(settings: Settings, plant: str | None, console: Console) 
         for p, (order, exc_id, message, age) in sorted(rows, key=lambda r: -r[1][3]):
             exc_table.add_row(p, order, exc_id, _age(age), message[:100])
         console.print(exc_table)
+    print_batch_status(batch, console)

@@ -16,6 +16,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from plantbridge.activities import all_activities
+from plantbridge.activities.batch import BatchActivities
+from plantbridge.canonical.batch_config import RetentionPolicy
+from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.client import connect
 from plantbridge.connectors.ports import ConnectorRegistry
 from plantbridge.connectors.reference import ReferenceStore
@@ -23,25 +26,30 @@ from plantbridge.store import AuditTrail, Database, Ledger
 from plantbridge.telemetry import metrics_runtime, setup_tracing
 from plantbridge.workers.plants import load_plants
 from plantbridge.workers.registry import ConfiguredRegistry
-from plantbridge.workers.settings import Settings
+from plantbridge.workers.schedules import sync_schedules
+from plantbridge.workers.settings import Settings, state_dir
 from plantbridge.workers.status import watch_business_metrics
+from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow
+from plantbridge.workflows.batch.masterdata_check import MasterDataCheckWorkflow
+from plantbridge.workflows.batch.shift_summary import ShiftSummaryWorkflow
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.worker")
 
-WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow]
+WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, ShiftSummaryWorkflow,
+                          AuditArchiveWorkflow, MasterDataCheckWorkflow]
 
 
 def build_worker(
     client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100,
-    max_cached_workflows: int = 400,
+    max_cached_workflows: int = 400, extra_activities: list[object] | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=all_activities(registry, Ledger(db), AuditTrail(db)),  # type: ignore[arg-type]
+        activities=[*all_activities(registry, Ledger(db), AuditTrail(db)), *(extra_activities or [])],  # type: ignore[list-item]
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -53,10 +61,10 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
     async with AsyncExitStack() as stack:
         db = await Database(settings.store_url).init()
         stack.push_async_callback(db.close)
+        plants: dict[str, PlantConfig] = load_plants(settings.plants_dir) if settings.plants_dir else {}
         if registry is None:
             store = await ReferenceStore(settings.reference_url).init()
             stack.push_async_callback(store.close)
-            plants = load_plants(settings.plants_dir) if settings.plants_dir else {}
             configured = ConfiguredRegistry(plants, store)
             stack.push_async_callback(configured.aclose)
             registry = configured
@@ -66,9 +74,14 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
         if metrics_runtime() is not None:
             metrics_task = asyncio.create_task(watch_business_metrics(client, db))
             stack.callback(metrics_task.cancel)
+        # The batch lane: shift summaries etc. on the same queue; schedules follow the plant files.
+        retention = RetentionPolicy(audit_retention=settings.audit_retention,
+                                    inbox_retention=settings.inbox_retention, waiting_ttl=settings.waiting_ttl)
+        batch = BatchActivities(plants, db, state_dir() / "exports", retention)
+        await sync_schedules(client, plants, settings.task_queue, audit_archive=True)
         worker = build_worker(client, settings.task_queue, registry, db,
                               max_concurrent_activities=settings.max_concurrent_activities,
-                              max_cached_workflows=settings.max_cached_workflows)
+                              max_cached_workflows=settings.max_cached_workflows, extra_activities=batch.all())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -15,7 +15,7 @@ import itertools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -617,3 +617,23 @@ def test_from_params_without_pyrfc_says_how_to_install() -> None:
             SapRfcConnector.from_params(ashost="sap", sysnr="00", client="100", user="u", passwd="p")
     else:  # pragma: no cover
         pytest.skip("pyrfc is installed")
+
+
+async def test_postings_carry_the_commands_plant_local_posting_date(sap: FakeSap, erp: SapRfcConnector) -> None:
+    """The posting date is the plant-local date of the event (set by the ERP activity), not today."""
+    order = make_order()
+    day = date(2026, 1, 14)
+    await erp.confirm_operation(order, confirm().model_copy(update={"posting_date": day}), key=key("pd-c"),
+                                retry=False)
+    item = GoodsMovementItem(material="RM-1", quantity=Quantity(quantity=Decimal(3), uom="KGM"), movement_type="261")
+    await erp.goods_movement(order, GoodsMovement(items=[item], posting_date=day), key=key("pd-gi"), retry=False)
+    await erp.goods_receipt(order, GoodsReceipt(quantity=Quantity(quantity=Decimal(38), uom="H87"),
+                                                posting_date=date(2026, 1, 15)), key=key("pd-gr"), retry=False)
+    (ticket,) = sap.params("BAPI_PRODORDCONF_CREATE_TT")[0]["TIMETICKETS"]
+    assert ticket["POSTG_DATE"] == "20260114"
+    headers = [p["GOODSMVT_HEADER"] for p in sap.params("BAPI_GOODSMVT_CREATE")]
+    assert [(h["PSTNG_DATE"], h["DOC_DATE"]) for h in headers] == [("20260114", "20260114"), ("20260115", "20260115")]
+    # Without one (a command recorded before posting dates existed): today's date (UTC).
+    await erp.goods_movement(order, GoodsMovement(items=[item]), key=key("pd-old"), retry=False)
+    assert sap.params("BAPI_GOODSMVT_CREATE")[-1]["GOODSMVT_HEADER"]["PSTNG_DATE"] == \
+        datetime.now(UTC).date().strftime("%Y%m%d")

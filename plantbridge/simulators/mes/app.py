@@ -61,8 +61,9 @@ Execution (409 ``WO-409`` unless the order is ``DISPATCHED``/``IN_PROGRESS``):
   ``FINISHED``, emits ``operation_confirmed`` with ``final: true`` (the quantities of this last
   report, ``0`` if none); the order becomes ``COMPLETED`` when every step is finished.
 
-Resources
----------
+Resources and code lists
+------------------------
+- ``GET /api/v2/resources``, ``/units``, ``/reason-codes`` → ``{"items": [{"code", ...}], "count"}``
 - ``GET /api/v2/resources/{res}`` → ``{"resource", "state": "UP"|"DOWN", "downtime"}``
 - ``POST /api/v2/resources/{res}/downtime`` ``{"action": "START"|"END", "code": "D-MECH",
   "equipment": "PRESS-01", "workOrderId", "comment", "at"}`` (``code`` required for ``START``) →
@@ -116,6 +117,7 @@ from plantbridge.simulators.common.faults import FaultInjector
 from plantbridge.simulators.common.guard import Guard
 from plantbridge.simulators.common.state import SqliteState
 from plantbridge.simulators.common.util import iso, now
+from plantbridge.simulators.mes import codes as c
 from plantbridge.simulators.mes.core import Mes, public
 from plantbridge.simulators.mes.models import (
     AcknowledgementIn,
@@ -203,6 +205,20 @@ def build_api(mes: Mes) -> APIRouter:
     async def finish(wo_id: str, step: str, body: ReportIn | None = None) -> dict[str, Any]:
         wo, event = mes.finish_step(wo_id, step, body or ReportIn())
         return {"workOrder": public(wo), "eventId": event["event_id"]}
+
+    @api.get("/resources")
+    async def list_resources() -> dict[str, Any]:
+        known = set(c.DEFAULT_RESOURCES) | {r["resource"] for r in mes.state.all("resource")}
+        return _items([{"code": r} for r in sorted(known)])
+
+    @api.get("/units")
+    async def list_units() -> dict[str, Any]:
+        return _items([{"code": u, "text": t} for u, t in c.UNITS.items()])
+
+    @api.get("/reason-codes")
+    async def list_reason_codes() -> dict[str, Any]:
+        groups = (("scrap", c.SCRAP_CODES), ("downtime", c.DOWNTIME_CODES), ("hold", c.HOLD_CODES))
+        return _items([{"code": k, "text": t, "kind": kind} for kind, codes in groups for k, t in codes.items()])
 
     @api.get("/resources/{resource}")
     async def get_resource(resource: str) -> dict[str, Any]:

@@ -1,0 +1,197 @@
+"""Batch activities: the shift summary (facts from the store, OEE, B2MML, export).
+
+Idempotent: the documents are named by the content hash of the summary, and an export target
+holds each name once. Which shift: the one given, or the one that ended `grace` before the
+schedule fired, or (by hand, without a shift) the last that ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError
+
+from plantbridge.batch.archive import archive_store, dead_letter_waiting
+from plantbridge.batch.b2mml import InvalidB2MML
+from plantbridge.batch.export import Document, export, shift_documents
+from plantbridge.batch.masterdata import MasterDataReport, compare, read_mes
+from plantbridge.batch.sources import accepted_events, facts_from_events
+from plantbridge.batch.summary import summarize
+from plantbridge.canonical.batch_config import DirectoryExport, ExportTarget, RetentionPolicy
+from plantbridge.canonical.batch_jobs import (
+    AUDIT_ARCHIVE_ACTIVITY,
+    AUDIT_ARCHIVE_JOB,
+    DEAD_LETTER_ACTION,
+    INVALID_B2MML,
+    MASTERDATA_CHECK_ACTIVITY,
+    ORDER_WORKFLOW,
+    SHIFT_SUMMARY_ACTIVITY,
+    AuditArchiveJob,
+    AuditArchiveResult,
+    MasterDataCheckRequest,
+    ShiftSummaryJob,
+    ShiftSummaryResult,
+)
+from plantbridge.canonical.plant_config import PlantConfig
+from plantbridge.canonical.plant_time import ShiftWindow, last_ended, window, windows_between
+from plantbridge.store.audit import AuditTrail
+from plantbridge.store.db import Database
+
+# A schedule fires at shift end + grace; its run may start a little later (jitter, catch-up).
+MATCH_TOLERANCE = timedelta(minutes=1)
+# The order sagas' work centers (search attribute of workflows/search_attributes.py).
+WORK_CENTER = SearchAttributeKey.for_keyword_list("WorkCenter")
+# A batch activity heartbeats this often while it works, so a killed worker's run is retried on
+# another worker after the workflow's heartbeat timeout, not after the whole start-to-close timeout.
+HEARTBEAT_EVERY = timedelta(seconds=3)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def pick_window(cfg: PlantConfig, job: ShiftSummaryJob, now: datetime) -> ShiftWindow | None:
+    cal = cfg.calendar
+    if job.shift is not None and job.day is not None:
+        return window(cal, cal.shift(job.shift), job.day)
+    if job.shift is not None or job.day is not None:
+        raise ValueError("give both the shift and the day, or neither")
+    if job.scheduled_at is not None:
+        end = job.scheduled_at - job.grace
+        found = windows_between(cal, end - MATCH_TOLERANCE, end + MATCH_TOLERANCE)
+        return found[-1] if found else None
+    return last_ended(cal, now, within=timedelta(days=8))
+
+
+class BatchActivities:
+    def __init__(self, plants: dict[str, PlantConfig], db: Database, exports_root: Path,
+                 retention: RetentionPolicy | None = None) -> None:
+        self.plants = plants
+        self.db = db
+        self.exports_root = exports_root
+        self.retention = retention or RetentionPolicy()
+
+    def target(self, cfg: PlantConfig) -> ExportTarget:
+        return cfg.exports or DirectoryExport(path=str(self.exports_root / cfg.plant))
+
+    @activity.defn(name=SHIFT_SUMMARY_ACTIVITY)
+    async def shift_summary(self, job: ShiftSummaryJob) -> ShiftSummaryResult:
+        async with heartbeating():
+            return await self._shift_summary(job)
+
+    async def _shift_summary(self, job: ShiftSummaryJob) -> ShiftSummaryResult:
+        cfg = self.plants.get(job.plant)
+        if cfg is None or not cfg.shifts:
+            raise ApplicationError(f"plant {job.plant} has no plant file with `shifts` on this worker",
+                                   type="ConfigurationError", non_retryable=True)
+        try:
+            win = pick_window(cfg, job, datetime.now(UTC))
+        except (KeyError, ValueError) as err:
+            raise ApplicationError(str(err), type="ConfigurationError", non_retryable=True) from err
+        if win is None:
+            return ShiftSummaryResult(plant=job.plant, skipped="no worked shift ended then (day off or holiday)")
+        events = [e for e in await accepted_events(self.db, cfg, win.start, win.end) if e.plant == cfg.plant]
+        confirmations, downtimes = facts_from_events(events)
+        summary = summarize(
+            plant=cfg.plant, timezone=cfg.timezone, window=win,
+            ideal_cycle_times={wc.code: wc.ideal_cycle_time_s for wc in cfg.work_centers},
+            confirmations=confirmations, downtimes=downtimes,
+        )
+        try:
+            docs = shift_documents(summary)
+        except InvalidB2MML as err:
+            raise ApplicationError(str(err), type=INVALID_B2MML, non_retryable=True) from err
+        written = await export(self.target(cfg), docs)
+        activity.logger.info("shift summary %s %s: %s", cfg.plant, win.key, ", ".join(w.location for w in written))
+        return ShiftSummaryResult(
+            plant=cfg.plant, shift=win.shift, day=win.plant_day, content_hash=summary.content_hash,
+            written=[w.location for w in written], new=[w.location for w in written if w.new],
+            orders=summary.orders,
+        )
+
+    @activity.defn(name=AUDIT_ARCHIVE_ACTIVITY)
+    async def audit_archive(self, job: AuditArchiveJob) -> AuditArchiveResult:
+        async with heartbeating():
+            return await self._audit_archive(job)
+
+    async def _audit_archive(self, job: AuditArchiveJob) -> AuditArchiveResult:
+        r = self.retention
+        dead = await dead_letter_waiting(self.db, job.as_of - r.waiting_ttl, str(r.waiting_ttl))
+        audit = AuditTrail(self.db)
+        for d in dead:
+            # The alert: an error in the log (alerting rules watch it) and a record in the audit trail.
+            activity.logger.error("inbox message %s (plant %s, order %s, event %s) waited longer than %s "
+                                  "for its order's saga: dead letter", d.id, d.plant, d.order, d.event_id,
+                                  r.waiting_ttl)
+            await audit.record(workflow_id=AUDIT_ARCHIVE_JOB, plant=d.plant or "", order=d.order or "",
+                               actor=AUDIT_ARCHIVE_JOB, action=DEAD_LETTER_ACTION,
+                               detail={"inbox_id": d.id, "event_id": d.event_id, "received_at": d.received_at,
+                                       "waiting_ttl": str(r.waiting_ttl)},
+                               dedup_key=f"{DEAD_LETTER_ACTION}:{d.id}")
+        audit_cutoff, inbox_cutoff = job.as_of - r.audit_retention, job.as_of - r.inbox_retention
+        files = await archive_store(self.db, self.exports_root / "archive", audit_cutoff=audit_cutoff,
+                                    inbox_cutoff=inbox_cutoff)
+        rows: dict[str, int] = {}
+        for f in files:
+            rows[f.table] = rows.get(f.table, 0) + f.rows
+        activity.logger.info("audit archive as of %s: %s rows, %s dead letters", job.as_of, rows, len(dead))
+        return AuditArchiveResult(as_of=job.as_of, audit_cutoff=audit_cutoff, inbox_cutoff=inbox_cutoff,
+                                  files=[f.path for f in files], new=[f.path for f in files if f.new], rows=rows,
+                                  dead_letters=[d.id for d in dead])
+
+    @activity.defn(name=MASTERDATA_CHECK_ACTIVITY)
+    async def masterdata_check(self, req: MasterDataCheckRequest) -> MasterDataReport:
+        cfg = self.plants.get(req.plant)
+        if cfg is None:
+            raise ApplicationError(f"plant {req.plant} has no plant file on this worker",
+                                   type="ConfigurationError", non_retryable=True)
+        now = datetime.now(UTC)
+        erp_wcs = await running_order_work_centers(activity.client(), cfg.plant)
+        error = None
+        try:
+            mes = await read_mes(cfg)
+        except (httpx.HTTPError, KeyError, ValueError) as err:
+            if activity.info().attempt < 3:
+                raise  # transient until proven otherwise; the report says so after the retries
+            mes, error = None, f"MES lists unreadable: {err}"
+        report = MasterDataReport(plant=cfg.plant, checked_at=now, mes_checked=mes is not None,
+                                  erp_work_centers=sorted(erp_wcs), error=error,
+                                  findings=compare(cfg, mes, erp_wcs))
+        stem = f"masterdata_{cfg.plant}_{now.date().isoformat()}_{report.content_hash()[:16]}"
+        body = report.model_dump_json(indent=2).encode() + b"\n"
+        (written,) = await export(self.target(cfg), [Document(f"{stem}.json", body, "application/json",
+                                                                report.content_hash())])
+        report.written = written.location
+        for f in report.findings:
+            activity.logger.warning("master data %s: %s %s %s (%s)", cfg.plant, f.problem, f.kind, f.code, f.detail)
+        return report
+
+    def all(self) -> list[object]:
+        return [self.shift_summary, self.audit_archive, self.masterdata_check]
+
+
+async def running_order_work_centers(client: Client, plant: str) -> set[str]:
+    """ERP work centers of the plant's running order sagas (their `WorkCenter` search attribute)."""
+    found: set[str] = set()
+    query = f"WorkflowType = '{ORDER_WORKFLOW}' AND Plant = '{plant}' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(query):
+        found.update(wf.typed_search_attributes.get(WORK_CENTER) or [])
+    return found
