@@ -56,7 +56,20 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
             return SapRfcConnector.from_params(plant=plant, **params)
         except RuntimeError as err:  # pyrfc / SAP's SDK missing on this machine
             raise ConfigurationError(f"plant {plant}: {err}") from err
+    if cfg.kind == "odoo":
+        return odoo_connector(plant, cfg)
     raise ConfigurationError(f"plant {plant}: erp kind {cfg.kind} has no connector in this release")
+
+
+def odoo_connector(plant: str, cfg: ErpConfig, units: dict[str, str] | None = None) -> Any:
+    from plantbridge.connectors.odoo import OdooConnector
+    from plantbridge.connectors.odoo_rpc import OdooRpc
+
+    assert cfg.url is not None and cfg.database is not None and cfg.login is not None
+    api = cfg.api or ("json2" if cfg.version == "19.0" else "jsonrpc")
+    rpc = OdooRpc(cfg.url, database=cfg.database, login=cfg.login, timeout=cfg.timeout_s, api=api,
+                  api_key=secret(cfg.api_key_env, f"plant {plant} erp"))
+    return OdooConnector(rpc, plant=plant, units=units, backorder=cfg.backorder, losses=cfg.losses)
 
 
 class ConfiguredRegistry:
