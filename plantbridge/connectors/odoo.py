@@ -25,8 +25,8 @@ from plantbridge.canonical.commands import (
     StepResult,
     UsageDecision,
 )
-from plantbridge.canonical.order import Component, Operation, ProductionOrder
 from plantbridge.canonical.fields import Quantity
+from plantbridge.canonical.order import Component, Operation, ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound
 from plantbridge.connectors.odoo_rpc import SYSTEM, OdooRpc
 

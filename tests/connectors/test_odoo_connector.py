@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from plantbridge.canonical.events import ActivityTimes
 from plantbridge.canonical.commands import (
     CompleteOrder,
     ConfirmOperation,
@@ -20,6 +19,7 @@ from plantbridge.canonical.commands import (
     GoodsMovementItem,
     MaintenanceNotification,
 )
+from plantbridge.canonical.events import ActivityTimes
 from plantbridge.canonical.fields import Quantity
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
 from plantbridge.connectors.odoo import OdooConnector

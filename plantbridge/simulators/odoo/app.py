@@ -86,7 +86,7 @@ def create_app(
     app.state.odoo = {"state": state, "service": service, "faults": faults, "webhook": webhook, "version": version}
     app.include_router(build_admin(state, service, faults, webhook, version))
 
-    async def guarded(request: Request, model: str, run: Any, render: Any) -> Response:
+    async def guarded(request: Request, model: str, run: Any, render: Any) -> Any:
         decision = faults.before(model)
         if decision.fail_5xx:
             return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", 502, media_type="text/html")
@@ -104,13 +104,13 @@ def create_app(
             return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", 502, media_type="text/html")
         return render(answer)
 
-    def xml_response(payload: bytes) -> Response:
+    def xml_response(payload: str) -> Response:
         return Response(payload, 200, media_type="text/xml")
 
     @app.post("/xmlrpc/2/{service_name}")
     @app.post("/xmlrpc/{service_name}")
-    async def xmlrpc_endpoint(service_name: str, request: Request) -> Response:
-        def run(body: bytes) -> tuple[bytes, list[int]]:
+    async def xmlrpc_endpoint(service_name: str, request: Request) -> Any:
+        def run(body: bytes) -> tuple[str, list[int]]:
             return protocols.xmlrpc(service_name, body)
 
         def render(answer: Any) -> Response:
@@ -123,7 +123,7 @@ def create_app(
         return await guarded(request, service_name, run, render)
 
     @app.post("/jsonrpc")
-    async def jsonrpc_endpoint(request: Request) -> Response:
+    async def jsonrpc_endpoint(request: Request) -> Any:
         def render(answer: Any) -> Response:
             if isinstance(answer, Exception):
                 data = {"name": faults.lock_name(version), "message": str(answer), "arguments": [str(answer)],
@@ -136,7 +136,7 @@ def create_app(
 
     if version == "19.0":
         @app.post("/json/2/{model}/{method}")
-        async def json2_endpoint(model: str, method: str, request: Request) -> Response:
+        async def json2_endpoint(model: str, method: str, request: Request) -> Any:
             headers = {k.lower(): v for k, v in request.headers.items()}
 
             def run(body: bytes) -> tuple[tuple[int, Any], list[int]]:

@@ -331,8 +331,9 @@ class Env:
         if order:
             for part in reversed([p.strip() for p in order.split(",") if p.strip()]):
                 name, _, direction = part.partition(" ")
-                recs.sort(key=lambda r, n=name: (r.get(n) is None, str(r.get(n)) if not isinstance(
-                    r.get(n), int | float) else r.get(n)), reverse=direction.lower() == "desc")
+                recs.sort(key=lambda r, n=name:  # type: ignore[misc]
+                           str(r.get(n) or "") if not isinstance(r.get(n), int | float)
+                          else f"{r.get(n):020.6f}", reverse=direction.lower() == "desc")
         ids = [r["id"] for r in recs][offset:]
         return ids[:limit] if limit else ids
 

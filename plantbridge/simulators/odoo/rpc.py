@@ -122,7 +122,7 @@ class Protocols:
 
     # --- XML-RPC --------------------------------------------------------------------------
 
-    def xmlrpc(self, service: str, body: bytes) -> tuple[bytes, list[int]]:
+    def xmlrpc(self, service: str, body: bytes) -> tuple[str, list[int]]:
         webhooks: list[int] = []
         try:
             params, method = xmlrpc.client.loads(body)
@@ -205,7 +205,8 @@ class Protocols:
                 if method not in PUBLIC.get(model, set()) and not method.startswith("_"):
                     raise NotFound(f"The method '{model}.{method}' does not exist")
                 if set(kwargs) - {"context"}:
-                    raise Unprocessable(f"{model}.{method}() got unexpected arguments {sorted(set(kwargs) - {'context'})}")
+                    extra = sorted(set(kwargs) - {"context"})
+                    raise Unprocessable(f"{model}.{method}() got unexpected arguments {extra}")
             result, webhooks = self.service.call(uid, model, method, args, kwargs)
             return 200, result, webhooks
         except Exception as err:
