@@ -211,7 +211,9 @@ class OdooConnector:
                                     code="MissingError")
         return int(ids[0])
 
-    async def _consume(self, mo: dict[str, Any], item: GoodsMovementItem) -> str:
+    async def _consume(self, mo: dict[str, Any], item: GoodsMovementItem, name: str) -> tuple[str, bool]:
+        """One consumption = one ``stock.move.line`` under its own external id; the raw move's quantity is
+        then written as the absolute sum of plantbridge's lines (two events add up, a replay changes nothing)."""
         product = await self._product(item.material)
         moves = await self.rpc.call("stock.move", "search_read", domain=[
             ["raw_material_production_id", "=", mo["id"]], ["product_id", "=", product],
@@ -223,26 +225,39 @@ class OdooConnector:
         if self.unit(move["product_uom"]) != item.quantity.uom:
             raise BusinessRejection(f"{item.material}: unit {item.quantity.uom} differs from Odoo's "
                                     f"{move['product_uom'][1]}", system=SYSTEM, code="PB/UNIT")
-        # The consumed quantity reported is the move's absolute quantity (written, never added).
-        await self.rpc.call("stock.move", "write", [move["id"]], vals={
-            "quantity": float(item.quantity.quantity), "picked": True}, context={"force_manual_consumption": True})
-        return f"stock.move {move['id']}"
+        line_id, replayed = await self._load_once("stock.move.line", name, [
+            "move_id/.id", "product_id/.id", "quantity"], [str(move["id"]), str(product), _num(item.quantity.quantity)])
+        [current] = await self.rpc.call("stock.move", "read", [move["id"]], fields=["move_line_ids", "quantity"])
+        bound = await self.rpc.call("ir.model.data", "search_read", domain=[
+            ["module", "=", PREFIX], ["model", "=", "stock.move.line"],
+            ["res_id", "in", list(current["move_line_ids"])]],
+            fields=["res_id"])
+        lines = await self.rpc.call("stock.move.line", "read", sorted({int(r["res_id"]) for r in bound}),
+                                    fields=["quantity"])
+        total = sum((Decimal(str(r["quantity"])) for r in lines), Decimal(0))
+        if Decimal(str(current["quantity"])) != total or not replayed:
+            await self.rpc.call("stock.move", "write", [move["id"]], vals={"quantity": float(total), "picked": True},
+                                context={"force_manual_consumption": True})
+        return f"stock.move {move['id']} (line {line_id}, {_num(total)} consumed)", replayed
 
     async def goods_movement(
         self, order: ProductionOrder, cmd: GoodsMovement, *, key: str, retry: bool
     ) -> StepResult:
         mo = await self._mo(order.number)
         docs = []
+        replays = []
         for i, item in enumerate(cmd.items):
             if item.movement_type == "261":
-                docs.append(await self._consume(mo, item))
+                doc, again = await self._consume(mo, item, f"cons_{key}_{i}")
+                docs.append(doc)
+                replays.append(again)
             elif item.movement_type == "551":
                 docs.append(await self._scrap(mo, f"scrap_{key}_{i}", await self._product(item.material),
                                               item.quantity.quantity, None))
             else:
                 raise BusinessRejection(f"movement type {item.movement_type} has no Odoo mapping", system=SYSTEM,
                                         code="PB/MOVEMENT")
-        return StepResult(documents=docs, message=mo["name"])
+        return StepResult(documents=docs, message=mo["name"], replayed=bool(replays) and all(replays))
 
     async def goods_receipt(
         self, order: ProductionOrder, cmd: GoodsReceipt, *, key: str, retry: bool

@@ -102,7 +102,9 @@ class ConfiguredRegistry:
             from plantbridge.connectors.wms_rest import WmsRestConnector
 
             wms = WmsRestConnector.from_plant(cfg)
-        return Systems(erp=build_erp(plant, cfg.erp, ref), mes=mes, qms=qms, wms=wms, notify=ref.notify)
+        odoo = cfg.erp.kind == "odoo"
+        erp = odoo_connector(plant, cfg.erp, cfg.xref.units) if odoo else build_erp(plant, cfg.erp, ref)
+        return Systems(erp=erp, mes=mes, qms=qms, wms=wms, notify=ref.notify)
 
     def for_plant(self, plant: str) -> Systems | ReferenceSystems:
         return self._systems.get(plant, self.reference)

@@ -76,10 +76,9 @@ async def test_release_to_done_exactly_once(odoo: tuple[OdooServer, str]) -> Non
         material="RM-OIL", quantity=q("4.5", "LTR"), movement_type="261")]), key="k3", retry=False)
     await c.confirm_operation(order, ConfirmOperation(operation="0020", work_center="PACK-01", yield_qty=q(98),
                                                       final=True), key="k4", retry=False)
-    await c.maintenance_notification(order, MaintenanceNotification(equipment="P-100", priority=2,
-                                                                    description="Hydraulic leak"), key="k5", retry=False)
-    await c.maintenance_notification(order, MaintenanceNotification(equipment="P-100", priority=2,
-                                                                    description="Hydraulic leak"), key="k5", retry=True)
+    leak = MaintenanceNotification(equipment="P-100", priority=2, description="Hydraulic leak")
+    await c.maintenance_notification(order, leak, key="k5", retry=False)
+    await c.maintenance_notification(order, leak, key="k5", retry=True)
     now = datetime.now(UTC)
     await c.downtime("ASSY-01", now - timedelta(minutes=12), now, "JAM", key="k6")
     done = await c.complete_order(order, CompleteOrder(), key="k7", retry=False)
@@ -92,10 +91,12 @@ async def test_release_to_done_exactly_once(odoo: tuple[OdooServer, str]) -> Non
     assert oil["quantity"] == 4.5 and oil["state"] == "done"
     assert len(records(server, "stock.scrap")) == 1 and len(records(server, "maintenance.request")) == 1
     # Every record plantbridge created has exactly one __plantbridge__ id.
-    ids = Counter((r["model"], r["res_id"]) for r in records(server, "ir.model.data") if r["module"] == "__plantbridge__")
+    ids = Counter((r["model"], r["res_id"]) for r in records(server, "ir.model.data")
+                  if r["module"] == "__plantbridge__")
     assert ids and max(ids.values()) == 1
     mine = [("stock.scrap", r["id"]) for r in records(server, "stock.scrap")] + [
         ("maintenance.request", r["id"]) for r in records(server, "maintenance.request")] + [
+        ("stock.move.line", r["id"]) for r in records(server, "stock.move.line")] + [
         ("mrp.workcenter.productivity", r["id"]) for r in records(server, "mrp.workcenter.productivity")
         if str(r.get("description", "")).startswith("plantbridge")]
     assert sorted(mine) == sorted(ids)
@@ -132,3 +133,27 @@ async def test_error_classes(odoo: tuple[OdooServer, str]) -> None:
     assert rej.value.code == "AccessDenied"
     await c.aclose()
     await bad.aclose()
+
+
+async def test_consumptions_add_up_and_a_replay_changes_nothing(odoo: tuple[OdooServer, str]) -> None:
+    server, api = odoo
+    mo = admin(server, "POST", "productions", {})
+    c = conn(server, api)
+    order = await c.read_order(str(mo["id"]))
+
+    def oil(v: str) -> GoodsMovement:
+        return GoodsMovement(items=[GoodsMovementItem(material="RM-OIL", quantity=q(v, "LTR"), movement_type="261")])
+
+    first = await c.goods_movement(order, oil("1.5"), key="c1", retry=False)
+    second = await c.goods_movement(order, oil("2.25"), key="c2", retry=False)
+    replay = await c.goods_movement(order, oil("2.25"), key="c2", retry=True)  # the answer to c2 was lost
+    assert not first.replayed and not second.replayed and replay.replayed
+    [move] = [m for m in records(server, "stock.move")
+              if m.get("raw_material_production_id") == mo["id"] and m["product_uom"] == 3]
+    assert move["quantity"] == 3.75 and move["picked"]
+    lines = [r for r in records(server, "stock.move.line") if r["move_id"] == move["id"]]
+    assert sorted(r["quantity"] for r in lines) == [1.5, 2.25]
+    ids = Counter((r["model"], r["res_id"]) for r in records(server, "ir.model.data")
+                  if r["module"] == "__plantbridge__")
+    assert sorted(ids) == sorted(("stock.move.line", r["id"]) for r in lines) and max(ids.values()) == 1
+    await c.aclose()

@@ -75,11 +75,11 @@ def test_integrator_script_over_json2(tmp_path: Path) -> None:
         assert [r["id"] for r in rows] == [mo_id]
         assert productions.button_mark_done(ids=[mo_id], context={"skip_consumption": True}) is True
         assert productions.search_read(domain=[["id", "=", mo_id]], fields=["state"])[0]["state"] == "done"
-        with pytest.raises(ValueError, match="odoo.exceptions.UserError"):  # 422, per odoo-client-lib
+        with pytest.raises(ValueError, match=r"odoo\.exceptions\.UserError"):  # 422, per odoo-client-lib
             productions.write(ids=[mo_id], vals={"qty_producing": 5})
         bad = odoolib.get_connection(hostname="127.0.0.1", port=urlparse(odoo.url).port, protocol="json2",
                                      database="odoo", password="x" * 40)
-        with pytest.raises(Exception, match="(?i)authentication"):
+        with pytest.raises(Exception, match=r"(?i)authentication"):
             bad.get_model("mrp.production").search_read(domain=[], fields=["name"])
 
 

@@ -18,7 +18,7 @@ from typing import Any
 SERVED = (
     "mrp.production", "mrp.workorder", "mrp.workcenter", "mrp.workcenter.productivity",
     "mrp.workcenter.productivity.loss", "mrp.workcenter.productivity.loss.type", "mrp.routing.workcenter",
-    "stock.move", "stock.picking", "stock.scrap", "maintenance.request", "maintenance.stage",
+    "stock.move", "stock.move.line", "stock.picking", "stock.scrap", "maintenance.request", "maintenance.stage",
     "maintenance.team", "maintenance.equipment", "ir.model.data",
 )
 VERSIONS = ("17.0", "18.0", "19.0")

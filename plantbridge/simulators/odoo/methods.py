@@ -21,7 +21,8 @@ def _wizard(res_model: str, name: str, context: dict[str, Any], res_id: int | bo
 
 def _minutes(start: str, end: str) -> float:
     fmt = "%Y-%m-%d %H:%M:%S"
-    delta = datetime.strptime(end[:19], fmt).replace(tzinfo=UTC) - datetime.strptime(start[:19], fmt).replace(tzinfo=UTC)
+    begin = datetime.strptime(start[:19], fmt).replace(tzinfo=UTC)
+    delta = datetime.strptime(end[:19], fmt).replace(tzinfo=UTC) - begin
     return round(delta.total_seconds() / 60, 2)
 
 
@@ -178,7 +179,8 @@ class Methods:
             if self._open_logs(wo["id"], user=env.uid):
                 continue
             env.create("mrp.workcenter.productivity", {
-                "workcenter_id": wo["workcenter_id"], "workorder_id": wo["id"], "loss_id": self.loss("mrp.block_reason7"),
+                "workcenter_id": wo["workcenter_id"], "workorder_id": wo["id"],
+                "loss_id": self.loss("mrp.block_reason7"),
                 "loss_type": "productive", "date_start": now_text(), "user_id": env.uid, "company_id": 1,
                 "description": "Time Tracking: Administrator"})
             vals: dict[str, Any] = {"state": "progress"}
@@ -247,6 +249,29 @@ class Methods:
             if move.get("raw_material_production_id"):
                 self.mo_recompute(int(move["raw_material_production_id"]))
         return True
+
+    def move_line_defaults(self, vals: dict[str, Any]) -> dict[str, Any]:
+        """A detailed operation on a move: product, unit and locations from its move (Odoo's computes)."""
+        [move] = self.env.browse("stock.move", [int(vals["move_id"])])
+        if move.get("state") in ("done", "cancel"):
+            raise UserError("You cannot add a detailed operation to a move that is done or cancelled.")  # [I]
+        out = {"product_id": move["product_id"], "product_uom_id": move.get("product_uom"),
+               "location_id": move.get("location_id"), "location_dest_id": move.get("location_dest_id"),
+               "quantity": 0.0, "picked": False, "state": move.get("state"), "reference": move.get("reference"),
+               **vals}
+        if self.v == "19.0":
+            out.pop("workorder_id", None)
+            out.pop("production_id", None)
+        return out
+
+    def move_quantity_from_lines(self, move_id: int) -> None:
+        """``stock.move.quantity`` is computed from its move lines (17.0+): the sum of their quantities."""
+        lines = self.env.browse("stock.move.line", self.env.value("stock.move", self.env.browse(
+            "stock.move", [move_id])[0], "move_line_ids"))
+        vals: dict[str, Any] = {"quantity": sum(float(line.get("quantity") or 0) for line in lines)}
+        if any(line.get("picked") for line in lines):
+            vals["picked"] = True
+        self.write_move([move_id], vals)
 
     def scrap_defaults(self, vals: dict[str, Any]) -> dict[str, Any]:
         env = self.env

@@ -39,11 +39,13 @@ ONE2MANY = {  # (model, field) -> (comodel, inverse many2one)
     ("mrp.workcenter", "time_ids"): ("mrp.workcenter.productivity", "workcenter_id"),
     ("stock.scrap", "move_ids"): ("stock.move", "scrap_id"),
     ("stock.picking", "move_ids"): ("stock.move", "picking_id"),
+    ("stock.move", "move_line_ids"): ("stock.move.line", "move_id"),
 }
 # Required fields without a default (the rest of the contract's required fields have defaults/computes).
 REQUIRED = {"mrp.production": ("product_id",), "mrp.workorder": ("production_id", "workcenter_id"),
             "stock.scrap": ("product_id",), "mrp.workcenter.productivity": ("workcenter_id", "loss_id"),
-            "maintenance.request": ("name",), "stock.move": ("product_id",), "mrp.workcenter": ("name",)}
+            "maintenance.request": ("name",), "stock.move": ("product_id",), "mrp.workcenter": ("name",),
+            "stock.move.line": ("move_id",)}
 RELATED = {("mrp.workorder", "qty_producing"): ("production_id", "qty_producing"),
            ("mrp.workorder", "production_state"): ("production_id", "state"),
            ("mrp.workorder", "working_state"): ("workcenter_id", "working_state")}

@@ -114,6 +114,8 @@ class Service:
             vals = m.scrap_defaults(vals)
         elif model == "mrp.workcenter.productivity":
             vals = m.productivity_defaults(vals)
+        elif model == "stock.move.line":
+            vals = m.move_line_defaults(vals)
         elif model == "maintenance.request":
             if not vals.get("name"):
                 raise ValidationError("The operation cannot be completed: Missing required value for the field "
@@ -131,6 +133,8 @@ class Service:
         rid = env.create(model, vals)
         if model == "mrp.workcenter.productivity":
             m.workcenter_state(int(vals["workcenter_id"]))
+        if model == "stock.move.line":
+            m.move_quantity_from_lines(int(vals["move_id"]))
         return rid
 
     def write(self, env: Env, m: Methods, model: str, ids: list[int], vals: dict[str, Any]) -> bool:
