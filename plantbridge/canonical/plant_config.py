@@ -56,6 +56,8 @@ class ErpConfig(BaseModel):
     losses: dict[str, str] = Field(default_factory=dict)
     # Odoo: the automation rule's webhook token (environment variable), part of the webhook URL.
     webhook_token_env: str | None = None
+    # Odoo: how often the release poller (workflow odoo-poller:{plant}) asks for confirmed MOs.
+    poll_interval_s: float = Field(default=30.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _endpoint(self) -> ErpConfig:

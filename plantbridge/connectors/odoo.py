@@ -334,10 +334,13 @@ class OdooConnector:
         return StepResult(documents=[f"mrp.workcenter.productivity {rid}"], replayed=replayed)
 
     async def confirmed_since(self, cursor: str | None) -> list[dict[str, Any]]:
-        """Confirmed/in-progress MOs written after ``cursor`` (``YYYY-MM-DD HH:MM:SS``), oldest first."""
+        """Confirmed/in-progress MOs written at or after ``cursor`` (``YYYY-MM-DD HH:MM:SS``), oldest first.
+
+        At or after: write_date has whole seconds, so a later write in the cursor's second is not missed
+        (the caller's starts are idempotent, so seeing the cursor's own MO again costs nothing)."""
         domain: list[Any] = [["state", "in", ["confirmed", "progress"]]]
         if cursor:
-            domain.append(["write_date", ">", cursor])
+            domain.append(["write_date", ">=", cursor])
         rows = await self.rpc.call("mrp.production", "search_read", domain=domain, fields=["name", "write_date"],
                                    order="write_date asc")
         return list(rows)

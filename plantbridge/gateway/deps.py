@@ -48,3 +48,7 @@ class GatewayDeps:
     # The plant's cross-references: local codes (work centers, reasons, units) -> the ERP's, applied
     # to a plant event before it is validated (see `PlantConfig.translate_event`).
     translate: Callable[[dict[str, Any]], dict[str, Any]] = no_translation
+    # Per plant: the ERP order source of plants whose releases come by webhook (Odoo), and the
+    # webhook token in their URL (`/v1/erp/odoo/events/{plant}/{token}`).
+    order_sources: dict[str, OrderSource] = field(default_factory=dict)
+    odoo_tokens: dict[str, str] = field(default_factory=dict)

@@ -117,6 +117,17 @@ class ConfiguredRegistry:
                     await close()
 
 
+def odoo_intake(plants: dict[str, PlantConfig]) -> tuple[dict[str, OrderSource], dict[str, str]]:
+    """Per Odoo plant: its order source (the connector) and webhook token (plants without a token get none)."""
+    sources: dict[str, OrderSource] = {}
+    tokens: dict[str, str] = {}
+    for code, cfg in sorted(plants.items()):
+        if cfg.erp.kind == "odoo" and cfg.erp.webhook_token_env:
+            sources[code] = odoo_connector(code, cfg.erp, cfg.xref.units)
+            tokens[code] = secret(cfg.erp.webhook_token_env, f"plant {code} Odoo webhook token")
+    return sources, tokens
+
+
 def erp_order_source(plants: dict[str, PlantConfig]) -> OrderSource | None:
     """The S/4HANA system the business events come from: the (first) plant whose ERP is SAP OData.
 

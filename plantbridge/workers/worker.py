@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from plantbridge.activities import all_activities
+from plantbridge.activities.odoo_poll import OdooPollActivities, start_odoo_pollers
 from plantbridge.client import connect
 from plantbridge.connectors.ports import ConnectorRegistry
 from plantbridge.connectors.reference import ReferenceStore
@@ -26,11 +27,12 @@ from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.workers.settings import Settings
 from plantbridge.workers.status import watch_business_metrics
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
+from plantbridge.workflows.odoo_poller import OdooReleasePollerWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.worker")
 
-WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow]
+WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, OdooReleasePollerWorkflow]
 
 
 def build_worker(
@@ -41,7 +43,8 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=all_activities(registry, Ledger(db), AuditTrail(db)),  # type: ignore[arg-type]
+        activities=[*all_activities(registry, Ledger(db), AuditTrail(db)),  # type: ignore[list-item]
+                    *OdooPollActivities(registry, db).all()],  # type: ignore[list-item]
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -75,6 +78,9 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
             loop.add_signal_handler(sig, stop.set)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         async with worker:
+            plants_cfg = getattr(registry, "plants", {})
+            if pollers := await start_odoo_pollers(client, plants_cfg, settings.task_queue):
+                log.info("Odoo release pollers: %s", ", ".join(pollers))
             await stop.wait()
             log.info("shutting down: finishing running activities")
         log.info("worker stopped")
