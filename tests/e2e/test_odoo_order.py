@@ -265,7 +265,7 @@ async def test_user_error_parks_with_odoos_text_and_a_retry_posts_once(
         assert gw.token not in bad.text
         unknown = await http.post(hook_url(gw, plant).removeprefix(gw.url),
                                   json={"_model": "mrp.production", "_id": 4242})
-        assert unknown.status_code == 404 and unknown.json()["error"] == "erp_order_not_found"
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "erp_order_not_found"
         registry = ConfiguredRegistry({plant: cfg}, reference)
         async with build_worker(client, queue, registry, db):
             admin(odoo, "PATCH", "settings", {"webhook_url": hook_url(gw, plant)})
@@ -300,7 +300,12 @@ async def test_user_error_parks_with_odoos_text_and_a_retry_posts_once(
                 return len(bound) == 1
 
             await eventually(posted_once, timeout=30)
-            assert not (await order_summary(client, plant, number)).open_exceptions
+
+            async def no_open_exception() -> bool:
+                return not (await order_summary(client, plant, number)).open_exceptions
+
+            await eventually(no_open_exception, timeout=30)
+            assert await posted_once()
             await handle.terminate("test over")
             await conn.aclose()
         await registry.aclose()
