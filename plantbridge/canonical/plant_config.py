@@ -48,13 +48,30 @@ class ErpConfig(BaseModel):
     # Usage decision per disposition: code group, code, valuation (A accepted / R rejected).
     usage_decisions: dict[Literal["release", "rework", "scrap"], UsageDecisionCode] = Field(default_factory=dict)
     notification_type: str = Field(default="M2", max_length=2)
+    # Odoo: database, login and API key (environment variable); version played and API spoken.
+    database: str | None = None
+    login: str | None = None
+    api_key_env: str | None = Field(default=None, description="environment variable holding the Odoo API key")
+    version: Literal["17.0", "18.0", "19.0"] = "19.0"
+    api: Literal["json2", "jsonrpc"] | None = Field(default=None, description="default: json2 on 19.0, else jsonrpc")
+    backorder: bool = Field(default=False, description="Odoo: a short MO gets a backorder (else it is closed)")
+    # Odoo: plant downtime reason -> loss external id (e.g. mrp.block_reason1 Equipment Failure).
+    losses: dict[str, str] = Field(default_factory=dict)
+    # Odoo: the automation rule's webhook token (environment variable), part of the webhook URL.
+    webhook_token_env: str | None = None
+    # Odoo: how often the release poller (workflow odoo-poller:{plant}) asks for confirmed MOs.
+    poll_interval_s: float = Field(default=30.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _endpoint(self) -> ErpConfig:
         if self.kind in ("sap_odata", "odoo") and not self.url:
             raise ValueError(f"erp kind {self.kind} needs `url` (the system's address)")
-        if self.kind in ("sap_odata", "odoo") and not (self.user and self.password_env):
+        if self.kind == "sap_odata" and not (self.user and self.password_env):
             raise ValueError(f"erp kind {self.kind} needs `user` and `password_env`")
+        if self.kind == "odoo" and not (self.database and self.login and self.api_key_env):
+            raise ValueError("erp kind odoo needs `database`, `login` and `api_key_env`")
+        if self.kind == "odoo" and self.api == "json2" and self.version != "19.0":
+            raise ValueError(f"Odoo {self.version} has no JSON-2 API: use api: jsonrpc")
         if self.kind == "sap_rfc" and not ({"ashost", "sysnr"} <= set(self.rfc) or "mshost" in self.rfc):
             raise ValueError("erp kind sap_rfc needs `rfc` with ashost and sysnr (or mshost)")
         return self

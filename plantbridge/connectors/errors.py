@@ -23,3 +23,7 @@ class BusinessRejection(ConnectorError):
 
     Never retried automatically: the saga opens an exception carrying the system's own message.
     """
+
+
+class OrderNotFound(LookupError):
+    """The ERP does not know the order (the gateway answers 404)."""

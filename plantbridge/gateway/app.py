@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from plantbridge.gateway import routes_erp, routes_orders, routes_plant
+from plantbridge.gateway import routes_erp, routes_odoo, routes_orders, routes_plant
 from plantbridge.gateway.deps import GatewayDeps, OrderSource, default_policy
 from plantbridge.gateway.errors import install_error_handlers
 from plantbridge.gateway.health import install_health
 from plantbridge.gateway.inbox import Intake
+from plantbridge.gateway.odoo_intake import install_log_redaction
 from plantbridge.gateway.openapi import install_openapi
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.telemetry import tracing_enabled
@@ -80,10 +81,12 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     install_health(app, deps)
     app.include_router(routes_plant.router)
     app.include_router(routes_erp.router)
+    app.include_router(routes_odoo.router)
+    install_log_redaction()
     app.include_router(routes_orders.router)
     install_openapi(app)
     if tracing_enabled():  # one trace per plant event: this request -> workflow -> activity -> connector call
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app)
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/v1/erp/odoo/events")  # token in the URL
     return app

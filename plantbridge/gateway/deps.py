@@ -55,3 +55,7 @@ class GatewayDeps:
     translate: Callable[[dict[str, Any]], dict[str, Any]] = no_translation
     # The Unified Namespace out: order state changes published to MQTT (None: off).
     uns: OrderStates | None = None
+    # Per plant: the ERP order source of plants whose releases come by webhook (Odoo), and the
+    # webhook token in their URL (`/v1/erp/odoo/events/{plant}/{token}`).
+    order_sources: dict[str, OrderSource] = field(default_factory=dict)
+    odoo_tokens: dict[str, str] = field(default_factory=dict)

@@ -234,6 +234,10 @@ class Intake:
     # -- re-driving ----------------------------------------------------------------------------
     async def redrive(self, msg: InboxMessage) -> Outcome:
         """Process a stored message again, exactly as when it arrived (with its caller's current key)."""
+        if msg.channel.startswith("odoo:"):  # authenticated by its webhook token when it arrived
+            from plantbridge.gateway.odoo_intake import OdooIntake
+
+            return await OdooIntake(self).webhook(msg.id, msg.body, msg.channel.removeprefix("odoo:"))
         caller = await self.keys.get(msg.key_id) if msg.key_id else None
         if caller is None or caller.revoked_at is not None:
             err = ApiError(401, "invalid_key", "the key that sent this message is unknown or revoked")

@@ -22,7 +22,9 @@ from plantbridge.telemetry import setup_tracing
 
 async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | None = None,
                       policy_for: Callable[[str], PlantPolicy] | None = None,
-                      plants: dict[str, PlantConfig] | None = None) -> None:
+                      plants: dict[str, PlantConfig] | None = None,
+                      order_sources: dict[str, OrderSource] | None = None,
+                      odoo_tokens: dict[str, str] | None = None) -> None:
     """Serve until interrupted. With plant files: their policies, cross-references and ERP order source."""
     setup_tracing("plantbridge-gateway")
     client = await connect(settings.temporal_address, settings.namespace)
@@ -41,7 +43,7 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
 
     deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
-                       translate=translate)
+                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {})
     uns_config = settings.uns()
     if uns_config is not None:
         deps.uns = OrderStates.from_config(uns_config, client)
@@ -57,8 +59,10 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
 
 def serve(host: str | None = None, port: int | None = None, *, temporal: str | None = None,
           store_url: str | None = None, task_queue: str | None = None, order_source: OrderSource | None = None,
-          policy_for: Callable[[str], PlantPolicy] | None = None, plants: dict[str, PlantConfig] | None = None) -> None:
+          policy_for: Callable[[str], PlantPolicy] | None = None, plants: dict[str, PlantConfig] | None = None,
+          order_sources: dict[str, OrderSource] | None = None, odoo_tokens: dict[str, str] | None = None) -> None:
     """Run the gateway until interrupted; arguments override `PLANTBRIDGE_*` settings."""
     settings = GatewaySettings.from_env(gateway_host=host, gateway_port=port, temporal_address=temporal,
                                         store_url=store_url, task_queue=task_queue)
-    asyncio.run(serve_async(settings, order_source=order_source, policy_for=policy_for, plants=plants))
+    asyncio.run(serve_async(settings, order_source=order_source, policy_for=policy_for, plants=plants,
+                            order_sources=order_sources, odoo_tokens=odoo_tokens))

@@ -111,14 +111,15 @@ def gateway(
     """The HTTP gateway: ERP intake, plant events, supervisor API (OpenAPI at /docs)."""
     from plantbridge.gateway.server import serve
     from plantbridge.workers.plants import load_plants
-    from plantbridge.workers.registry import erp_order_source
+    from plantbridge.workers.registry import erp_order_source, odoo_intake
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with config_errors():
         settings = Settings.from_env(plants_dir=plants_dir)
         plants = load_plants(settings.plants_dir) if settings.plants_dir else {}
+        sources, tokens = odoo_intake(plants)
         serve(host, port, temporal=temporal, store_url=store_url, plants=plants,
-              order_source=erp_order_source(plants))
+              order_source=erp_order_source(plants), order_sources=sources, odoo_tokens=tokens)
 
 
 @app.command()

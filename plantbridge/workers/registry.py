@@ -56,7 +56,20 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
             return SapRfcConnector.from_params(plant=plant, **params)
         except RuntimeError as err:  # pyrfc / SAP's SDK missing on this machine
             raise ConfigurationError(f"plant {plant}: {err}") from err
+    if cfg.kind == "odoo":
+        return odoo_connector(plant, cfg)
     raise ConfigurationError(f"plant {plant}: erp kind {cfg.kind} has no connector in this release")
+
+
+def odoo_connector(plant: str, cfg: ErpConfig, units: dict[str, str] | None = None) -> Any:
+    from plantbridge.connectors.odoo import OdooConnector
+    from plantbridge.connectors.odoo_rpc import OdooRpc
+
+    assert cfg.url is not None and cfg.database is not None and cfg.login is not None
+    api = cfg.api or ("json2" if cfg.version == "19.0" else "jsonrpc")
+    rpc = OdooRpc(cfg.url, database=cfg.database, login=cfg.login, timeout=cfg.timeout_s, api=api,
+                  api_key=secret(cfg.api_key_env, f"plant {plant} erp"))
+    return OdooConnector(rpc, plant=plant, units=units, backorder=cfg.backorder, losses=cfg.losses)
 
 
 class ConfiguredRegistry:
@@ -89,7 +102,9 @@ class ConfiguredRegistry:
             from plantbridge.connectors.wms_rest import WmsRestConnector
 
             wms = WmsRestConnector.from_plant(cfg)
-        return Systems(erp=build_erp(plant, cfg.erp, ref), mes=mes, qms=qms, wms=wms, notify=ref.notify)
+        odoo = cfg.erp.kind == "odoo"
+        erp = odoo_connector(plant, cfg.erp, cfg.xref.units) if odoo else build_erp(plant, cfg.erp, ref)
+        return Systems(erp=erp, mes=mes, qms=qms, wms=wms, notify=ref.notify)
 
     def for_plant(self, plant: str) -> Systems | ReferenceSystems:
         return self._systems.get(plant, self.reference)
@@ -100,6 +115,17 @@ class ConfiguredRegistry:
                 close = getattr(conn, "aclose", None)
                 if close is not None:
                     await close()
+
+
+def odoo_intake(plants: dict[str, PlantConfig]) -> tuple[dict[str, OrderSource], dict[str, str]]:
+    """Per Odoo plant: its order source (the connector) and webhook token (plants without a token get none)."""
+    sources: dict[str, OrderSource] = {}
+    tokens: dict[str, str] = {}
+    for code, cfg in sorted(plants.items()):
+        if cfg.erp.kind == "odoo" and cfg.erp.webhook_token_env:
+            sources[code] = odoo_connector(code, cfg.erp, cfg.xref.units)
+            tokens[code] = secret(cfg.erp.webhook_token_env, f"plant {code} Odoo webhook token")
+    return sources, tokens
 
 
 def erp_order_source(plants: dict[str, PlantConfig]) -> OrderSource | None:

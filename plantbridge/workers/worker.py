@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from plantbridge.activities import all_activities
 from plantbridge.activities.batch import BatchActivities
+from plantbridge.activities.odoo_poll import OdooPollActivities, start_odoo_pollers
 from plantbridge.canonical.batch_config import RetentionPolicy
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.client import connect
@@ -33,12 +34,13 @@ from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow
 from plantbridge.workflows.batch.masterdata_check import MasterDataCheckWorkflow
 from plantbridge.workflows.batch.shift_summary import ShiftSummaryWorkflow
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
+from plantbridge.workflows.odoo_poller import OdooReleasePollerWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.worker")
 
 WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, ShiftSummaryWorkflow,
-                          AuditArchiveWorkflow, MasterDataCheckWorkflow]
+                          AuditArchiveWorkflow, MasterDataCheckWorkflow, OdooReleasePollerWorkflow]
 
 
 def build_worker(
@@ -49,7 +51,8 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[*all_activities(registry, Ledger(db), AuditTrail(db)), *(extra_activities or [])],  # type: ignore[list-item]
+        activities=[*all_activities(registry, Ledger(db), AuditTrail(db)),  # type: ignore[list-item]
+                    *OdooPollActivities(registry, db).all(), *(extra_activities or [])],  # type: ignore[list-item]
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -88,6 +91,9 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
             loop.add_signal_handler(sig, stop.set)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         async with worker:
+            plants_cfg = getattr(registry, "plants", {})
+            if pollers := await start_odoo_pollers(client, plants_cfg, settings.task_queue):
+                log.info("Odoo release pollers: %s", ", ".join(pollers))
             await stop.wait()
             log.info("shutting down: finishing running activities")
         log.info("worker stopped")
