@@ -45,8 +45,8 @@ from plantbridge.client import connect, start_order
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import Database, sqlite_url
 from plantbridge.store.api_keys import ApiKeys
-from plantbridge.workers.bench_engine import bench_bare_engine, percentile
-from plantbridge.workers.temporal_server import DevServer, free_port
+from plantbridge_devtools.bench_engine import bench_bare_engine, percentile
+from plantbridge_devtools.temporal_server import DevServer, free_port
 
 BENCH_PLANT = "1000"
 BENCH_PLANT_FILE = """\
@@ -355,7 +355,7 @@ async def run_bench(*, quick: bool, out: Path | None, console: Console, skip_edg
             stack.stop()
     edge: dict[str, Any] | None = None
     if not skip_edge:
-        from plantbridge.edge.bench import bench_edge
+        from plantbridge_devtools.edge_bench import bench_edge
 
         edge = await timed(console, f"edge agent: {sizes.edge_machines} machines x 10 nodes at 10 Hz",
                            lambda: bench_edge(machines=sizes.edge_machines, nodes=10, rate_hz=10,

@@ -34,8 +34,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from plantbridge.workers import demo_script as script
-from plantbridge.workers.stack import DEV_SECRETS, Ports, Stack, http_ok, read_dev_file
+from plantbridge_devtools import demo_script as script
+from plantbridge_devtools.stack import DEV_SECRETS, Ports, Stack, http_ok, read_dev_file
 
 log = logging.getLogger("plantbridge.demo")
 END_STATES = ("posted", "cancelled")

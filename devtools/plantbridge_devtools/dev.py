@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from plantbridge.workers.stack import Ports, Stack, StackError
+from plantbridge_devtools.stack import Ports, Stack, StackError
 
 
 def urls_table(stack: Stack) -> Table:

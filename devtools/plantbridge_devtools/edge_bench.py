@@ -7,7 +7,7 @@ The stress profile toggles every machine between Executing and stopped on every 
 ``min_downtime_s=0`` each machine sends downtime events at the tick rate (a worst case for the
 outbox). The simulator's order values (``LOAD-0001``) are not valid order numbers, so the order is
 set through :meth:`EdgeAgent.set_current_order` and the order/operation nodes are subscribed as
-plain telemetry. Not a test: call ``bench_edge()`` or ``python -m plantbridge.edge.bench``.
+plain telemetry. Not a test: call ``bench_edge()`` or ``python -m plantbridge_devtools.edge_bench``.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class _Receiver:
 
 async def _start_simulator(endpoint: str, machines: int, rate_hz: float) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "plantbridge.simulators.machines", "--endpoint", endpoint,
+        sys.executable, "-m", "plantbridge_devtools.simulators.machines", "--endpoint", endpoint,
         "--generate", str(machines), "--auto", str(rate_hz), "--profile", "stress", "--seed", "1",
         "--no-control", stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -217,7 +217,7 @@ async def bench_edge(
 def main() -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m plantbridge.edge.bench")
+    parser = argparse.ArgumentParser(prog="python -m plantbridge_devtools.edge_bench")
     parser.add_argument("--machines", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--rate", type=float, default=10)

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,12 +35,15 @@ from sqlalchemy import delete
 
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
-from plantbridge.workers.temporal_server import DevServer
+from plantbridge_devtools.temporal_server import DevServer
 
 HOST = "127.0.0.1"
 DEV_FILE = "dev.json"
 DEV_PLANTS = ("1000", "2000")
-PLANTS_DIR = Path(__file__).resolve().parents[2] / "plants" / "dev"
+# The dev plant files ship inside this package (package data), so the stack runs from any install,
+# not only from a checkout. pip installs packages unpacked, so the resource is a real folder.
+PLANTS_DIR = Path(str(resources.files("plantbridge_devtools") / "plants"))
+SIMULATORS = "plantbridge_devtools.simulators"  # python -m {SIMULATORS}.sap etc.
 EDGE_FILE_PREFIX = "edge-"
 TASK_QUEUE = "plantbridge-orders"
 
@@ -339,24 +343,24 @@ class Stack:
         temporal = DevServer(db_file=s / "temporal.db", port=p.temporal, ui_port=p.ui, http_port=p.temporal_http)
         first = [
             Service("temporal", temporal.command(), url=u.temporal, health=lambda: temporal_ok(u.temporal)),
-            Service("sap", [py, "-m", "plantbridge.simulators.sap", "--port", str(p.sap), "--db", str(s / "sap.db"),
+            Service("sap", [py, "-m", f"{SIMULATORS}.sap", "--port", str(p.sap), "--db", str(s / "sap.db"),
                             "--webhook", f"{u.gateway}/v1/erp/sap/events",
                             "--webhook-header", f"Authorization: Bearer {self.api_keys['erp']}",
                             "--user", f"{SAP_USER}:{DEV_SECRETS['PLANTBRIDGE_DEV_SAP_PASSWORD']}",
                             "--log-level", "warning"],
                     url=u.sap, health=lambda: http_ok(f"{u.sap}/admin/health")),
-            Service("mes", [py, "-m", "plantbridge.simulators.mes", "--port", str(p.mes), "--db", str(s / "mes.db"),
+            Service("mes", [py, "-m", f"{SIMULATORS}.mes", "--port", str(p.mes), "--db", str(s / "mes.db"),
                             "--plant", DEV_PLANTS[0], "--outbound", f"{u.gateway}/v1/plant/events",
                             "--outbound-token", self.api_keys["plant-system"],
                             "--api-key", DEV_SECRETS["PLANTBRIDGE_DEV_MES_KEY"], "--log-level", "warning"],
                     url=u.mes, health=lambda: http_ok(f"{u.mes}/admin/health")),
-            Service("qms", [py, "-m", "plantbridge.simulators.qms", "--port", str(p.qms), "--db", str(s / "qms.db"),
+            Service("qms", [py, "-m", f"{SIMULATORS}.qms", "--port", str(p.qms), "--db", str(s / "qms.db"),
                             "--api-key", DEV_SECRETS["PLANTBRIDGE_DEV_QMS_KEY"], "--log-level", "warning"],
                     url=u.qms, health=lambda: http_ok(f"{u.qms}/admin/health")),
-            Service("wms", [py, "-m", "plantbridge.simulators.wms", "--port", str(p.wms), "--db", str(s / "wms.db"),
+            Service("wms", [py, "-m", f"{SIMULATORS}.wms", "--port", str(p.wms), "--db", str(s / "wms.db"),
                             "--api-key", DEV_SECRETS["PLANTBRIDGE_DEV_WMS_KEY"], "--log-level", "warning"],
                     url=u.wms, health=lambda: http_ok(f"{u.wms}/admin/health")),
-            Service("machines", [py, "-m", "plantbridge.simulators.machines", "--endpoint", u.opcua,
+            Service("machines", [py, "-m", f"{SIMULATORS}.machines", "--endpoint", u.opcua,
                                  "--machines", "M01:ASSY-01:machinery,M02:MIX-20:packml",
                                  "--control-port", str(p.machines_control)],
                     url=u.opcua, health=lambda: _both(http_ok(f"{u.machines}/health"), tcp_ok(u.opcua))),

@@ -33,9 +33,9 @@ from plantbridge.connectors.errors import BusinessRejection, TransientError
 from plantbridge.connectors.mes_rest import MesRestConnector
 from plantbridge.connectors.qms_rest import QmsRestConnector
 from plantbridge.connectors.wms_rest import WmsRestConnector
-from plantbridge.simulators.mes.server import MesServer
-from plantbridge.simulators.qms.server import QmsServer
-from plantbridge.simulators.wms.server import WmsServer
+from plantbridge_devtools.simulators.mes.server import MesServer
+from plantbridge_devtools.simulators.qms.server import QmsServer
+from plantbridge_devtools.simulators.wms.server import WmsServer
 
 MES_KEY = {"X-API-Key": "mes-dev-key"}
 QMS_KEY = {"X-API-Key": "qms-dev-key"}

@@ -36,7 +36,7 @@ from plantbridge.connectors.sap_odata_http import (
     parse_duration,
     parse_error,
 )
-from plantbridge.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 
 Admin = httpx.AsyncClient
 

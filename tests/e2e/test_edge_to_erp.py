@@ -42,11 +42,11 @@ from plantbridge.edge.config import EdgeConfig, parse_config
 from plantbridge.edge.states import EquipmentState
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
-from plantbridge.simulators.machines import MachineSimulator, MachineSpec
-from plantbridge.simulators.sap.server import SimulatorServer
 from plantbridge.store import Database
 from plantbridge.store.api_keys import ApiKeys
-from plantbridge.workers.temporal_server import free_port
+from plantbridge_devtools.simulators.machines import MachineSimulator, MachineSpec
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.temporal_server import free_port
 from tests.conftest import fast_policy
 from tests.e2e.conftest import SAP_PLANT, SAP_QUEUE, create_sap_order, sap_plant, sap_state
 from tests.e2e.test_sap_order import postings

@@ -49,16 +49,16 @@ from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
-from plantbridge.simulators.mes.server import MesServer
-from plantbridge.simulators.qms.server import QmsServer
-from plantbridge.simulators.sap.server import SimulatorServer
-from plantbridge.simulators.wms.server import WmsServer
 from plantbridge.store import Database
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.workers.plants import load_plants
 from plantbridge.workers.registry import ConfiguredRegistry, erp_order_source
-from plantbridge.workers.temporal_server import free_port
 from plantbridge.workers.worker import build_worker
+from plantbridge_devtools.simulators.mes.server import MesServer
+from plantbridge_devtools.simulators.qms.server import QmsServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.wms.server import WmsServer
+from plantbridge_devtools.temporal_server import free_port
 
 QUEUE = "plantbridge-use-cases"
 A, B = "1710", "1720"  # plant A: pieces; plant B: by weight, other MES codes

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from plantbridge.canonical import PlantEvent
 from plantbridge.edge import EdgeAgent, load_config
-from plantbridge.simulators.machines import MachineKind, MachineSimulator, MachineSpec
+from plantbridge_devtools.simulators.machines import MachineKind, MachineSimulator, MachineSpec
 
 API_KEY = "edge-test-key"
 SIM_URI = "urn:plantbridge:machine-simulator"

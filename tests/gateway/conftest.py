@@ -20,7 +20,7 @@ from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.inbox import Intake
 from plantbridge.store import ApiKeys, Database
-from plantbridge.workers.temporal_server import free_port
+from plantbridge_devtools.temporal_server import free_port
 from tests.conftest import fast_policy
 
 

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from plantbridge.client import order_summary, start_order
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import ApiKeys, Database, Inbox, sqlite_url
-from plantbridge.workers.temporal_server import DevServer, free_port
+from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.conftest import TASK_QUEUE, fast_policy, new_order, qty
 from tests.gateway.conftest import wire
 

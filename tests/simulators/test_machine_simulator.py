@@ -23,7 +23,7 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError
 
-from plantbridge.simulators.machines import (
+from plantbridge_devtools.simulators.machines import (
     MachineKind,
     MachineryItemState,
     MachineSimulator,
@@ -32,11 +32,11 @@ from plantbridge.simulators.machines import (
     generate_specs,
     parse_machines,
 )
-from plantbridge.simulators.machines import server as server_module
-from plantbridge.simulators.machines.address_space import nid
-from plantbridge.simulators.machines.control import ControlServer
-from plantbridge.simulators.machines.model import machinery_state_of, packml_hierarchy, parse_state
-from plantbridge.simulators.machines.nodeset_loader import (
+from plantbridge_devtools.simulators.machines import server as server_module
+from plantbridge_devtools.simulators.machines.address_space import nid
+from plantbridge_devtools.simulators.machines.control import ControlServer
+from plantbridge_devtools.simulators.machines.model import machinery_state_of, packml_hierarchy, parse_state
+from plantbridge_devtools.simulators.machines.nodeset_loader import (
     DI_URI,
     IA_URI,
     MACHINERY_URI,
@@ -442,7 +442,7 @@ async def test_command_line_process() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "plantbridge.simulators.machines",
+        "plantbridge_devtools.simulators.machines",
         "--endpoint",
         opc,
         "--machines",

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from plantbridge.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 
 PROD = "/sap/opu/odata/sap/API_PRODUCTION_ORDER_2_SRV/"
 CONF = "/sap/opu/odata/sap/API_PROD_ORDER_CONFIRMATION_2_SRV/"

@@ -17,8 +17,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from plantbridge.simulators.common.faults import FaultInjector, FaultsIn
-from plantbridge.simulators.common.state import SqliteState
+from plantbridge_devtools.simulators.common.faults import FaultInjector, FaultsIn
+from plantbridge_devtools.simulators.common.state import SqliteState
 
 
 def build_admin_router(

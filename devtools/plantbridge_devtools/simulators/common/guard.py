@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from plantbridge.simulators.common.errors import ErrorStyle, SimError
-from plantbridge.simulators.common.faults import FaultInjector
+from plantbridge_devtools.simulators.common.errors import ErrorStyle, SimError
+from plantbridge_devtools.simulators.common.faults import FaultInjector
 
 OPEN_PREFIXES = ("/admin", "/docs", "/redoc", "/openapi.json")
 

@@ -1,6 +1,6 @@
-"""``python -m plantbridge.simulators.machines`` — run the machine simulator as its own process.
+"""``python -m plantbridge_devtools.simulators.machines`` — run the machine simulator as its own process.
 
-    python -m plantbridge.simulators.machines \\
+    python -m plantbridge_devtools.simulators.machines \\
         --endpoint opc.tcp://127.0.0.1:4840/plantbridge/ \\
         --machines M01:ASSY-01:machinery,M02:PACK-01:packml --auto 2 --control-port 8105
 
@@ -28,7 +28,7 @@ DEFAULT_CONTROL_PORT = 8105
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m plantbridge.simulators.machines", description="OPC UA machine simulator"
+        prog="python -m plantbridge_devtools.simulators.machines", description="OPC UA machine simulator"
     )
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT)
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Load measurement (a script, not a test): N machines x 10 subscribed nodes at R Hz.
 
-    python -m plantbridge.simulators.machines.loadtest --machines 100 --rate 10 --seconds 20
+    python -m plantbridge_devtools.simulators.machines.loadtest --machines 100 --rate 10 --seconds 20
 
 Starts the simulator as its own process (``--auto R --profile stress``: every machine changes 10+ nodes
 per tick), subscribes with one asyncua client to 10 nodes per machine (the 7 process variables,
@@ -57,7 +57,7 @@ async def measure(machines: int, rate: float, seconds: float, publishing_ms: flo
     command = [
         sys.executable,
         "-m",
-        "plantbridge.simulators.machines",
+        "plantbridge_devtools.simulators.machines",
         "--endpoint",
         endpoint,
         "--generate",

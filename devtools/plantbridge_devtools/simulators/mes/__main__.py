@@ -1,16 +1,16 @@
-"""``python -m plantbridge.simulators.mes --port 8102 --db FILE [--plant 1000] [--outbound URL
+"""``python -m plantbridge_devtools.simulators.mes --port 8102 --db FILE [--plant 1000] [--outbound URL
 --outbound-token T] [--api-key KEY] [--api-key-header X-API-Key]``"""
 
 from __future__ import annotations
 
 import uvicorn
 
-from plantbridge.simulators.common.cli import base_parser
-from plantbridge.simulators.mes.app import DEFAULT_API_KEYS, create_app
+from plantbridge_devtools.simulators.common.cli import base_parser
+from plantbridge_devtools.simulators.mes.app import DEFAULT_API_KEYS, create_app
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = base_parser("python -m plantbridge.simulators.mes", __doc__, 8102, DEFAULT_API_KEYS[0])
+    parser = base_parser("python -m plantbridge_devtools.simulators.mes", __doc__, 8102, DEFAULT_API_KEYS[0])
     parser.add_argument("--plant", default="1000", help="plant the MES runs (default 1000)")
     parser.add_argument("--outbound", default=None, help="URL receiving plant events (e.g. the gateway)")
     parser.add_argument("--outbound-token", default=None, help="bearer token sent with plant events")

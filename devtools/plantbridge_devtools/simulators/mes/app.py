@@ -110,14 +110,14 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from plantbridge.simulators.common.admin import build_admin_router
-from plantbridge.simulators.common.errors import ErrorStyle, SimError, install_errors
-from plantbridge.simulators.common.faults import FaultInjector
-from plantbridge.simulators.common.guard import Guard
-from plantbridge.simulators.common.state import SqliteState
-from plantbridge.simulators.common.util import iso, now
-from plantbridge.simulators.mes.core import Mes, public
-from plantbridge.simulators.mes.models import (
+from plantbridge_devtools.simulators.common.admin import build_admin_router
+from plantbridge_devtools.simulators.common.errors import ErrorStyle, SimError, install_errors
+from plantbridge_devtools.simulators.common.faults import FaultInjector
+from plantbridge_devtools.simulators.common.guard import Guard
+from plantbridge_devtools.simulators.common.state import SqliteState
+from plantbridge_devtools.simulators.common.util import iso, now
+from plantbridge_devtools.simulators.mes.core import Mes, public
+from plantbridge_devtools.simulators.mes.models import (
     AcknowledgementIn,
     DowntimeIn,
     HoldIn,
@@ -128,8 +128,8 @@ from plantbridge.simulators.mes.models import (
     UnholdIn,
     WorkOrderIn,
 )
-from plantbridge.simulators.mes.outbox import OUTBOX_SCHEMA, Dispatcher, Outbound, list_outbox
-from plantbridge.simulators.mes.script import ScriptIn, run_script
+from plantbridge_devtools.simulators.mes.outbox import OUTBOX_SCHEMA, Dispatcher, Outbound, list_outbox
+from plantbridge_devtools.simulators.mes.script import ScriptIn, run_script
 
 DEFAULT_API_KEYS = ("mes-dev-key",)
 

@@ -11,11 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from plantbridge.simulators.common.errors import SimError
-from plantbridge.simulators.common.state import Doc, SqliteState
-from plantbridge.simulators.common.util import dec, iso, now
-from plantbridge.simulators.mes import codes as c
-from plantbridge.simulators.mes.models import (
+from plantbridge_devtools.simulators.common.errors import SimError
+from plantbridge_devtools.simulators.common.state import Doc, SqliteState
+from plantbridge_devtools.simulators.common.util import dec, iso, now
+from plantbridge_devtools.simulators.mes import codes as c
+from plantbridge_devtools.simulators.mes.models import (
     AcknowledgementIn,
     DowntimeIn,
     HoldIn,
@@ -23,7 +23,7 @@ from plantbridge.simulators.mes.models import (
     ReportIn,
     WorkOrderIn,
 )
-from plantbridge.simulators.mes.outbox import Dispatcher, enqueue, find_event
+from plantbridge_devtools.simulators.mes.outbox import Dispatcher, enqueue, find_event
 
 WORK_ORDER = "workorder"
 RESOURCE = "resource"

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from plantbridge.simulators.mes.codes import DOWNTIME_CODES, HOLD_CODES, SCRAP_CODES, UNITS
+from plantbridge_devtools.simulators.mes.codes import DOWNTIME_CODES, HOLD_CODES, SCRAP_CODES, UNITS
 
 
 def _aware(value: datetime | None) -> datetime | None:

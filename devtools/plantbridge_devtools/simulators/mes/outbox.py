@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from plantbridge.simulators.common.state import SqliteState
-from plantbridge.simulators.common.util import iso, now
+from plantbridge_devtools.simulators.common.state import SqliteState
+from plantbridge_devtools.simulators.common.util import iso, now
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantbridge.simulators.common.errors import SimError
-from plantbridge.simulators.common.state import Doc
-from plantbridge.simulators.common.util import iso, now
-from plantbridge.simulators.mes import codes as c
-from plantbridge.simulators.mes.core import Mes, public
-from plantbridge.simulators.mes.models import (
+from plantbridge_devtools.simulators.common.errors import SimError
+from plantbridge_devtools.simulators.common.state import Doc
+from plantbridge_devtools.simulators.common.util import iso, now
+from plantbridge_devtools.simulators.mes import codes as c
+from plantbridge_devtools.simulators.mes.core import Mes, public
+from plantbridge_devtools.simulators.mes.models import (
     DowntimeCode,
     DowntimeIn,
     HoldCode,

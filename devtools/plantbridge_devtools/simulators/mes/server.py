@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.simulators.common.server import ThreadedServer
-from plantbridge.simulators.mes.app import create_app
+from plantbridge_devtools.simulators.common.server import ThreadedServer
+from plantbridge_devtools.simulators.mes.app import create_app
 
 
 class MesServer(ThreadedServer):

@@ -67,12 +67,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
-from plantbridge.simulators.common.admin import build_admin_router
-from plantbridge.simulators.common.errors import ErrorStyle, SimError, install_errors
-from plantbridge.simulators.common.faults import FaultInjector
-from plantbridge.simulators.common.guard import Guard
-from plantbridge.simulators.common.state import SqliteState
-from plantbridge.simulators.qms.core import DispositionIn, HoldIn, LotIn, Qms, ReleaseIn, ResultsIn, summary
+from plantbridge_devtools.simulators.common.admin import build_admin_router
+from plantbridge_devtools.simulators.common.errors import ErrorStyle, SimError, install_errors
+from plantbridge_devtools.simulators.common.faults import FaultInjector
+from plantbridge_devtools.simulators.common.guard import Guard
+from plantbridge_devtools.simulators.common.state import SqliteState
+from plantbridge_devtools.simulators.qms.core import DispositionIn, HoldIn, LotIn, Qms, ReleaseIn, ResultsIn, summary
 
 DEFAULT_API_KEYS = ("qms-dev-key",)
 

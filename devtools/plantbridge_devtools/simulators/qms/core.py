@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from plantbridge.simulators.common.errors import SimError
-from plantbridge.simulators.common.state import Doc, SqliteState
-from plantbridge.simulators.common.util import dec, iso, now
+from plantbridge_devtools.simulators.common.errors import SimError
+from plantbridge_devtools.simulators.common.state import Doc, SqliteState
+from plantbridge_devtools.simulators.common.util import dec, iso, now
 
 LOT = "lot"
 HOLD = "hold"

@@ -1,4 +1,4 @@
-"""``python -m plantbridge.simulators.sap --host 127.0.0.1 --port 8101 --db FILE [--webhook URL]
+"""``python -m plantbridge_devtools.simulators.sap --host 127.0.0.1 --port 8101 --db FILE [--webhook URL]
 [--webhook-header 'Authorization: Bearer x'] [--client 100] [--user NAME:PASSWORD]``"""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 
 import uvicorn
 
-from plantbridge.simulators.sap.app import create_app
+from plantbridge_devtools.simulators.sap.app import create_app
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -25,7 +25,7 @@ def _user(text: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m plantbridge.simulators.sap", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m plantbridge_devtools.simulators.sap", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--db", required=True, help="SQLite file holding the simulator's state")

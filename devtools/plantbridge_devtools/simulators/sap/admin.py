@@ -33,13 +33,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from plantbridge.simulators.sap import inspection, messages, order_creation, orders
-from plantbridge.simulators.sap.faults import FaultConfig
-from plantbridge.simulators.sap.messages import SapError
-from plantbridge.simulators.sap.odata import Entity, to_decimal
-from plantbridge.simulators.sap.rules import RejectRule, Rules
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.state import (
+from plantbridge_devtools.simulators.sap import inspection, messages, order_creation, orders
+from plantbridge_devtools.simulators.sap.faults import FaultConfig
+from plantbridge_devtools.simulators.sap.messages import SapError
+from plantbridge_devtools.simulators.sap.odata import Entity, to_decimal
+from plantbridge_devtools.simulators.sap.rules import RejectRule, Rules
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.state import (
     CONF_MOVEMENT,
     CONFIRMATION,
     INSPECTION_LOT,

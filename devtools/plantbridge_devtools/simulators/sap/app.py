@@ -13,16 +13,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from plantbridge.simulators.sap.admin import build_router, sap_error_handler
-from plantbridge.simulators.sap.events import EventPublisher
-from plantbridge.simulators.sap.faults import FaultInjector
-from plantbridge.simulators.sap.gateway import ROOT, Gateway
-from plantbridge.simulators.sap.messages import SapError
-from plantbridge.simulators.sap.rules import RuleBook
-from plantbridge.simulators.sap.runtime import DEFAULT_USERS, Runtime, Settings
-from plantbridge.simulators.sap.security import SessionManager
-from plantbridge.simulators.sap.services import build_handlers
-from plantbridge.simulators.sap.state import Store
+from plantbridge_devtools.simulators.sap.admin import build_router, sap_error_handler
+from plantbridge_devtools.simulators.sap.events import EventPublisher
+from plantbridge_devtools.simulators.sap.faults import FaultInjector
+from plantbridge_devtools.simulators.sap.gateway import ROOT, Gateway
+from plantbridge_devtools.simulators.sap.messages import SapError
+from plantbridge_devtools.simulators.sap.rules import RuleBook
+from plantbridge_devtools.simulators.sap.runtime import DEFAULT_USERS, Runtime, Settings
+from plantbridge_devtools.simulators.sap.security import SessionManager
+from plantbridge_devtools.simulators.sap.services import build_handlers
+from plantbridge_devtools.simulators.sap.state import Store
 
 ODATA_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "MERGE", "DELETE"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from plantbridge.simulators.sap.odata import now_utc, timestamp_str
+from plantbridge_devtools.simulators.sap.odata import now_utc, timestamp_str
 
 log = logging.getLogger(__name__)
 

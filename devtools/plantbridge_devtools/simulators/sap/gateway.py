@@ -25,12 +25,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from plantbridge.simulators.sap import messages
-from plantbridge.simulators.sap.edm import EntityType, FunctionImport, Property, Schema
-from plantbridge.simulators.sap.faults import ICM_503_PAGE
-from plantbridge.simulators.sap.messages import SapError
-from plantbridge.simulators.sap.metadata import render_metadata
-from plantbridge.simulators.sap.odata import (
+from plantbridge_devtools.simulators.sap import messages
+from plantbridge_devtools.simulators.sap.edm import EntityType, FunctionImport, Property, Schema
+from plantbridge_devtools.simulators.sap.faults import ICM_503_PAGE
+from plantbridge_devtools.simulators.sap.messages import SapError
+from plantbridge_devtools.simulators.sap.metadata import render_metadata
+from plantbridge_devtools.simulators.sap.odata import (
     Entity,
     error_body,
     etag_of,
@@ -39,11 +39,11 @@ from plantbridge.simulators.sap.odata import (
     serialize,
     serialize_complex,
 )
-from plantbridge.simulators.sap.query import QueryOptions, apply, parse_options
-from plantbridge.simulators.sap.rules import CHANGING_METHODS
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.security import Session
-from plantbridge.simulators.sap.services.base import ServiceHandler
+from plantbridge_devtools.simulators.sap.query import QueryOptions, apply, parse_options
+from plantbridge_devtools.simulators.sap.rules import CHANGING_METHODS
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.security import Session
+from plantbridge_devtools.simulators.sap.services.base import ServiceHandler
 
 log = logging.getLogger(__name__)
 

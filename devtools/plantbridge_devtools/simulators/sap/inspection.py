@@ -12,10 +12,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from plantbridge.simulators.sap import messages
-from plantbridge.simulators.sap.odata import Entity, dec_str, timestamp_str
-from plantbridge.simulators.sap.runtime import Context
-from plantbridge.simulators.sap.state import INSPECTION_LOT, USAGE_DECISION, Store, make_key
+from plantbridge_devtools.simulators.sap import messages
+from plantbridge_devtools.simulators.sap.odata import Entity, dec_str, timestamp_str
+from plantbridge_devtools.simulators.sap.runtime import Context
+from plantbridge_devtools.simulators.sap.state import INSPECTION_LOT, USAGE_DECISION, Store, make_key
 
 LOT_TEXT = {"03": "In-process inspection for production", "04": "Goods receipt inspection from production"}
 

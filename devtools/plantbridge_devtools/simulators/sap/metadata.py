@@ -1,4 +1,4 @@
-"""Render a :class:`~plantbridge.simulators.sap.edm.Schema` as an OData v2 EDMX ``$metadata`` document.
+"""Render a :class:`~plantbridge_devtools.simulators.sap.edm.Schema` as an OData v2 EDMX ``$metadata`` document.
 
 The document is written by the simulator from its own description of the served subset; it
 follows the shape SAP Gateway produces (EDMX 1.0, ``DataServiceVersion`` 2.0, ``sap:`` annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from plantbridge.simulators.sap.edm import EntityType, Property, Schema
+from plantbridge_devtools.simulators.sap.edm import EntityType, Property, Schema
 
 EDMX_NS = "http://schemas.microsoft.com/ado/2007/06/edmx"
 EDM_NS = "http://schemas.microsoft.com/ado/2008/09/edm"

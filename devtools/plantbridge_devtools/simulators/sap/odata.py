@@ -28,9 +28,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from plantbridge.simulators.sap import messages
-from plantbridge.simulators.sap.edm import EntityType, Property, Schema
-from plantbridge.simulators.sap.messages import Detail, SapError
+from plantbridge_devtools.simulators.sap import messages
+from plantbridge_devtools.simulators.sap.edm import EntityType, Property, Schema
+from plantbridge_devtools.simulators.sap.messages import Detail, SapError
 
 Entity = dict[str, Any]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from plantbridge.simulators.sap import events, messages
-from plantbridge.simulators.sap.odata import Entity, dec_str, numeric_key
-from plantbridge.simulators.sap.orders import (
+from plantbridge_devtools.simulators.sap import events, messages
+from plantbridge_devtools.simulators.sap.odata import Entity, dec_str, numeric_key
+from plantbridge_devtools.simulators.sap.orders import (
     date_time,
     iso_unit,
     order_key,
@@ -24,8 +24,8 @@ from plantbridge.simulators.sap.orders import (
     save_operation,
     touch,
 )
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.state import ORDER, Store
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.state import ORDER, Store
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from plantbridge.simulators.sap import events, inspection, messages
-from plantbridge.simulators.sap.odata import Entity, numeric_key, to_decimal
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.state import COMPONENT, OPERATION, ORDER, ORDER_ITEM, Store, make_key
+from plantbridge_devtools.simulators.sap import events, inspection, messages
+from plantbridge_devtools.simulators.sap.odata import Entity, numeric_key, to_decimal
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.state import COMPONENT, OPERATION, ORDER, ORDER_ITEM, Store, make_key
 
 ISO_UNITS = {
     "ST": "PCE",

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from plantbridge.simulators.sap import inspection, messages, orders
-from plantbridge.simulators.sap.odata import Entity, dec_str, numeric_key, to_decimal
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.state import MATDOC, MATDOC_ITEM, make_key
+from plantbridge_devtools.simulators.sap import inspection, messages, orders
+from plantbridge_devtools.simulators.sap.odata import Entity, dec_str, numeric_key, to_decimal
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.state import MATDOC, MATDOC_ITEM, make_key
 
 ORDER_MOVEMENTS = {"261", "262", "101", "102", "531", "532"}
 SUPPORTED = ORDER_MOVEMENTS | {"551", "552"}

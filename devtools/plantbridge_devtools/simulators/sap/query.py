@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from plantbridge.simulators.sap import messages
-from plantbridge.simulators.sap.edm import EntityType, Property
-from plantbridge.simulators.sap.odata import Entity, numeric_key, parse_time
+from plantbridge_devtools.simulators.sap import messages
+from plantbridge_devtools.simulators.sap.edm import EntityType, Property
+from plantbridge_devtools.simulators.sap.odata import Entity, numeric_key, parse_time
 
 _TOKEN = re.compile(
     r"""\s*(?:

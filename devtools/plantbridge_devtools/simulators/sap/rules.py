@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from plantbridge.simulators.sap.messages import Detail, SapError
-from plantbridge.simulators.sap.odata import numeric_key
-from plantbridge.simulators.sap.state import Store
+from plantbridge_devtools.simulators.sap.messages import Detail, SapError
+from plantbridge_devtools.simulators.sap.odata import numeric_key
+from plantbridge_devtools.simulators.sap.state import Store
 
 CHANGING_METHODS = ("POST", "PUT", "PATCH", "MERGE", "DELETE")
 _SETTING = "rules"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from plantbridge.simulators.sap.events import EventPublisher, PendingEvent
-from plantbridge.simulators.sap.faults import FaultInjector
-from plantbridge.simulators.sap.messages import Detail
-from plantbridge.simulators.sap.odata import now_utc
-from plantbridge.simulators.sap.rules import RuleBook
-from plantbridge.simulators.sap.security import SessionManager
-from plantbridge.simulators.sap.state import Store
+from plantbridge_devtools.simulators.sap.events import EventPublisher, PendingEvent
+from plantbridge_devtools.simulators.sap.faults import FaultInjector
+from plantbridge_devtools.simulators.sap.messages import Detail
+from plantbridge_devtools.simulators.sap.odata import now_utc
+from plantbridge_devtools.simulators.sap.rules import RuleBook
+from plantbridge_devtools.simulators.sap.security import SessionManager
+from plantbridge_devtools.simulators.sap.state import Store
 
 DEFAULT_USERS = {"PLANTBRIDGE": "secret"}
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.simulators.common.server import ThreadedServer
-from plantbridge.simulators.sap.app import create_app
+from plantbridge_devtools.simulators.common.server import ThreadedServer
+from plantbridge_devtools.simulators.sap.app import create_app
 
 
 class SimulatorServer(ThreadedServer):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plantbridge.simulators.common.state import SqliteFile
-from plantbridge.simulators.sap.odata import Entity, numeric_key
+from plantbridge_devtools.simulators.common.state import SqliteFile
+from plantbridge_devtools.simulators.sap.odata import Entity, numeric_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity (

@@ -75,13 +75,13 @@ from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from plantbridge.simulators.common.admin import build_admin_router
-from plantbridge.simulators.common.errors import ErrorStyle, SimError, install_errors
-from plantbridge.simulators.common.faults import FaultInjector
-from plantbridge.simulators.common.guard import Guard
-from plantbridge.simulators.common.state import Doc, SqliteState
-from plantbridge.simulators.common.util import fingerprint
-from plantbridge.simulators.wms.core import (
+from plantbridge_devtools.simulators.common.admin import build_admin_router
+from plantbridge_devtools.simulators.common.errors import ErrorStyle, SimError, install_errors
+from plantbridge_devtools.simulators.common.faults import FaultInjector
+from plantbridge_devtools.simulators.common.guard import Guard
+from plantbridge_devtools.simulators.common.state import Doc, SqliteState
+from plantbridge_devtools.simulators.common.util import fingerprint
+from plantbridge_devtools.simulators.wms.core import (
     BLOCK,
     READINESS,
     RESERVATION,

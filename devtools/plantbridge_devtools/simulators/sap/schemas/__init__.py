@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from plantbridge.simulators.sap.edm import Schema
-from plantbridge.simulators.sap.schemas import (
+from plantbridge_devtools.simulators.sap.edm import Schema
+from plantbridge_devtools.simulators.sap.schemas import (
     confirmation,
     inspection_lot,
     maint_notification,

@@ -6,7 +6,7 @@ the simulator serves these properties only (see ``tests/simulators/test_sap_meta
 
 from __future__ import annotations
 
-from plantbridge.simulators.sap.edm import (
+from plantbridge_devtools.simulators.sap.edm import (
     EntitySet,
     EntityType,
     Schema,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from plantbridge.simulators.sap.runtime import Runtime
-from plantbridge.simulators.sap.services.base import ServiceHandler
-from plantbridge.simulators.sap.services.confirmation import ConfirmationService
-from plantbridge.simulators.sap.services.inspection_lot import InspectionLotService
-from plantbridge.simulators.sap.services.maint_notification import MaintenanceNotificationService
-from plantbridge.simulators.sap.services.material_document import MaterialDocumentService
-from plantbridge.simulators.sap.services.production_order import ProductionOrderService
+from plantbridge_devtools.simulators.sap.runtime import Runtime
+from plantbridge_devtools.simulators.sap.services.base import ServiceHandler
+from plantbridge_devtools.simulators.sap.services.confirmation import ConfirmationService
+from plantbridge_devtools.simulators.sap.services.inspection_lot import InspectionLotService
+from plantbridge_devtools.simulators.sap.services.maint_notification import MaintenanceNotificationService
+from plantbridge_devtools.simulators.sap.services.material_document import MaterialDocumentService
+from plantbridge_devtools.simulators.sap.services.production_order import ProductionOrderService
 
 HANDLER_TYPES: tuple[type[ServiceHandler], ...] = (
     ProductionOrderService,

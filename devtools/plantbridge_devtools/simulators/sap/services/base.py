@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from plantbridge.simulators.sap import messages
-from plantbridge.simulators.sap.edm import EntityType, FunctionImport, Schema
-from plantbridge.simulators.sap.odata import Entity, with_initials
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.state import make_key
+from plantbridge_devtools.simulators.sap import messages
+from plantbridge_devtools.simulators.sap.edm import EntityType, FunctionImport, Schema
+from plantbridge_devtools.simulators.sap.odata import Entity, with_initials
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.state import make_key
 
 Navigator = Callable[[Entity], "list[Entity] | Entity | None"]
 

@@ -16,13 +16,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from plantbridge.simulators.sap import messages, orders, postings
-from plantbridge.simulators.sap.edm import FunctionImport
-from plantbridge.simulators.sap.odata import Entity, dec_str, nav_items, numeric_key, parse_payload, to_decimal
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.schemas import confirmation as schema
-from plantbridge.simulators.sap.services.base import Created, FunctionResult, ServiceHandler
-from plantbridge.simulators.sap.state import CONF_MOVEMENT, CONFIRMATION, MATDOC_ITEM, OPERATION, make_key
+from plantbridge_devtools.simulators.sap import messages, orders, postings
+from plantbridge_devtools.simulators.sap.edm import FunctionImport
+from plantbridge_devtools.simulators.sap.odata import Entity, dec_str, nav_items, numeric_key, parse_payload, to_decimal
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.schemas import confirmation as schema
+from plantbridge_devtools.simulators.sap.services.base import Created, FunctionResult, ServiceHandler
+from plantbridge_devtools.simulators.sap.state import CONF_MOVEMENT, CONFIRMATION, MATDOC_ITEM, OPERATION, make_key
 
 # Properties of ProdnOrdConfMatlDocItm that map 1:1 onto A_MaterialDocumentItem.
 _ITEM_FIELDS = (

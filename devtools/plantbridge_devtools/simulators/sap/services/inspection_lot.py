@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.simulators.sap import inspection
-from plantbridge.simulators.sap.odata import parse_payload
-from plantbridge.simulators.sap.runtime import Context
-from plantbridge.simulators.sap.schemas import inspection_lot as schema
-from plantbridge.simulators.sap.services.base import Created, ServiceHandler
-from plantbridge.simulators.sap.state import INSPECTION_LOT, USAGE_DECISION
+from plantbridge_devtools.simulators.sap import inspection
+from plantbridge_devtools.simulators.sap.odata import parse_payload
+from plantbridge_devtools.simulators.sap.runtime import Context
+from plantbridge_devtools.simulators.sap.schemas import inspection_lot as schema
+from plantbridge_devtools.simulators.sap.services.base import Created, ServiceHandler
+from plantbridge_devtools.simulators.sap.state import INSPECTION_LOT, USAGE_DECISION
 
 
 class InspectionLotService(ServiceHandler):

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.simulators.sap import messages
-from plantbridge.simulators.sap.odata import Entity, parse_payload, timestamp_str
-from plantbridge.simulators.sap.runtime import Context
-from plantbridge.simulators.sap.schemas import maint_notification as schema
-from plantbridge.simulators.sap.services.base import Created, ServiceHandler
-from plantbridge.simulators.sap.state import NOTIFICATION, make_key
+from plantbridge_devtools.simulators.sap import messages
+from plantbridge_devtools.simulators.sap.odata import Entity, parse_payload, timestamp_str
+from plantbridge_devtools.simulators.sap.runtime import Context
+from plantbridge_devtools.simulators.sap.schemas import maint_notification as schema
+from plantbridge_devtools.simulators.sap.services.base import Created, ServiceHandler
+from plantbridge_devtools.simulators.sap.state import NOTIFICATION, make_key
 
 PRIORITY_TEXT = {"1": "Very high", "2": "High", "3": "Medium", "4": "Low"}
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.simulators.sap import messages, postings
-from plantbridge.simulators.sap.odata import Entity, nav_items, parse_payload
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.schemas import material_document as schema
-from plantbridge.simulators.sap.services.base import Created, ServiceHandler
-from plantbridge.simulators.sap.state import MATDOC, MATDOC_ITEM, make_key
+from plantbridge_devtools.simulators.sap import messages, postings
+from plantbridge_devtools.simulators.sap.odata import Entity, nav_items, parse_payload
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.schemas import material_document as schema
+from plantbridge_devtools.simulators.sap.services.base import Created, ServiceHandler
+from plantbridge_devtools.simulators.sap.state import MATDOC, MATDOC_ITEM, make_key
 
 
 class MaterialDocumentService(ServiceHandler):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.simulators.sap import messages, orders
-from plantbridge.simulators.sap.edm import FunctionImport
-from plantbridge.simulators.sap.odata import Entity, etag_matches, etag_of
-from plantbridge.simulators.sap.runtime import Context, Runtime
-from plantbridge.simulators.sap.schemas import production_order as schema
-from plantbridge.simulators.sap.services.base import FunctionResult, ServiceHandler
-from plantbridge.simulators.sap.state import COMPONENT, OPERATION, ORDER, ORDER_ITEM
+from plantbridge_devtools.simulators.sap import messages, orders
+from plantbridge_devtools.simulators.sap.edm import FunctionImport
+from plantbridge_devtools.simulators.sap.odata import Entity, etag_matches, etag_of
+from plantbridge_devtools.simulators.sap.runtime import Context, Runtime
+from plantbridge_devtools.simulators.sap.schemas import production_order as schema
+from plantbridge_devtools.simulators.sap.services.base import FunctionResult, ServiceHandler
+from plantbridge_devtools.simulators.sap.state import COMPONENT, OPERATION, ORDER, ORDER_ITEM
 
 
 def function_message(kind: str, msg_class: str, number: str, text: str, *variables: str) -> dict[str, Any]:
