@@ -15,12 +15,10 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Literal
 
 from .model import MachineryItemState, MachineStatus, StopReason
-
-if TYPE_CHECKING:
-    from .server import MachineSimulator
 
 _log = logging.getLogger(__name__)
 
@@ -29,9 +27,14 @@ DOWNTIME_SECONDS = (2.0, 10.0)
 
 
 class AutoDriver:
+    """Ticks the given machines and publishes them through `publish`; `writes()` counts the simulator's
+    value writes (for the load figures). It knows nothing of the OPC UA server that owns the machines."""
+
     def __init__(
         self,
-        sim: MachineSimulator,
+        statuses: Sequence[MachineStatus],
+        publish: Callable[[Iterable[MachineStatus]], Awaitable[None]],
+        writes: Callable[[], int],
         rate_hz: float,
         seed: int | None,
         *,
@@ -42,7 +45,9 @@ class AutoDriver:
             raise ValueError("rate_hz must be in (0, 1000]")
         if profile not in ("realistic", "stress"):
             raise ValueError("profile must be 'realistic' or 'stress'")
-        self.sim = sim
+        self.statuses = list(statuses)
+        self.publish = publish
+        self.writes = writes
         self.rate_hz = rate_hz
         self.profile = profile
         self.stop_probability = stop_probability
@@ -62,7 +67,7 @@ class AutoDriver:
 
     def start(self) -> None:
         self._started_at = time.perf_counter()
-        self._writes_at_start = self.sim.writes
+        self._writes_at_start = self.writes()
         self._task = asyncio.create_task(self._loop(), name="machine-simulator-auto")
 
     async def stop(self) -> None:
@@ -76,7 +81,7 @@ class AutoDriver:
 
     def stats(self) -> dict[str, Any]:
         elapsed = max(time.perf_counter() - self._started_at, 1e-9)
-        writes = self.sim.writes - self._writes_at_start
+        writes = self.writes() - self._writes_at_start
         return {
             "running": self.running,
             "profile": self.profile,
@@ -92,7 +97,7 @@ class AutoDriver:
         loop = asyncio.get_running_loop()
         period = 1.0 / self.rate_hz
         deadline = loop.time()
-        statuses = list(self.sim._statuses.values())
+        statuses = self.statuses
         while True:
             began = time.perf_counter()
             try:
@@ -101,7 +106,7 @@ class AutoDriver:
                         self._stress(status)
                     else:
                         self._realistic(status, period)
-                await self.sim._publish_many(statuses)
+                await self.publish(statuses)
             except Exception:  # keep ticking: a failed write must not end the demo
                 _log.exception("auto mode tick failed")
             self.ticks += 1

@@ -112,6 +112,7 @@ from asyncua.server.server import Server
 from asyncua.ua.object_ids import ObjectIds
 
 from .address_space import SIM_NAMESPACE_URI, AddressSpace, nid, node_identifiers
+from .auto import AutoDriver
 from .model import (
     DEFAULT_MACHINES,
     MachineKind,
@@ -167,7 +168,7 @@ class MachineSimulator:
         self.nodeset_reports: list[NodeSetReport] = []
         self.writes = 0  # value writes that reached the address space (for load measurements)
         self.start_seconds = 0.0
-        self._auto: Any = None  # AutoDriver, imported lazily (auto.py imports this module's types)
+        self._auto: AutoDriver | None = None
         self._clock: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -380,10 +381,9 @@ class MachineSimulator:
         """Background ticks: producing machines count, now and then stop with a reason and resume;
         temperatures drift with noise. ``profile="stress"`` changes ~10+ nodes of every machine per tick
         (load test). Replaces a running auto mode."""
-        from .auto import AutoDriver
-
         await self.stop_auto()
-        self._auto = AutoDriver(self, rate_hz, seed, profile=profile, stop_probability=stop_probability)
+        self._auto = AutoDriver(list(self._statuses.values()), self._publish_many, lambda: self.writes, rate_hz, seed,
+                                profile=profile, stop_probability=stop_probability)
         self._auto.start()
 
     async def stop_auto(self) -> None:

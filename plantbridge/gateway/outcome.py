@@ -1,0 +1,21 @@
+"""What the gateway answers a stored message: HTTP status and body (kept in the inbox as the answer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from plantbridge.gateway.errors import ApiError
+
+
+@dataclass
+class Outcome:
+    http_status: int
+    body: dict[str, Any]
+
+    @classmethod
+    def of(cls, err: ApiError) -> Outcome:
+        return cls(err.status, err.body())
+
+    def stored(self) -> dict[str, Any]:
+        return {"http_status": self.http_status, "body": self.body}
