@@ -19,7 +19,7 @@ from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import Database, Ledger
 from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, new_order, qty
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 RESTART_QUEUE = "plantbridge-restart-test"
 

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 from plantbridge.edge.agent import EdgeAgent
 from plantbridge.edge.config import parse_config
+from plantbridge_devtools.temporal_server import free_port
 
 SIM_URI = "urn:plantbridge:machine-simulator"
 # the ten nodes per machine the benchmark subscribes (the first `nodes` of them)
@@ -45,12 +45,6 @@ _NODES: list[tuple[str, str]] = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cpu_thread() -> float:
     usage = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
     return usage.ru_utime + usage.ru_stime
@@ -60,7 +54,7 @@ class _Receiver:
     """A minimal gateway stand-in (Starlette/uvicorn in its own thread) answering ``accepted``."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.lags: list[float] = []
         self.events = 0
         self._server: Any = None
@@ -135,7 +129,7 @@ async def bench_edge(
 ) -> dict[str, Any]:
     """Run the agent against the stress simulator; returns notifications/s, CPU s/s, lags."""
     nodes = max(1, min(nodes, len(_NODES)))
-    endpoint = f"opc.tcp://127.0.0.1:{_free_port()}/plantbridge/"
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/plantbridge/"
     receiver = _Receiver()
     receiver.start()
     sim = await _start_simulator(endpoint, machines, rate_hz)

@@ -35,7 +35,7 @@ from sqlalchemy import delete
 
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
-from plantbridge_devtools.temporal_server import DevServer
+from plantbridge_devtools.temporal_server import DevServer, free_port
 
 HOST = "127.0.0.1"
 DEV_FILE = "dev.json"
@@ -61,12 +61,6 @@ KEY_ROLES: dict[str, str] = {"erp": "erp", "plant-system": "plant-system", "edge
 
 class StackError(RuntimeError):
     """The stack cannot start (port taken, a service died or never answered)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_in_use(port: int) -> bool:

@@ -26,7 +26,7 @@ from plantbridge_devtools.simulators.sap.server import SimulatorServer
 from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, qty
 from tests.e2e.conftest import PASSWORD_ENV, SAP_QUEUE, admin, create_sap_order, sap_state
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 
 def policy(**kw: Any) -> Any:

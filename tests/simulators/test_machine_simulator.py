@@ -8,7 +8,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,15 +44,10 @@ from plantbridge_devtools.simulators.machines.nodeset_loader import (
     PACKML_URI,
     load_nodesets,
 )
+from tests.support import free_port
 
 SIM_URI = "urn:plantbridge:machine-simulator"
 SMALL_MAX = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def endpoint() -> str:
