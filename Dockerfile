@@ -1,4 +1,5 @@
-# plantbridge worker / gateway image
+# plantbridge worker / gateway image: the product only (plantbridge/); the dev tools in devtools/ never enter
+# the image (tests/test_packaging.py checks this file and the wheel it builds).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./

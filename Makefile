@@ -5,17 +5,17 @@ BIN := $(VENV)/bin
 
 .PHONY: install test lint demo dev bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./devtools
 	touch $@
 
 install: $(BIN)/.installed
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy plantbridge
+	$(BIN)/mypy plantbridge devtools/plantbridge_devtools
 
 test: lint
 	$(BIN)/pytest -q

@@ -21,8 +21,9 @@ from plantbridge.canonical import PlantEvent, PlantPolicy, ProductionOrder
 from plantbridge.client import connect
 from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
 from plantbridge.store import AuditTrail, Database, Ledger, sqlite_url
-from plantbridge.workers.temporal_server import DevServer, free_port
 from plantbridge.workers.worker import build_worker
+from plantbridge_devtools.temporal_server import DevServer
+from tests.support import free_port
 
 TASK_QUEUE = "plantbridge-orders-test"
 _orders = itertools.count(1)

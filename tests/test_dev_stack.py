@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from plantbridge.workers.demo import run_demo
-from plantbridge.workers.stack import pid_alive
+from plantbridge_devtools.demo import run_demo
+from plantbridge_devtools.stack import pid_alive
 
 
 def wait_for_dev_json(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> dict[str, Any]:

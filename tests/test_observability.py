@@ -15,10 +15,10 @@ from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
 from plantbridge.store import Database
 from plantbridge.workers.settings import Settings
 from plantbridge.workers.status import collect_status, print_status, watch_business_metrics
-from plantbridge.workers.temporal_server import DevServer, free_port
 from plantbridge.workers.worker import build_worker
+from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, new_order, qty
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually, free_port
 
 QUEUE = "plantbridge-metrics-test"
 

@@ -24,7 +24,7 @@ from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 HISTORIES = Path(__file__).parent / "histories"
 

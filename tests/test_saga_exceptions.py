@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -13,14 +11,7 @@ from plantbridge.client import current_details, list_orders, order_summary, star
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import AuditTrail
 from tests.conftest import event, fast_policy, new_order, qty
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
+from tests.support import eventually
 
 
 async def open_exceptions_attr(client: Client, workflow_id: str) -> int | None:

@@ -13,7 +13,7 @@ from plantbridge.client import list_orders, order_summary, start_order, submit_e
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import AuditTrail
 from tests.conftest import TASK_QUEUE, event, fast_policy, new_order, qty
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 
 async def _state(client: Client, order: object, expected: OrderState) -> bool:

@@ -16,7 +16,7 @@ from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.workflows.maintenance import MaintenanceState
 from tests.conftest import event, fast_policy, new_order, qty
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 
 async def test_partial_confirmations_and_consumption_are_aggregated(

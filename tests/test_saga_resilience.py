@@ -17,9 +17,9 @@ from plantbridge.canonical import OrderState
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import Database, Ledger
-from plantbridge.workers.temporal_server import DevServer
+from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, new_order, qty
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 RESTART_QUEUE = "plantbridge-restart-test"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -15,7 +15,10 @@ from plantbridge.gateway.auth import Caller, forbidden_plant_reason
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
 from plantbridge.gateway.idoc_loipro import IdocError, parse_loipro
-from plantbridge.gateway.inbox import Intake, Outcome
+from plantbridge.gateway.outcome import Outcome
+
+if TYPE_CHECKING:  # the inbox service drives this class and re-drives through it (inbox.py imports this module)
+    from plantbridge.gateway.inbox import Intake
 
 log = logging.getLogger("plantbridge.gateway")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +32,9 @@ from plantbridge.client import (
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.erp_intake import ErpIntake
 from plantbridge.gateway.errors import ApiError, Loc, error_body, invalid
+from plantbridge.gateway.outcome import Outcome as Outcome  # re-exported: routes import it from here
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.store.inbox import Inbox, InboxMessage
 
@@ -46,20 +47,6 @@ MAX_BATCH = 500
 BUSY_RETRIES = 5
 # A message Temporal keeps refusing as "not now" is given up (dead, for a person) after this many deliveries.
 MAX_DEFERRALS = 60
-
-
-@dataclass
-class Outcome:
-    http_status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, err: ApiError) -> Outcome:
-        return cls(err.status, err.body())
-
-    def stored(self) -> dict[str, Any]:
-        return {"http_status": self.http_status, "body": self.body}
 
 
 def _hint(obj: Any, name: str, size: int) -> str | None:
@@ -250,8 +237,6 @@ class Intake:
                     return await self.dead(msg.id, err)
                 return await self.plant_event(msg.id, obj, caller)
             return await self.plant_message(msg.id, msg.body, caller)
-        from plantbridge.gateway.erp_intake import ErpIntake
-
         erp = ErpIntake(self)
         if msg.channel == SAP_EVENT:
             return await erp.sap_event(msg.id, msg.body, caller)

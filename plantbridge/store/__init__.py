@@ -1,4 +1,7 @@
-"""Persistence: idempotency ledger, audit trail, gateway inbox and API keys (SQLAlchemy 2)."""
+"""Persistence: idempotency ledger, audit trail, gateway inbox and API keys (SQLAlchemy 2).
+
+Importing this package loads every table module, so `Database.init()` creates all tables (db.py relies on it).
+"""
 
 from plantbridge.store.api_keys import ApiKeys, KeyInfo
 from plantbridge.store.audit import AuditTrail

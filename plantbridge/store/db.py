@@ -36,9 +36,9 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    # The gateway's tables live in their own modules; importing them registers them with Base.
-    from plantbridge.store import api_keys, inbox  # noqa: F401
-
+    # Every table registers with Base when its module loads. The gateway's tables live in
+    # api_keys.py and inbox.py, which import this module; the package's __init__ loads them all, and
+    # Python runs it before any `plantbridge.store.*` module, so Base knows every table here.
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
 

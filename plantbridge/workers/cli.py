@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import typer
@@ -52,42 +53,6 @@ def worker(
 
 
 @app.command()
-def dev(
-    state_dir: Path = typer.Option(Path(".plantbridge"), help="where the SQLite files, logs and dev.json go"),
-    ports_offset: int = typer.Option(0, help="add N to every default port (a second stack beside the first)"),
-    free_ports: bool = typer.Option(False, "--free-ports", help="pick unused ports instead of the defaults"),
-    port: int = typer.Option(None, help="Temporal frontend port (default 7233)"),
-    ui_port: int = typer.Option(None, help="Temporal UI port (default 8233)"),
-    gateway_port: int = typer.Option(None, help="gateway port (default 8080)"),
-    sap_port: int = typer.Option(None, help="SAP S/4HANA simulator port (default 8101)"),
-    mes_port: int = typer.Option(None, help="MES simulator port (default 8102)"),
-    qms_port: int = typer.Option(None, help="QMS simulator port (default 8103)"),
-    wms_port: int = typer.Option(None, help="WMS simulator port (default 8104)"),
-    opcua_port: int = typer.Option(None, help="machine simulator OPC UA port (default 4840)"),
-) -> None:
-    """The local stack: Temporal dev server, simulators, worker, gateway, edge agent; writes dev.json."""
-    from plantbridge.workers.dev import run_dev
-    from plantbridge.workers.stack import Ports
-
-    base = Ports.free() if free_ports else Ports().offset(ports_offset)
-    ports = base.override(temporal=port, ui=ui_port, gateway=gateway_port, sap=sap_port, mes=mes_port,
-                          qms=qms_port, wms=wms_port, opcua=opcua_port)
-    raise typer.Exit(asyncio.run(run_dev(state_dir, ports=ports, console=console)))
-
-
-@app.command()
-def demo(
-    orders: int = typer.Option(6, min=4, max=200, help="how many orders the simulated plant runs"),
-    state_dir: Path = typer.Option(Path(".plantbridge"), help="where a running `plantbridge dev` keeps dev.json"),
-) -> None:
-    """Run a simulated plant through the stack (a running `plantbridge dev`, else its own), with a summary."""
-    from plantbridge.workers.demo import run_demo
-
-    ok = asyncio.run(run_demo(orders, console, state_dir=state_dir))
-    raise typer.Exit(0 if ok else 1)
-
-
-@app.command()
 def status(
     plant: str = typer.Option(None, help="only this plant"),
     temporal: str = typer.Option(None, help="Temporal frontend host:port (PLANTBRIDGE_TEMPORAL_ADDRESS)"),
@@ -131,19 +96,6 @@ def edge(config: Path = typer.Option(..., "--config", help="the edge agent's YAM
     asyncio.run(run_edge(config))
 
 
-@app.command()
-def bench(
-    quick: bool = typer.Option(False, "--quick", help="a run under a minute (small sizes)"),
-    out: Path = typer.Option(None, "--out", help="write the JSON result here"),
-    no_edge: bool = typer.Option(False, "--no-edge", help="skip the edge agent part"),
-) -> None:
-    """Benchmark: plantbridge through the gateway against the bare engine on the same server."""
-    from plantbridge.workers.bench import run_bench
-
-    logging.basicConfig(level=logging.WARNING)
-    asyncio.run(run_bench(quick=quick, out=out, console=console, skip_edge=no_edge))
-
-
 def _mount_supervisor_commands() -> None:
     from plantbridge.workers.supervisor_cli import exceptions_app, keys_app, orders_app, replay
 
@@ -160,6 +112,46 @@ def _mount_supervisor_commands() -> None:
 
 
 _mount_supervisor_commands()
+
+
+# The development commands ARCHITECTURE names; the distribution plantbridge-devtools provides them.
+DEV_COMMANDS = ("dev", "demo", "bench")
+PLUGIN_GROUP = "plantbridge.cli"
+DEVTOOLS_HINT = ("`plantbridge {name}` is a development tool from the distribution plantbridge-devtools, which is "
+                 "not installed here. From a checkout of plantbridge: `make install`, or "
+                 "`pip install -e ./devtools`.")
+
+
+def _command_names() -> set[str]:
+    return {info.name or (info.callback.__name__ if info.callback else "") for info in app.registered_commands}
+
+
+def _missing_command(name: str) -> None:
+    """A stand-in for a development command whose distribution is not installed: say how to get it."""
+
+    @app.command(name, help=f"(not installed) {DEVTOOLS_HINT.format(name=name)}", add_help_option=False,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def _stand_in(ctx: typer.Context) -> None:
+        err_console.print(DEVTOOLS_HINT.format(name=name), highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
+def _mount_plugins() -> None:
+    """Commands from other installed distributions: each entry point of the group `plantbridge.cli` is a
+    callable `register(app)`. A plugin that fails to load is reported, not fatal to production commands."""
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()(app)
+        except Exception as err:  # a broken dev install must not take `plantbridge worker` down with it
+            err_console.print(f"[yellow]plantbridge: the CLI plugin {entry.value} did not load: {err!r}[/]",
+                              highlight=False, soft_wrap=True)
+    present = _command_names()
+    for name in DEV_COMMANDS:
+        if name not in present:
+            _missing_command(name)
+
+
+_mount_plugins()
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ from plantbridge.store.models import AuditRecord
 from plantbridge.workers import batch_cli
 from plantbridge.workers.cli import app
 from plantbridge.workers.schedules import sync_schedules
-from plantbridge.workers.temporal_server import DevServer
 from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow
+from plantbridge_devtools.temporal_server import DevServer
 
 
 def test_retention_must_keep_what_the_shift_summary_reads() -> None:

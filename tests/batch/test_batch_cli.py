@@ -39,7 +39,7 @@ from plantbridge.store import Database, sqlite_url
 from plantbridge.store.inbox import Inbox
 from plantbridge.workers import batch_cli
 from plantbridge.workers.cli import app
-from plantbridge.workers.temporal_server import DevServer, free_port
+from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.batch.test_shift_schedule import berlin, eventually, store_event
 
 PLANTBRIDGE = Path(sys.executable).parent / "plantbridge"

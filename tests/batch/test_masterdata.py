@@ -19,15 +19,15 @@ from typer.testing import CliRunner
 from plantbridge.activities.batch import BatchActivities
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.client import start_order
-from plantbridge.simulators.mes.server import MesServer
 from plantbridge.store import Database, sqlite_url
 from plantbridge.workers import batch_cli
 from plantbridge.workers import cli as cli_module
 from plantbridge.workers.batch_status import collect_batch_status
 from plantbridge.workers.cli import app
 from plantbridge.workers.schedules import sync_schedules
-from plantbridge.workers.temporal_server import DevServer
 from plantbridge.workflows.batch.masterdata_check import MasterDataCheckWorkflow
+from plantbridge_devtools.simulators.mes.server import MesServer
+from plantbridge_devtools.temporal_server import DevServer
 from tests.batch.test_shift_schedule import eventually
 from tests.conftest import fast_policy, new_order, qty
 

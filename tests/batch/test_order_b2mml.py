@@ -18,7 +18,7 @@ from plantbridge.batch.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, validate
 from plantbridge.client import start_order, submit_event
 from plantbridge.workers import export_cli
 from plantbridge.workers.cli import app
-from plantbridge.workers.temporal_server import DevServer
+from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, new_order, qty
 
 

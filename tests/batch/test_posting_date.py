@@ -23,8 +23,8 @@ from plantbridge.canonical.commands import ConfirmOperation, GoodsReceipt, StepK
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.connectors.sap_odata import SapODataConnector
-from plantbridge.simulators.sap.server import SimulatorServer
 from plantbridge.store import Database, Ledger, sqlite_url
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 
 
 @pytest.fixture(scope="module")

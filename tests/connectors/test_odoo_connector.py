@@ -24,8 +24,8 @@ from plantbridge.canonical.fields import Quantity
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
 from plantbridge.connectors.odoo import OdooConnector
 from plantbridge.connectors.odoo_rpc import OdooRpc
-from plantbridge.simulators.odoo.app import DEFAULT_KEY
-from plantbridge.simulators.odoo.server import OdooServer
+from plantbridge_devtools.simulators.odoo.app import DEFAULT_KEY
+from plantbridge_devtools.simulators.odoo.server import OdooServer
 
 MODES = [("19.0", "json2"), ("19.0", "jsonrpc"), ("18.0", "jsonrpc"), ("17.0", "jsonrpc")]
 

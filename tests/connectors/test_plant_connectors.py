@@ -33,9 +33,10 @@ from plantbridge.connectors.errors import BusinessRejection, TransientError
 from plantbridge.connectors.mes_rest import MesRestConnector
 from plantbridge.connectors.qms_rest import QmsRestConnector
 from plantbridge.connectors.wms_rest import WmsRestConnector
-from plantbridge.simulators.mes.server import MesServer
-from plantbridge.simulators.qms.server import QmsServer
-from plantbridge.simulators.wms.server import WmsServer
+from plantbridge_devtools.simulators.mes.server import MesServer
+from plantbridge_devtools.simulators.qms.server import QmsServer
+from plantbridge_devtools.simulators.wms.server import WmsServer
+from tests.support import Recorder
 
 MES_KEY = {"X-API-Key": "mes-dev-key"}
 QMS_KEY = {"X-API-Key": "qms-dev-key"}
@@ -77,31 +78,6 @@ def make_order(plant: str = "1000", *, work_centers: tuple[str, ...] = ("ASSY-01
 
 def key(step: str) -> str:
     return external_key(f"production-order:test:{step}")
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """A real transport that keeps (method, path) of each request; `lose_next` drops the answer of the
-    next matching request after the server has processed it (raises ReadTimeout)."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.calls: list[tuple[str, str]] = []
-        self.lose_next: tuple[str, str] | None = None
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.calls.append((request.method, request.url.path))
-        response = await self.inner.handle_async_request(request)
-        if self.lose_next == (request.method, request.url.path):
-            self.lose_next = None
-            await response.aread()
-            raise httpx.ReadTimeout("answer lost", request=request)
-        return response
-
-    def posts(self) -> list[str]:
-        return [path for method, path in self.calls if method == "POST"]
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 # --- simulators and connectors -------------------------------------------------------------

@@ -36,29 +36,14 @@ from plantbridge.connectors.sap_odata_http import (
     parse_duration,
     parse_error,
 )
-from plantbridge.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
+from tests.support import Recorder
 
 Admin = httpx.AsyncClient
 
 
 def qty(value: str, uom: str = "H87") -> Quantity:
     return Quantity(quantity=Decimal(value), uom=uom)
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """A real HTTP transport that keeps (method, path, status) of every exchange."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.calls: list[tuple[str, str, int]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        self.calls.append((request.method, request.url.path, response.status_code))
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from temporalio.worker import Worker
 from plantbridge.canonical.plant_config import ErpConfig, PlantConfig
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.connectors.sap_odata import SapODataConnector
-from plantbridge.simulators.sap.server import SimulatorServer
 from plantbridge.store import Database
 from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.workers.worker import build_worker
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 
 SAP_PLANT = "1710"
 SAP_QUEUE = "plantbridge-sap-e2e"

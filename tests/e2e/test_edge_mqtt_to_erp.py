@@ -18,9 +18,9 @@ from plantbridge.edge import EdgeAgent
 from plantbridge.edge.config import EdgeConfig, parse_config
 from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.states import EquipmentState
-from plantbridge.simulators.machines import MachineSpec
-from plantbridge.simulators.machines.mqtt_publisher import MqttMachinePublisher
-from plantbridge.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.machines import MachineSpec
+from plantbridge_devtools.simulators.machines.mqtt_publisher import MqttMachinePublisher
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 from tests.e2e.conftest import SAP_PLANT
 from tests.e2e.test_edge_to_erp import (  # noqa: F401  (fixtures)
     DE,

@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,14 +42,14 @@ from plantbridge.edge.config import EdgeConfig, parse_config
 from plantbridge.edge.states import EquipmentState
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
-from plantbridge.simulators.machines import MachineSimulator, MachineSpec
-from plantbridge.simulators.sap.server import SimulatorServer
 from plantbridge.store import Database
 from plantbridge.store.api_keys import ApiKeys
-from plantbridge.workers.temporal_server import free_port
+from plantbridge_devtools.simulators.machines import MachineSimulator, MachineSpec
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 from tests.conftest import fast_policy
 from tests.e2e.conftest import SAP_PLANT, SAP_QUEUE, create_sap_order, sap_plant, sap_state
 from tests.e2e.test_sap_order import postings
+from tests.support import eventually, free_port
 
 SIM_URI = "urn:plantbridge:machine-simulator"
 WORK_CENTER = "ASSY-01"  # operation 0010 of the SAP simulator's orders
@@ -62,20 +62,6 @@ DS, DE, OC = "downtime_started", "downtime_ended", "operation_confirmed"
 
 def policy() -> PlantPolicy:
     return fast_policy(task_queue=SAP_QUEUE, activity_timeout=timedelta(seconds=8))
-
-
-async def wait_for(check: Callable[[], Any | Awaitable[Any]], what: str, timeout: float = 20.0) -> Any:
-    """Poll `check` (sync or async) until it returns something truthy, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------- servers
@@ -234,9 +220,9 @@ def edge_config(machines: MachineSimulator, gateway_url: str, machine: str, outb
 async def start_agent(config: EdgeConfig, key: str) -> EdgeAgent:
     agent = EdgeAgent(config, api_key=key)
     await agent.start()
-    await wait_for(lambda: agent.sessions and all(s.stats.connected for s in agent.sessions), "OPC UA session")
+    await eventually(lambda: agent.sessions and all(s.stats.connected for s in agent.sessions), what="OPC UA session")
     [tracker] = agent.trackers.values()
-    await wait_for(lambda: tracker.state is not None and tracker.good_last is not None, "the machine's values")
+    await eventually(lambda: tracker.state is not None and tracker.good_last is not None, what="the machine's values")
     return agent
 
 
@@ -258,7 +244,7 @@ async def count(machines: MachineSimulator, agent: EdgeAgent, machine: str, good
     tracker = tracker_of(agent)
     expected = (tracker.acc_good + good, tracker.acc_scrap + scrap)
     await machines.count(machine, good, scrap)
-    await wait_for(lambda: (tracker.acc_good, tracker.acc_scrap) == expected, f"{machine} counted {expected}")
+    await eventually(lambda: (tracker.acc_good, tracker.acc_scrap) == expected, what=f"{machine} counted {expected}")
 
 
 async def reset_counters(machines: MachineSimulator, agent: EdgeAgent, machine: str) -> None:
@@ -266,13 +252,13 @@ async def reset_counters(machines: MachineSimulator, agent: EdgeAgent, machine: 
     tracker = tracker_of(agent)
     before = (tracker.acc_good, tracker.acc_scrap)
     await machines.reset_counters(machine)
-    await wait_for(lambda: (tracker.good_last, tracker.scrap_last) == (0, 0), f"{machine} counter reset seen")
+    await eventually(lambda: (tracker.good_last, tracker.scrap_last) == (0, 0), what=f"{machine} counter reset seen")
     assert (tracker.acc_good, tracker.acc_scrap) == before
 
 
 async def run(machines: MachineSimulator, agent: EdgeAgent, machine: str) -> None:
     await machines.run(machine)
-    await wait_for(lambda: tracker_of(agent).state is EquipmentState.RUNNING, f"{machine} running")
+    await eventually(lambda: tracker_of(agent).state is EquipmentState.RUNNING, what=f"{machine} running")
 
 
 def outbox(agent: EdgeAgent) -> list[dict[str, Any]]:
@@ -284,7 +270,8 @@ async def stop_machine(machines: MachineSimulator, agent: EdgeAgent, machine: st
     """Stop with a reason and wait until the agent wrote its downtime_started; its event id."""
     known = {row["event_id"] for row in outbox(agent)}
     await machines.stop_machine(machine, reason)
-    rows = await wait_for(lambda: [r for r in outbox(agent) if r["event_id"] not in known], f"{machine} downtime")
+    rows = await eventually(lambda: [r for r in outbox(agent) if r["event_id"] not in known],
+                            what=f"{machine} downtime")
     [row] = rows
     assert row["payload"]["event_type"] == DS and row["payload"]["reason"] == EDGE_REASONS[reason]
     return str(row["event_id"])
@@ -366,16 +353,16 @@ async def test_machine_run_downtime_and_order_change_reach_sap_once(
 
         stopped = time.monotonic()
         ds = await stop_machine(machines, agent, "E1", "MAINT")
-        await wait_for(lambda: _has(client, number, ds), "downtime_started at the saga")
+        await eventually(lambda: _has(client, number, ds), what="downtime_started at the saga")
         await asyncio.sleep(max(0.0, 2.5 - (time.monotonic() - stopped)))  # stopped for a few seconds
         await run(machines, agent, "E1")
         await count(machines, agent, "E1", good=5)
 
         await machines.set_order("E1", following, "0010")  # order change: operation 0010 of `number` ends
-        rows = await wait_for(lambda: len(outbox(agent)) == 3 and outbox(agent), "3 edge events")
+        rows = await eventually(lambda: len(outbox(agent)) == 3 and outbox(agent), what="3 edge events")
         oc = rows[2]["event_id"]
-        s = await wait_for(lambda: confirmation_posted(client, number, oc), "the confirmation posted in SAP")
-        await wait_for(lambda: agent.stats()["queued"] == 0, "outbox drained")
+        s = await eventually(lambda: confirmation_posted(client, number, oc), what="the confirmation posted in SAP")
+        await eventually(lambda: agent.stats()["queued"] == 0, what="outbox drained")
         rows = outbox(agent)
         stats = agent.stats()
     finally:
@@ -432,7 +419,7 @@ async def test_gateway_down_events_buffered_then_delivered_in_order_once(
         await count(machines, agent, "E2", good=25, scrap=1)
         await stop_machine(machines, agent, "E2", "MAINT")  # delivered while the gateway is up
         await run(machines, agent, "E2")
-        await wait_for(lambda: agent.stats()["sent"] == 2, "first downtime delivered")
+        await eventually(lambda: agent.stats()["sent"] == 2, what="first downtime delivered")
 
         await up.down()
         await stop_machine(machines, agent, "E2", "BREAKDOWN")
@@ -443,16 +430,16 @@ async def test_gateway_down_events_buffered_then_delivered_in_order_once(
         await stop_machine(machines, agent, "E2", "NO_MATERIAL")
         await run(machines, agent, "E2")
         assert agent.finish_operation(WORK_CENTER) == 1  # the operation ends (MES/operator says so)
-        await wait_for(lambda: agent.stats()["queued"] == 5, "5 events buffered in the outbox")
-        await wait_for(lambda: agent.stats()["gateway_failures"] >= 3, "the agent trying the gateway meanwhile")
+        await eventually(lambda: agent.stats()["queued"] == 5, what="5 events buffered in the outbox")
+        await eventually(lambda: agent.stats()["gateway_failures"] >= 3, what="the agent trying the gateway meanwhile")
         buffered = [r["event_id"] for r in outbox(agent) if r["status"] == "pending"]
         during = await summary(client, number)
         assert edge_events(during) == [r["event_id"] for r in outbox(agent)][:2] and during.events_accepted == 2
 
         await up.start()
-        await wait_for(lambda: agent.stats()["queued"] == 0, "outbox drained after the gateway came back")
+        await eventually(lambda: agent.stats()["queued"] == 0, what="outbox drained after the gateway came back")
         rows = outbox(agent)
-        s = await wait_for(lambda: confirmation_posted(client, number, rows[-1]["event_id"]), "the confirmation")
+        s = await eventually(lambda: confirmation_posted(client, number, rows[-1]["event_id"]), what="the confirmation")
         stats = agent.stats()
     finally:
         await agent.stop()
@@ -499,8 +486,8 @@ async def test_agent_restarted_with_full_outbox_delivers_same_ids_once(
         await count(machines, first, "E3", good=12, scrap=1)
         assert first.finish_operation(WORK_CENTER) == 1
         await stop_machine(machines, first, "E3", "BREAKDOWN")  # still down when the agent goes down
-        await wait_for(lambda: first.stats()["queued"] == 4, "4 events buffered")
-        await wait_for(lambda: first.stats()["gateway_failures"] >= 1, "a failed attempt")
+        await eventually(lambda: first.stats()["queued"] == 4, what="4 events buffered")
+        await eventually(lambda: first.stats()["gateway_failures"] >= 1, what="a failed attempt")
         queued = [r["event_id"] for r in outbox(first)]
     finally:
         await first.stop()
@@ -511,11 +498,11 @@ async def test_agent_restarted_with_full_outbox_delivers_same_ids_once(
     await proxy.start()
     second = await start_agent(edge_config(machines, proxy.url, "E3", store), edge_key)  # the same outbox
     try:
-        await wait_for(lambda: second.stats()["queued"] == 0 and second.stats()["sent"] == 4, "outbox drained")
+        await eventually(lambda: second.stats()["queued"] == 0 and second.stats()["sent"] == 4, what="outbox drained")
         await run(machines, second, "E3")  # the downtime left open ends after the restart
-        rows = await wait_for(lambda: len(outbox(second)) == 5 and second.stats()["queued"] == 0 and outbox(second),
-                              "downtime end delivered")
-        s = await wait_for(lambda: confirmation_posted(client, number, queued[2]), "the confirmation")
+        rows = await eventually(lambda: len(outbox(second)) == 5 and second.stats()["queued"] == 0 and outbox(second),
+                              what="downtime end delivered")
+        s = await eventually(lambda: confirmation_posted(client, number, queued[2]), what="the confirmation")
         stats = second.stats()
     finally:
         await second.stop()

@@ -35,14 +35,14 @@ from plantbridge.connectors.odoo import OdooConnector
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
-from plantbridge.simulators.odoo.app import DEFAULT_KEY
-from plantbridge.simulators.odoo.server import OdooServer
 from plantbridge.store import Database
 from plantbridge.store.inbox import Inbox
 from plantbridge.workers.registry import ConfiguredRegistry, odoo_connector
-from plantbridge.workers.temporal_server import DevServer, free_port
 from plantbridge.workers.worker import build_worker
 from plantbridge.workflows.odoo_poller import PollResult, poller_id
+from plantbridge_devtools.simulators.odoo.app import DEFAULT_KEY
+from plantbridge_devtools.simulators.odoo.server import OdooServer
+from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.conftest import event, fast_policy, qty
 from tests.test_saga_exceptions import eventually
 

@@ -21,12 +21,12 @@ from temporalio.client import Client
 from plantbridge.canonical import ExceptionResolution, OrderState, ProductionOrder
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.sap_odata import SapODataConnector
-from plantbridge.simulators.sap.server import SimulatorServer
 from plantbridge.store import Database
-from plantbridge.workers.temporal_server import DevServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, qty
 from tests.e2e.conftest import PASSWORD_ENV, SAP_QUEUE, admin, create_sap_order, sap_state
-from tests.test_saga_exceptions import eventually
+from tests.support import eventually
 
 
 def policy(**kw: Any) -> Any:

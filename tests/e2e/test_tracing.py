@@ -17,13 +17,13 @@ from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
-from plantbridge.simulators.sap.server import SimulatorServer
 from plantbridge.store import Database
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.telemetry import flush_traces, setup_tracing
 from plantbridge.workers.registry import ConfiguredRegistry
-from plantbridge.workers.temporal_server import DevServer
 from plantbridge.workers.worker import build_worker
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import fast_policy
 from tests.e2e.conftest import SAP_PLANT, create_sap_order, sap_plant
 

@@ -23,381 +23,43 @@ plant system would, in the §7 wire format with the plant's local codes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import os
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-import yaml
 from temporalio.client import Client
 
 from plantbridge.canonical import SupervisorAction
 from plantbridge.canonical.commands import StepKind, external_key
-from plantbridge.canonical.plant_config import PlantConfig
-from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.connectors.reference import ReferenceStore
-from plantbridge.connectors.sap_odata import SapODataConnector
-from plantbridge.gateway.app import create_app
-from plantbridge.gateway.deps import GatewayDeps
-from plantbridge.simulators.mes.server import MesServer
-from plantbridge.simulators.qms.server import QmsServer
-from plantbridge.simulators.sap.server import SimulatorServer
-from plantbridge.simulators.wms.server import WmsServer
 from plantbridge.store import Database
-from plantbridge.store.api_keys import ApiKeys
-from plantbridge.workers.plants import load_plants
-from plantbridge.workers.registry import ConfiguredRegistry, erp_order_source
-from plantbridge.workers.temporal_server import free_port
-from plantbridge.workers.worker import build_worker
-
-QUEUE = "plantbridge-use-cases"
-A, B = "1710", "1720"  # plant A: pieces; plant B: by weight, other MES codes
-ENV = {"PLANTBRIDGE_UC_SAP_PASSWORD": "secret", "PLANTBRIDGE_UC_MES_KEY": "mes-dev-key",
-       "PLANTBRIDGE_UC_QMS_KEY": "qms-dev-key", "PLANTBRIDGE_UC_WMS_KEY": "wms-dev-key"}
-MES_AUTH = {"X-API-Key": "mes-dev-key"}
-QMS_AUTH = {"X-API-Key": "qms-dev-key"}
-WMS_AUTH = {"X-API-Key": "wms-dev-key"}
-POLICY = {
-    "release_start_sla": "PT2M", "hold_sla": "PT2M", "posting_sla": "PT1M", "escalate_after": "PT2M",
-    "maintenance_sla": "PT5M", "ack_wait": "PT4S", "activity_timeout": "PT8S", "retry_initial": "PT0.1S",
-    "retry_max_interval": "PT0.5S", "long_downtime": "PT30M",
-    "partial_confirmations": "immediate", "consumption": "aggregate", "aggregate_every": "PT10M",
-    "spare_parts": {"PRESS-01": [{"material": "SEAL-KIT-1", "quantity": 2}]},
-}
-# Plant -> (MES resource of 0010, of 0020, SAP work center of 0010, of 0020, MES unit, SAP unit, scrap code, SAP reason)
-CODES = {A: ("L1-ASSY", "L3-TEST", "ASSY-01", "TEST-01", "PCS", "ST", "S-SCRATCH", "SCR1"),
-         B: ("P2-MIX", "P2-BAG", "MIX-20", "PACK-20", "KG", "KG", "S-DIM", "DIM2")}
-# A posting event's HTTP answer: decided within the gateway's ack_wait, or 202 with the ERP outcome pending.
-DECIDED = ((200, "posted"), (202, "pending"))
-T = TypeVar("T")
-_seq = itertools.count(1)
-
-
-def new_number() -> str:
-    """Order numbers of this module (workflow ids must not meet other modules' orders in the session)."""
-    return str(8_100_000 + (os.getpid() % 900) * 100 + next(_seq))
-
-
-def plant_file(plant: str, sap: str, mes: str, qms: str, wms: str) -> dict[str, Any]:
-    r1, r2, wc1, wc2, _unit, _sap_unit, scrap, reason = CODES[plant]
-    systems = {"qms": {"kind": "rest", "url": qms, "api_key_env": "PLANTBRIDGE_UC_QMS_KEY", "timeout_s": 5},
-               "wms": {"kind": "rest", "url": wms, "api_key_env": "PLANTBRIDGE_UC_WMS_KEY", "timeout_s": 5},
-               "mes": {"kind": "rest", "url": mes, "api_key_env": "PLANTBRIDGE_UC_MES_KEY", "timeout_s": 5}}
-    units = {"PCS": "H87", "L": "LTR"} if plant == A else {"KG": "KGM", "G": "GRM"}
-    sloc, line = ("0001", "LINE-L1") if plant == A else ("0002", "LINE-L2")
-    return {
-        "plant": plant, "name": f"use cases {plant}",
-        "erp": {"kind": "sap_odata", "url": sap, "user": "PLANTBRIDGE", "password_env": "PLANTBRIDGE_UC_SAP_PASSWORD",
-                "timeout_s": 5, "overdelivery_tolerance_pct": 10},
-        **systems,
-        "work_centers": [{"code": wc1}, {"code": wc2}],
-        "xref": {"work_centers": {r1: wc1, r2: wc2},
-                 "reasons": {scrap: reason, "S-DENT": "SCR2", "D-MECH": "BRK1"},
-                 "units": units,
-                 "locations": {sloc: "RM-A01" if plant == A else "RM-B01", wc1: line, "LINE": line,
-                               "PROD-OUT": "PROD-OUT", "FG": "FG-01", "QI": "QI-01"}},
-        "policy": POLICY,
-    }
-
-
-async def eventually(what: str, check: Callable[[], Awaitable[T | None]], timeout: float = 30.0,
-                     every: float = 0.2) -> T:
-    """Poll `check` until it returns something truthy; its value is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(every)
-
-
-def dec(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def guid_hex(value: Any) -> str:
-    return uuid.UUID(str(value)).hex.upper()
-
-
-def is_order(row: dict[str, Any], number: str) -> bool:
-    return any(isinstance(v, str) and v in (number, number.zfill(12)) for k, v in row.items() if "Order" in k)
-
-
-@dataclass
-class Stack:
-    client: Client
-    reference: ReferenceStore
-    sap: SimulatorServer
-    mes: dict[str, str]
-    qms: str
-    wms: str
-    gateway: str
-    plants: dict[str, PlantConfig]
-    http: httpx.AsyncClient
-    keys: dict[str, str] = field(default_factory=dict)
-
-    # --- SAP --------------------------------------------------------------------------------
-
-    async def sap_admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = await self.http.request(method, f"{self.sap.url}/admin/{path}", json=body)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    async def create_order(self, plant: str = A, *, inspection: str | None = None) -> str:
-        """Create and release an order in SAP; its Released event starts the saga through the gateway."""
-        number = new_number()
-        _r1, _r2, wc1, wc2, _unit, sap_unit, _scrap, _reason = CODES[plant]
-        if plant == A:
-            qty, sloc = "100", "0001"
-            components = [
-                {"item": "0010", "material": "RM-HOUSING", "quantity": "100", "unit": "ST", "storage_location": sloc,
-                 "backflush": True, "operation": "0010"},
-                {"item": "0020", "material": "RM-OIL", "quantity": "5", "unit": "L", "storage_location": sloc,
-                 "operation": "0020"},
-            ]
-        else:
-            qty, sloc = "500", "0002"
-            components = [{"item": "0010", "material": "RM-PA66", "quantity": "500", "unit": "KG",
-                           "storage_location": sloc, "backflush": True, "operation": "0010"}]
-        await self.sap_admin("POST", "orders", {
-            "order": number, "plant": plant, "material": f"FG-{number}", "quantity": qty, "unit": sap_unit,
-            "storage_location": sloc, "tolerance_pct": "10", "inspection_lot_origin": inspection, "release": True,
-            "operations": [{"operation": "0010", "work_center": wc1, "description": "first"},
-                           {"operation": "0020", "work_center": wc2, "description": "second"}],
-            "components": components,
-        })
-        return number
-
-    async def sap_of(self, number: str) -> dict[str, Any]:
-        """What SAP holds for this order: confirmations, material documents, lots, decisions, the order."""
-        state = await self.sap_admin("GET", "state")
-        docs = [d for d in state["material_documents"] if any(is_order(i, number) for i in d.get("items", []))]
-        lots = [lot for lot in state["inspection_lots"] if is_order(lot, number)]
-        lot_ids = {str(lot["InspectionLot"]) for lot in lots}
-        [order] = [o for o in state["orders"] if is_order(o, number)]
-        return {"confirmations": [c for c in state["confirmations"] if is_order(c, number)],
-                "material_documents": docs, "inspection_lots": lots,
-                "usage_decisions": [u for u in state["usage_decisions"] if str(u.get("InspectionLot")) in lot_ids],
-                "notifications": state["notifications"], "order": order}
-
-    # --- MES --------------------------------------------------------------------------------
-
-    async def mes_get(self, plant: str, path: str, **params: str) -> Any:
-        response = await self.http.get(f"{self.mes[plant]}{path}", params=params, headers=MES_AUTH)
-        response.raise_for_status()
-        return response.json()
-
-    async def work_order(self, plant: str, number: str) -> dict[str, Any] | None:
-        items = (await self.mes_get(plant, "/api/v2/workorders", orderNo=number))["items"]
-        return items[-1] if items else None
-
-    async def dispatched(self, plant: str, number: str) -> dict[str, Any]:
-        async def check() -> dict[str, Any] | None:
-            wo = await self.work_order(plant, number)
-            return wo if wo is not None and wo["status"] == "DISPATCHED" else None
-
-        return await eventually(f"the MES work order of {number}", check)
-
-    async def run(self, plant: str, number: str, *actions: dict[str, Any]) -> list[str]:
-        """Run a shop-floor script in the MES; the ids of the events it raised."""
-        response = await self.http.post(f"{self.mes[plant]}/admin/run",
-                                        json={"orderNo": number, "actions": list(actions)})
-        response.raise_for_status()
-        result = response.json()
-        assert result["ok"], result["error"]
-        events: list[str] = result["events"]
-        return events
-
-    async def ack(self, plant: str, event_id: str) -> dict[str, Any] | None:
-        items = (await self.mes_get(plant, "/api/v2/acknowledgements", transactionRef=event_id))["items"]
-        return items[0] if items else None
-
-    async def acked(self, plant: str, event_id: str, result: str = "OK", revision: int = 1) -> dict[str, Any]:
-        async def check() -> dict[str, Any] | None:
-            ack = await self.ack(plant, event_id)
-            return ack if ack is not None and ack["result"] == result and ack["revision"] >= revision else None
-
-        return await eventually(f"{result} acknowledgement of {event_id} in the MES", check)
-
-    async def outbox(self, plant: str, number: str) -> list[dict[str, Any]]:
-        response = await self.http.get(f"{self.mes[plant]}/admin/outbox", params={"order": number})
-        items: list[dict[str, Any]] = response.json()["items"]
-        return items
-
-    async def delivered(self, plant: str, number: str) -> list[dict[str, Any]]:
-        """Wait until the MES delivered every event of the order; the outbox rows."""
-        async def check() -> list[dict[str, Any]] | None:
-            rows = await self.outbox(plant, number)
-            refused = [r for r in rows if r["status"] == "rejected"]
-            assert not refused, f"the gateway refused MES events: {refused}"
-            return rows if rows and all(r["status"] == "delivered" for r in rows) else None
-
-        return await eventually(f"delivery of the MES events of {number}", check)
-
-    # --- gateway ----------------------------------------------------------------------------
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[who]}"}
-
-    async def send(self, who: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """POST one plant event to the gateway as `who` (a plant system)."""
-        response = await self.http.post(f"{self.gateway}/v1/plant/events", json=body, headers=self.auth(who))
-        return response.status_code, response.json()
-
-    async def supervisor(self, method: str, path: str, body: Any = None) -> Any:
-        response = await self.http.request(method, f"{self.gateway}{path}", json=body, headers=self.auth("supervisor"))
-        assert response.status_code < 300, response.text
-        return response.json()
-
-    async def view(self, plant: str, number: str) -> dict[str, Any]:
-        view: dict[str, Any] = await self.supervisor("GET", f"/v1/orders/{plant}/{number}")
-        return view
-
-    async def reaches(self, plant: str, number: str, state: str, timeout: float = 30.0) -> dict[str, Any]:
-        async def check() -> dict[str, Any] | None:
-            view = await self.view(plant, number)
-            return view if view["state"] == state else None
-
-        return await eventually(f"order {number} {state}", check, timeout)
-
-    async def settled(self, plant: str, number: str) -> dict[str, Any]:
-        """No event of the order waits in the MES and no saga step is pending or running."""
-        async def check() -> dict[str, Any] | None:
-            if any(r["status"] == "pending" for r in await self.outbox(plant, number)):
-                return None
-            view = await self.view(plant, number)
-            steps = view["summary"]["steps"]
-            return None if any(s["status"] in ("pending", "running") for s in steps) else view
-
-        return await eventually(f"order {number} to settle", check)
-
-    # --- WMS / QMS --------------------------------------------------------------------------
-
-    async def wms_get(self, path: str, **params: str) -> Any:
-        response = await self.http.get(f"{self.wms}/wms/api/{path}", params=params, headers=WMS_AUTH)
-        response.raise_for_status()
-        return response.json()
-
-    async def wms_of(self, collection: str, number: str) -> list[dict[str, Any]]:
-        return [d for d in (await self.wms_get(collection))["items"] if d.get("orderRef") == number]
-
-    async def qms_get(self, path: str, **params: str) -> Any:
-        response = await self.http.get(f"{self.qms}/qms/v1/{path}", params=params, headers=QMS_AUTH)
-        response.raise_for_status()
-        return response.json()
-
-
-def local_event(plant: str, number: str, event_type: str, event_id: str, **fields: Any) -> dict[str, Any]:
-    """A plant event as the plant's systems send it: §7 wire format with their own codes."""
-    source = fields.pop("source", f"mes-{plant}")
-    return {"event_id": event_id, "event_type": event_type, "source": source, "plant": plant, "order": number,
-            "occurred_at": datetime.now(UTC).isoformat(), **fields}
-
-
-def conf_key(plant: str, number: str, event_id: str) -> str:
-    """The external key the saga gives the SAP confirmation of a plant event."""
-    return external_key(f"production-order:{plant}:{number}:{event_id}:confirm")
-
-
-async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-        if task.done():
-            task.result()
-    return server, task
+from tests.support.plant_stack import (
+    CODES,
+    DECIDED,
+    A,
+    B,
+    PlantStack,
+    conf_key,
+    dec,
+    guid_hex,
+    local_event,
+    plant_stack,
+)
+from tests.support.polling import eventually
 
 
 @pytest.fixture(scope="module")
 async def uc(client: Client, db: Database, reference: ReferenceStore,
-             tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    base: Path = tmp_path_factory.mktemp("use-cases")
-    async with contextlib.AsyncExitStack() as stack:
-        env = stack.enter_context(pytest.MonkeyPatch.context())
-        for name, value in ENV.items():  # the secrets the plant files name
-            env.setenv(name, value)
-        servers = {A: MesServer(str(base / "mes-1710.db"), plant=A), B: MesServer(str(base / "mes-1720.db"), plant=B),
-                   "qms": QmsServer(str(base / "qms.db")), "wms": WmsServer(str(base / "wms.db"))}
-        for server in servers.values():
-            stack.enter_context(server)
-        port = free_port()
-        gateway_url = f"http://127.0.0.1:{port}"
-        tag = uuid.uuid4().hex[:6]
-        roles = {"erp": ("erp", [A, B]), f"mes-{A}": ("plant-system", [A]), f"mes-{B}": ("plant-system", [B]),
-                 "qms": ("plant-system", [A, B]), "supervisor": ("supervisor", [A, B])}
-        keys = {who: (await ApiKeys(db).create(f"uc-{who}-{tag}", role, plants))[1]
-                for who, (role, plants) in roles.items()}
-        # SAP's business events go to the gateway's ERP intake, as S/4HANA's event mesh would send them.
-        sap = stack.enter_context(SimulatorServer(str(base / "s4.db"), webhook_url=f"{gateway_url}/v1/erp/sap/events",
-                                                  webhook_headers={"Authorization": f"Bearer {keys['erp']}"}))
-
-        plants_dir = base / "plants"
-        plants_dir.mkdir()
-        for plant in (A, B):
-            data = plant_file(plant, sap.url, servers[plant].url, servers["qms"].url, servers["wms"].url)
-            (plants_dir / f"{plant}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        plants = load_plants(plants_dir)
-
-        def policy_for(plant: str) -> PlantPolicy:
-            cfg = plants.get(plant)
-            return (cfg.policy if cfg else PlantPolicy()).model_copy(update={"task_queue": QUEUE})
-
-        def translate(event: dict[str, Any]) -> dict[str, Any]:
-            cfg = plants.get(str(event.get("plant")))
-            return cfg.translate_event(event) if cfg is not None else event
-
-        registry = ConfiguredRegistry(plants, reference)
-        stack.push_async_callback(registry.aclose)
-        source = erp_order_source(plants)
-        assert isinstance(source, SapODataConnector)
-        stack.push_async_callback(source.aclose)
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
-        uc = Stack(client=client, reference=reference, sap=sap, mes={A: servers[A].url, B: servers[B].url},
-                   qms=servers["qms"].url, wms=servers["wms"].url, gateway=gateway_url, plants=plants, http=http,
-                   keys=keys)
-        # Stock in the WMS, so staging and spare-part reservations find material.
-        for material, location, unit in (("RM-HOUSING", "RM-A01", "EA"), ("RM-OIL", "RM-A01", "LTR"),
-                                         ("RM-PA66", "RM-B01", "KG"), ("SEAL-KIT-1", "SP-01", "EA")):
-            response = await http.put(f"{uc.wms}/admin/stock",
-                                      json={"material": material, "location": location, "qty": "100000", "unit": unit})
-            response.raise_for_status()
-        await stack.enter_async_context(build_worker(client, QUEUE, registry, db))
-        deps = GatewayDeps(client=client, db=db, policy_for=policy_for, order_source=source,
-                           ack_wait=timedelta(seconds=4), translate=translate, redrive_on_startup=False)
-        gateway, task = await _serve(create_app(deps), port)
-
-        async def stop_gateway() -> None:
-            for plant in (A, B):  # the MESs stop sending first
-                await http.put(f"{servers[plant].url}/admin/outbound", json={"url": None, "token": None})
-            gateway.should_exit = True
-            await task
-
-        stack.push_async_callback(stop_gateway)
-        for plant in (A, B):
-            response = await http.put(f"{servers[plant].url}/admin/outbound",
-                                      json={"url": f"{gateway_url}/v1/plant/events", "token": keys[f"mes-{plant}"]})
-            response.raise_for_status()
-        yield uc
+             tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PlantStack]:
+    async with plant_stack(client, db, reference, tmp_path_factory.mktemp("use-cases")) as stack:
+        yield stack
 
 
 # --- 1. release ----------------------------------------------------------------------------------
 
 
-async def test_release_dispatches_to_the_mes_and_stages_in_the_wms(uc: Stack) -> None:
+async def test_release_dispatches_to_the_mes_and_stages_in_the_wms(uc: PlantStack) -> None:
     number = await uc.create_order(A)
     wo = await uc.dispatched(A, number)
     # The MES holds the work order with its own codes: resources and units from the plant file.
@@ -411,7 +73,7 @@ async def test_release_dispatches_to_the_mes_and_stages_in_the_wms(uc: Stack) ->
     async def staged() -> list[dict[str, Any]]:
         return await uc.wms_of("staging-requests", number)
 
-    [staging] = await eventually("the staging request in the WMS", staged)
+    [staging] = await eventually(staged, what="the staging request in the WMS")
     assert staging["toLocation"] == "LINE-L1" and staging["status"] == "OPEN"
     assert sorted((t["material"], dec(t["qty"]), t["unit"], t["fromLocation"], t["toLocation"])
                   for t in staging["tasks"]) == [("RM-HOUSING", 100, "EA", "RM-A01", "LINE-L1"),
@@ -427,7 +89,7 @@ async def test_release_dispatches_to_the_mes_and_stages_in_the_wms(uc: Stack) ->
         return [d for d in deliveries if d["type"].endswith(".Released.v1") and d["status"] == "delivered"
                 and d["subject"] in (number, number.zfill(12))]
 
-    assert len(await eventually("SAP's release event delivered", release_delivered)) == 1
+    assert len(await eventually(release_delivered, what="SAP's release event delivered")) == 1
     # Dispatched once, staged once, even though SAP sent Created and Released.
     assert len((await uc.mes_get(A, "/api/v2/workorders", orderNo=number))["items"]) == 1
 
@@ -435,7 +97,7 @@ async def test_release_dispatches_to_the_mes_and_stages_in_the_wms(uc: Stack) ->
 # --- 2. confirmations ----------------------------------------------------------------------------
 
 
-async def test_partial_and_final_confirmations_post_once_each_and_are_acknowledged(uc: Stack) -> None:
+async def test_partial_and_final_confirmations_post_once_each_and_are_acknowledged(uc: PlantStack) -> None:
     number = await uc.create_order(A)
     await uc.dispatched(A, number)
     first = await uc.run(A, number,
@@ -500,7 +162,7 @@ async def test_partial_and_final_confirmations_post_once_each_and_are_acknowledg
 
 
 async def test_aggregated_consumption_posts_one_goods_issue_and_backflush_goes_with_confirmations(
-    uc: Stack,
+    uc: PlantStack,
 ) -> None:
     number = await uc.create_order(A)
     await uc.dispatched(A, number)
@@ -555,7 +217,7 @@ async def test_aggregated_consumption_posts_one_goods_issue_and_backflush_goes_w
 
 @pytest.mark.parametrize("variant", ["scrap", "release"])
 async def test_failed_inspection_holds_blocks_and_disposition_posts_the_usage_decision(
-    uc: Stack, variant: str,
+    uc: PlantStack, variant: str,
 ) -> None:
     number = await uc.create_order(A, inspection="03")  # in-process inspection: the lot exists at release
     material = f"FG-{number}"
@@ -577,7 +239,7 @@ async def test_failed_inspection_holds_blocks_and_disposition_posts_the_usage_de
         stock = await uc.wms_get("stock", material=material)
         return stock if stock["activeBlocks"] else None
 
-    stock = await eventually("the WMS block", blocked)
+    stock = await eventually(blocked, what="the WMS block")
     assert (dec(stock["blocked"]), dec(stock["available"])) == (40, 0), stock
     [block] = await uc.wms_of("stock-blocks", number)
     assert (block["status"], block["location"], block["reasonCode"]) == ("ACTIVE", "PROD-OUT", "QC-HOLD")
@@ -605,7 +267,7 @@ async def test_failed_inspection_holds_blocks_and_disposition_posts_the_usage_de
         stock = await uc.wms_get("stock", material=material)
         return stock if not stock["activeBlocks"] else None
 
-    stock = await eventually("the WMS block released", unblocked)
+    stock = await eventually(unblocked, what="the WMS block released")
     assert (dec(stock["blocked"]), dec(stock["available"])) == (0, 40), stock
     [block] = await uc.wms_of("stock-blocks", number)
     assert block["status"] == "RELEASED"
@@ -631,7 +293,7 @@ async def test_failed_inspection_holds_blocks_and_disposition_posts_the_usage_de
 # --- 5. maintenance ------------------------------------------------------------------------------
 
 
-async def test_maintenance_request_runs_a_child_workflow_notification_reservation_and_alert(uc: Stack) -> None:
+async def test_maintenance_request_runs_a_child_workflow_notification_reservation_and_alert(uc: PlantStack) -> None:
     number = await uc.create_order(A)
     await uc.dispatched(A, number)
     events = await uc.run(A, number, {"do": "start", "step": "0010"},
@@ -644,7 +306,7 @@ async def test_maintenance_request_runs_a_child_workflow_notification_reservatio
     async def notified() -> list[dict[str, Any]]:
         return [n for n in (await uc.sap_of(number))["notifications"] if n["MaintNotifExtReferenceNumber"] == ref20]
 
-    [notification] = await eventually("the SAP maintenance notification", notified)
+    [notification] = await eventually(notified, what="the SAP maintenance notification")
     assert notification["TechnicalObject"] == "PRESS-01" and notification["MaintPriority"] == "2", notification
     assert notification["MainWorkCenter"] == "ASSY-01" and notification["MaintenancePlanningPlant"] == A
     assert notification["NotificationText"] == "hydraulic leak at press 1"
@@ -652,7 +314,7 @@ async def test_maintenance_request_runs_a_child_workflow_notification_reservatio
     async def reserved() -> list[dict[str, Any]]:
         return await uc.wms_of("reservations", number)
 
-    [reservation] = await eventually("the spare-part reservation in the WMS", reserved)
+    [reservation] = await eventually(reserved, what="the spare-part reservation in the WMS")
     assert (reservation["material"], dec(reservation["qty"]), reservation["unit"], reservation["location"],
             reservation["equipment"], reservation["status"]) == ("SEAL-KIT-1", 2, "EA", "SP-01", "PRESS-01",
                                                                  "RESERVED")
@@ -661,7 +323,7 @@ async def test_maintenance_request_runs_a_child_workflow_notification_reservatio
         calls = await uc.reference.calls("notify", "alert", number)
         return [c for c in calls if c.payload["topic"] == "maintenance"]
 
-    [alert] = await eventually("the maintenance alert", alerted)
+    [alert] = await eventually(alerted, what="the maintenance alert")
     assert "PRESS-01" in alert.payload["message"]
 
     child = uc.client.get_workflow_handle(child_id)
@@ -681,7 +343,7 @@ async def test_maintenance_request_runs_a_child_workflow_notification_reservatio
 # --- 6. completion -------------------------------------------------------------------------------
 
 
-async def test_completion_posts_goods_receipt_transfers_and_reports_shipment_readiness(uc: Stack) -> None:
+async def test_completion_posts_goods_receipt_transfers_and_reports_shipment_readiness(uc: PlantStack) -> None:
     number = await uc.create_order(A)
     material = f"FG-{number}"
     await uc.dispatched(A, number)
@@ -716,7 +378,7 @@ async def test_completion_posts_goods_receipt_transfers_and_reports_shipment_rea
 # --- 7. a rejected posting -----------------------------------------------------------------------
 
 
-async def test_rejected_posting_is_nok_to_the_mes_then_ok_after_retry_and_posted_once(uc: Stack) -> None:
+async def test_rejected_posting_is_nok_to_the_mes_then_ok_after_retry_and_posted_once(uc: PlantStack) -> None:
     number = await uc.create_order(A)
     await uc.dispatched(A, number)
     await uc.run(A, number, {"do": "start", "step": "0010"}, {"do": "report", "step": "0010", "good": 50})
@@ -754,7 +416,7 @@ async def test_rejected_posting_is_nok_to_the_mes_then_ok_after_retry_and_posted
 # --- 8. two plants -------------------------------------------------------------------------------
 
 
-async def _run_plant(uc: Stack, plant: str, number: str) -> list[str]:
+async def _run_plant(uc: PlantStack, plant: str, number: str) -> list[str]:
     unit_qty = 100 if plant == A else 500
     partial, scrap = unit_qty * 2 // 5, 2
     _r1, _r2, _wc1, _wc2, _unit, _sap_unit, code, _reason = CODES[plant]
@@ -767,7 +429,7 @@ async def _run_plant(uc: Stack, plant: str, number: str) -> list[str]:
                         {"do": "finish", "step": "0020", "good": unit_qty - scrap})
 
 
-async def test_two_plants_side_by_side_with_their_own_codes_and_units(uc: Stack) -> None:
+async def test_two_plants_side_by_side_with_their_own_codes_and_units(uc: PlantStack) -> None:
     numbers = {A: await uc.create_order(A), B: await uc.create_order(B)}
     events = dict(zip((A, B), await asyncio.gather(*(_run_plant(uc, p, n) for p, n in numbers.items())),
                       strict=True))

@@ -10,7 +10,6 @@ to speak the wire format of ARCHITECTURE §7.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,7 +25,9 @@ from starlette.routing import Route
 
 from plantbridge.canonical import PlantEvent
 from plantbridge.edge import EdgeAgent, load_config
-from plantbridge.simulators.machines import MachineKind, MachineSimulator, MachineSpec
+from plantbridge_devtools.simulators.machines import MachineKind, MachineSimulator, MachineSpec
+from tests.support import eventually as wait_for  # the edge tests' name for it
+from tests.support import free_port
 
 API_KEY = "edge-test-key"
 SIM_URI = "urn:plantbridge:machine-simulator"
@@ -38,12 +39,6 @@ MACHINES = [
     MachineSpec("M05", work_center="ASSY-05"),
     MachineSpec("P01", work_center="PACK-01", kind=MachineKind.PACKML),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Receiver:
@@ -185,17 +180,6 @@ def make_agent(
         return EdgeAgent(load_config(path))
 
     return make
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def settle(agent: EdgeAgent, seconds: float = 0.3) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from plantbridge.edge import EdgeAgent
 from plantbridge.edge.rollups import read_rollups
-from plantbridge.simulators.machines import MachineSimulator
+from plantbridge_devtools.simulators.machines import MachineSimulator
 
 from .conftest import Receiver, connected, settle, wait_for
 

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 from plantbridge.edge import EdgeAgent
-from plantbridge.simulators.machines import MachineSimulator
+from plantbridge_devtools.simulators.machines import MachineSimulator
 
 from .conftest import Receiver, connected, wait_for
 

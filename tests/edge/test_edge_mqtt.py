@@ -19,8 +19,8 @@ from plantbridge.edge import EdgeAgent
 from plantbridge.edge.config import ConfigError, parse_config
 from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.states import EquipmentState
-from plantbridge.simulators.machines import MachineSimulator, MachineSpec
-from plantbridge.simulators.machines.mqtt_publisher import MqttMachinePublisher
+from plantbridge_devtools.simulators.machines import MachineSimulator, MachineSpec
+from plantbridge_devtools.simulators.machines.mqtt_publisher import MqttMachinePublisher
 from tests.edge.conftest import API_KEY, Receiver, edge_config_dict, wait_for
 from tests.edge.mqtt_helpers import PrivateBroker, require_system_broker, unique
 

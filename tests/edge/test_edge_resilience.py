@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from plantbridge.edge import EdgeAgent
-from plantbridge.simulators.machines import MachineSimulator, MachineSpec
+from plantbridge_devtools.simulators.machines import MachineSimulator, MachineSpec
 
 from .conftest import Receiver, connected, free_port, wait_for
 

@@ -15,9 +15,9 @@ import pytest
 
 from plantbridge.edge import EdgeAgent
 from plantbridge.edge.config import ConfigError, parse_config
-from plantbridge.simulators.machines import MachineSpec
-from plantbridge.simulators.machines.mqtt_publisher import MqttMachinePublisher
 from plantbridge.uns import UnsConfig, UnsPublisher
+from plantbridge_devtools.simulators.machines import MachineSpec
+from plantbridge_devtools.simulators.machines.mqtt_publisher import MqttMachinePublisher
 from tests.edge.conftest import API_KEY, Receiver, wait_for
 from tests.edge.mqtt_helpers import TopicRecorder, free_port, require_system_broker, unique
 from tests.edge.test_edge_mqtt import mqtt_only_config, spb_machine

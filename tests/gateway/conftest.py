@@ -3,15 +3,13 @@ Temporal dev server and the in-process worker of tests/conftest.py."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
 
@@ -20,8 +18,9 @@ from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.inbox import Intake
 from plantbridge.store import ApiKeys, Database
-from plantbridge.workers.temporal_server import free_port
 from tests.conftest import fast_policy
+from tests.support import eventually as eventually  # the gateway tests import it from here
+from tests.support import serve_app
 
 
 class DictOrderSource:
@@ -79,15 +78,8 @@ async def gateway(client: Client, db: Database, worker: object) -> AsyncIterator
     deps = GatewayDeps(client=client, db=db, policy_for=gateway_policy, order_source=source,
                        ack_wait=timedelta(seconds=5), redrive_on_startup=False)
     app = create_app(deps)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-        if task.done():
-            task.result()
-    gw = Gateway(url=f"http://127.0.0.1:{port}", app=app, deps=deps, source=source)
+    served = await serve_app(app)
+    gw = Gateway(url=served.url, app=app, deps=deps, source=source)
     keys = ApiKeys(db)
     suffix = uuid.uuid4().hex[:6]
     for who, (role, plants) in KEYS.items():
@@ -95,22 +87,13 @@ async def gateway(client: Client, db: Database, worker: object) -> AsyncIterator
         gw.keys[who] = key
         gw.names[who] = info.name
     yield gw
-    server.should_exit = True
-    await task
+    await served.stop()
 
 
 @pytest.fixture
 async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as c:
         yield c
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
 
 
 def wire(order: ProductionOrder, event_type: str, **fields: object) -> dict[str, object]:

@@ -16,9 +16,10 @@ from temporalio.client import Client
 from plantbridge.client import order_summary, start_order
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import ApiKeys, Database, Inbox, sqlite_url
-from plantbridge.workers.temporal_server import DevServer, free_port
+from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import TASK_QUEUE, fast_policy, new_order, qty
 from tests.gateway.conftest import wire
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

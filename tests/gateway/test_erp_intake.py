@@ -15,9 +15,9 @@ from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.idoc_loipro import IDOC_SOAP_NS, parse_loipro
 from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.openapi_examples import IDOC_EXAMPLE
-from plantbridge.workers.temporal_server import free_port
 from tests.conftest import fast_policy, new_order
 from tests.gateway.conftest import Gateway, eventually, wire
+from tests.support import free_port
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "idoc"
 

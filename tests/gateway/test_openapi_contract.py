@@ -29,7 +29,7 @@ from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.openapi import render
 from plantbridge.store import ApiKeys, Database, sqlite_url
-from plantbridge.workers.temporal_server import DevServer, free_port
+from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.conftest import new_order
 from tests.gateway.conftest import DictOrderSource, gateway_policy
 

@@ -8,7 +8,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError
 
-from plantbridge.simulators.machines import (
+from plantbridge_devtools.simulators.machines import (
     MachineKind,
     MachineryItemState,
     MachineSimulator,
@@ -32,11 +31,11 @@ from plantbridge.simulators.machines import (
     generate_specs,
     parse_machines,
 )
-from plantbridge.simulators.machines import server as server_module
-from plantbridge.simulators.machines.address_space import nid
-from plantbridge.simulators.machines.control import ControlServer
-from plantbridge.simulators.machines.model import machinery_state_of, packml_hierarchy, parse_state
-from plantbridge.simulators.machines.nodeset_loader import (
+from plantbridge_devtools.simulators.machines import server as server_module
+from plantbridge_devtools.simulators.machines.address_space import nid
+from plantbridge_devtools.simulators.machines.control import ControlServer
+from plantbridge_devtools.simulators.machines.model import machinery_state_of, packml_hierarchy, parse_state
+from plantbridge_devtools.simulators.machines.nodeset_loader import (
     DI_URI,
     IA_URI,
     MACHINERY_URI,
@@ -45,15 +44,10 @@ from plantbridge.simulators.machines.nodeset_loader import (
     PACKML_URI,
     load_nodesets,
 )
+from tests.support import free_port
 
 SIM_URI = "urn:plantbridge:machine-simulator"
 SMALL_MAX = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def endpoint() -> str:
@@ -442,7 +436,7 @@ async def test_command_line_process() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "plantbridge.simulators.machines",
+        "plantbridge_devtools.simulators.machines",
         "--endpoint",
         opc,
         "--machines",

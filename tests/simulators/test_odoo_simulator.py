@@ -13,9 +13,9 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from plantbridge.simulators.odoo.app import DEFAULT_KEY
-from plantbridge.simulators.odoo.orm import AUX, MAGIC
-from plantbridge.simulators.odoo.server import OdooServer
+from plantbridge_devtools.simulators.odoo.app import DEFAULT_KEY
+from plantbridge_devtools.simulators.odoo.orm import AUX, MAGIC
+from plantbridge_devtools.simulators.odoo.server import OdooServer
 
 odoolib = pytest.importorskip("odoolib", reason="odoo-client-lib (dev extra) is not installed")
 CONTRACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "odoo" / "contract.json"

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from plantbridge.simulators.common.server import ThreadedServer
-from plantbridge.simulators.mes.server import MesServer
-from plantbridge.simulators.qms.server import QmsServer
-from plantbridge.simulators.wms.server import WmsServer
+from plantbridge_devtools.simulators.common.server import ThreadedServer
+from plantbridge_devtools.simulators.mes.server import MesServer
+from plantbridge_devtools.simulators.qms.server import QmsServer
+from plantbridge_devtools.simulators.wms.server import WmsServer
 
 MES_KEY = {"X-API-Key": "mes-dev-key"}
 QMS_KEY = {"X-API-Key": "qms-dev-key"}

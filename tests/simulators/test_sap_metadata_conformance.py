@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 import httpx
 import pytest
 
-from plantbridge.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
 
 EDMX_DIR = Path(__file__).resolve().parents[2].parent / "shared/fixtures/sap/edmx"
 FILES = {

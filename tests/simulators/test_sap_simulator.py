@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -15,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from plantbridge.simulators.sap.server import SimulatorServer
+from plantbridge_devtools.simulators.sap.server import SimulatorServer
+from tests.support import free_port
 
 PROD = "/sap/opu/odata/sap/API_PRODUCTION_ORDER_2_SRV/"
 CONF = "/sap/opu/odata/sap/API_PROD_ORDER_CONFIRMATION_2_SRV/"
@@ -740,12 +740,6 @@ def test_business_events_are_cloud_events(sap: Sap, receiver: Receiver) -> None:
     assert headers["Content-Type"] == "application/cloudevents+json"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -757,7 +751,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
 
 def test_state_survives_a_restart_and_webhook_failures_do_not_break_requests(tmp_path: Path) -> None:
     db = str(tmp_path / "restart.db")
-    dead_webhook = f"http://127.0.0.1:{_free_port()}/events"
+    dead_webhook = f"http://127.0.0.1:{free_port()}/events"
     with SimulatorServer(db, webhook_url=dead_webhook) as first:
         sap = Sap(first.url)
         sap.order("1000110")

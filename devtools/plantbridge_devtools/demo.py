@@ -1,0 +1,522 @@
+"""`plantbridge demo`: a simulated plant drives real orders through the local stack.
+
+Uses a running `plantbridge dev` (its `dev.json`) or starts its own stack on free ports in a
+temporary folder and stops it at the end. Orders are created and released in the SAP simulator
+(the release reaches the gateway as an S/4HANA business event, the saga starts, dispatches to the
+MES and stages material in the WMS); the MES simulator's script runner then executes each order
+(see `demo_script.py`), and scripted supervisors act through the gateway's API. The summary counts
+what SAP itself holds.
+
+Phases: (1) every order starts and reports concurrently (downtime, maintenance request, quality
+hold released by QA, one cancellation); (2) with every posting settled, SAP's posting period is
+closed and one order's final confirmation is rejected, a supervisor reopens the period and retries;
+(3) every order runs to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from plantbridge_devtools import demo_script as script
+from plantbridge_devtools.simulators.machines import MachineSpec
+from plantbridge_devtools.simulators.machines.mqtt_publisher import MqttMachinePublisher
+from plantbridge_devtools.stack import DEV_SECRETS, Ports, Stack, http_ok, read_dev_file
+
+log = logging.getLogger("plantbridge.demo")
+END_STATES = ("posted", "cancelled")
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoOrder:
+    index: int
+    plant: str
+    number: str = ""
+    state: str = "creating"
+    stage: str = "create in SAP"
+    expected: str = "posted"
+    exceptions: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.number or f"#{self.index}"
+
+
+@dataclass
+class Counts:
+    exceptions_opened: int = 0
+    exceptions_resolved: int = 0
+    holds: int = 0
+    holds_released: int = 0
+    cancelled: int = 0
+    resent: int = 0
+    duplicates_answered: int = 0
+    downtimes: int = 0
+    maintenance_requests: int = 0
+    mes_events: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+
+
+async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0,
+                     every_s: float = 0.3) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(every_s)
+
+
+class PlantDemo:
+    def __init__(self, info: dict[str, Any], orders: int, console: Console) -> None:
+        self.info = info
+        self.urls: dict[str, str] = info["urls"]
+        self.keys: dict[str, str] = info["api_keys"]
+        self.console = console
+        self.orders = [DemoOrder(i, script.plant_of(i).plant) for i in range(orders)]
+        self.orders[script.CANCEL_ORDER].expected = "cancelled"
+        self.counts = Counts()
+        self.http = httpx.AsyncClient(timeout=30.0)
+        self.phase = "setup"
+        self.started = time.monotonic()
+        self.last: dict[str, Any] = {}
+        self.mqtt_machine: MqttMachinePublisher | None = None  # plant 2000's machine on the broker
+
+    # --- HTTP helpers --------------------------------------------------------------------------
+
+    def _auth(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[key]}"}
+
+    async def call(self, method: str, url: str, *, ok: tuple[int, ...] = (200, 201, 202), **kw: Any) -> Any:
+        response = await self.http.request(method, url, **kw)
+        if response.status_code not in ok:
+            raise DemoError(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
+        return response.json() if response.content else None
+
+    async def sap(self, method: str, path: str, body: Any = None) -> Any:
+        return await self.call(method, f"{self.urls['sap']}/admin/{path}", json=body)
+
+    async def gateway(self, method: str, path: str, body: Any = None, *, key: str = "supervisor",
+                      ok: tuple[int, ...] = (200, 201, 202)) -> Any:
+        return await self.call(method, f"{self.urls['gateway']}{path}", json=body, headers=self._auth(key), ok=ok)
+
+    async def run_mes(self, order: DemoOrder, actions: list[dict[str, Any]]) -> None:
+        result = await self.call("POST", f"{self.urls['mes']}/admin/run",
+                                 json={"orderNo": order.number, "actions": actions})
+        if not result.get("ok"):
+            raise DemoError(f"MES script of order {order.number} stopped: {result.get('error')}")
+        self.counts.mes_events += len(result.get("events", []))
+
+    async def order_view(self, order: DemoOrder) -> dict[str, Any]:
+        view: dict[str, Any] = await self.gateway("GET", f"/v1/orders/{order.plant}/{order.number}")
+        order.state = str(view["state"])
+        return view
+
+    # --- set-up --------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        for p in script.PLANTS.values():  # raw material in the WMS, so staging finds stock
+            await self.call("PUT", f"{self.urls['wms']}/admin/stock",
+                            json={"material": p.component, "location": p.wms_location, "qty": "100000",
+                                  "unit": p.wms_unit})
+        await self.sap("PATCH", "rules", {"period_closed": False})
+
+    async def create(self, order: DemoOrder) -> None:
+        await asyncio.sleep(order.index * 0.25)
+        created = await self.sap("POST", "orders", script.sap_order(order.index))
+        order.number = str(created["ManufacturingOrder"]).lstrip("0")
+        order.stage = "release in SAP"
+        await self.sap("POST", f"orders/{order.number}/release")
+        order.stage = "saga starts, MES dispatch"
+        order.state = "released"
+
+        async def dispatched() -> bool:
+            got = await self.call("GET", f"{self.urls['mes']}/api/v2/workorders", params={"orderNo": order.number},
+                                  headers={"X-API-Key": DEV_SECRETS["PLANTBRIDGE_DEV_MES_KEY"]})
+            return any(w["status"] == "DISPATCHED" for w in got.get("items", []))
+
+        await eventually(f"the MES work order of {order.number}", dispatched)
+
+    async def settled(self, order: DemoOrder) -> bool:
+        """No event of this order waits in the MES outbox and no ERP posting of it is in flight."""
+        outbox = await self.call("GET", f"{self.urls['mes']}/admin/outbox",
+                                 params={"order": order.number, "status": "pending"})
+        if outbox["count"]:
+            return False
+        view = await self.order_view(order)
+        steps = view["summary"]["steps"]
+        return not any(s["kind"].startswith("erp.") and s["status"] in ("pending", "running") for s in steps)
+
+    # --- phase 1 -------------------------------------------------------------------------------
+
+    async def phase_one(self, order: DemoOrder) -> None:
+        await self.create(order)
+        order.stage = "0010 started, partial reports"
+        await self.run_mes(order, script.first_part(order.index))
+        if order.index == script.DOWNTIME_ORDER:
+            await self.machine_downtime(order)
+            self.counts.downtimes += 1
+            self.counts.maintenance_requests += 1
+        if order.plant == "2000" and self.info.get("mqtt") and self.mqtt_machine is None:
+            await self.mqtt_downtime(order)
+            self.counts.downtimes += 1
+        if order.index == script.HOLD_ORDER:
+            await self.quality_hold(order)
+        if order.index == script.DOWNTIME_ORDER:
+            await self.resend_first_confirmation(order)
+        if order.index == script.CANCEL_ORDER:
+            await self.cancel(order)
+            return
+        order.stage = "waiting for the other orders"
+        await eventually(f"order {order.number} to settle", lambda: self.settled(order))
+
+    async def quality_hold(self, order: DemoOrder) -> None:
+        order.stage = "quality hold (MES)"
+
+        async def held() -> bool:
+            return (await self.order_view(order))["on_hold"] is True
+
+        await eventually(f"order {order.number} on hold", held)
+        self.counts.holds += 1
+        order.stage = "QA re-inspects"
+        await asyncio.sleep(1.0)
+        await self.gateway("POST", f"/v1/orders/{order.plant}/{order.number}/release-hold",
+                           {"reason": "deburred and re-inspected, 20 of 20 OK"})
+
+        async def released() -> bool:
+            return (await self.order_view(order))["on_hold"] is False
+
+        await eventually(f"order {order.number} off hold", released)
+        self.counts.holds_released += 1
+        # The saga lifts the hold in the MES; if it does not within a few seconds, the shift lead does.
+        with contextlib.suppress(DemoError):
+            await eventually(f"the MES hold of {order.number} lifted", lambda: self._mes_unheld(order), timeout_s=5)
+            return
+        result = await self.call("POST", f"{self.urls['mes']}/admin/run",
+                                 json={"orderNo": order.number, "actions": [{"do": "unhold", "text": "released"}]})
+        if not result.get("ok") and (result.get("error") or {}).get("errorCode") != "WO-409":
+            raise DemoError(f"MES unhold of order {order.number} failed: {result.get('error')}")
+
+    async def machine_downtime(self, order: DemoOrder) -> None:
+        """Machine M01 runs the order, stops for maintenance, runs again: the edge agent reports it."""
+        if "edge" not in self.info.get("pids", {}):
+            raise DemoError("the demo's downtime comes from machine M01 through the edge agent, which is not running")
+        order.stage = f"machine {script.MACHINE} down (OPC UA -> edge)"
+        machines = f"{self.urls['machines']}/machines/{script.MACHINE}"
+        await self.call("POST", f"{machines}/order", json={"order": order.number, "operation": "0010"})
+        await self.call("POST", f"{machines}/run")
+        await asyncio.sleep(1.0)
+        await self.call("POST", f"{machines}/stop", json={"reason": "MAINT"})
+        await asyncio.sleep(3.0)
+        await self.call("POST", f"{machines}/run")
+
+        async def reported() -> bool:
+            timeline = (await self.order_view(order))["summary"]["timeline"]
+            return any(t["text"].startswith("downtime_ended") for t in timeline)
+
+        await eventually(f"downtime of {script.MACHINE} reported by the edge agent", reported)
+
+    async def mqtt_downtime(self, order: DemoOrder) -> None:
+        """Plant 2000's machine publishes Sparkplug B to the local broker: it runs the order, stops, runs again;
+        plant 2000's edge agent reports the downtime."""
+        mqtt = self.info["mqtt"]
+        broker = urlsplit(mqtt["url"])
+        machine = mqtt["machine"]
+        pub = self.mqtt_machine = MqttMachinePublisher(
+            [MachineSpec(machine, work_center=script.PLANTS["2000"].work_centers[0])], host=broker.hostname or "",
+            port=broker.port or 1883, mode="sparkplug", group=mqtt["group"], edge_node=mqtt["edge_node"])
+        order.stage = f"machine {machine} down (Sparkplug B -> edge)"
+        await pub.start()
+        await pub.set_order(machine, order.number, "0010")
+        await pub.run(machine)
+        await asyncio.sleep(1.0)
+        await pub.stop_machine(machine, "MAINT")
+        await asyncio.sleep(3.0)
+        await pub.run(machine)
+
+        async def reported() -> bool:
+            timeline = (await self.order_view(order))["summary"]["timeline"]
+            return any(t["text"].startswith("downtime_ended") for t in timeline)
+
+        await eventually(f"downtime of {machine} reported over MQTT by the edge agent", reported)
+
+    async def _mes_unheld(self, order: DemoOrder) -> bool:
+        wos = await self.call("GET", f"{self.urls['mes']}/api/v2/workorders", params={"orderNo": order.number},
+                              headers={"X-API-Key": DEV_SECRETS["PLANTBRIDGE_DEV_MES_KEY"]})
+        return not any(w["status"] == "ON_HOLD" for w in wos.get("items", []))
+
+    async def resend_first_confirmation(self, order: DemoOrder) -> None:
+        """The MES sends a confirmation again (a lost answer): the gateway answers `duplicate`."""
+        outbox = await self.call("GET", f"{self.urls['mes']}/admin/outbox", params={"order": order.number})
+        first = next((x for x in outbox["items"] if x["event"]["event_type"] == "operation_confirmed"), None)
+        if first is None:
+            return
+        await eventually(f"delivery of {first['event_id']}", lambda: self._delivered(first["event_id"], order))
+        answer = await self.gateway("POST", "/v1/plant/events", first["event"], key="plant-system")
+        self.counts.resent += 1
+        if answer.get("status") == "duplicate":
+            self.counts.duplicates_answered += 1
+
+    async def _delivered(self, event_id: str, order: DemoOrder) -> bool:
+        outbox = await self.call("GET", f"{self.urls['mes']}/admin/outbox", params={"order": order.number})
+        return any(x["event_id"] == event_id and x["status"] == "delivered" for x in outbox["items"])
+
+    async def cancel(self, order: DemoOrder) -> None:
+        await eventually(f"order {order.number} to settle before cancelling", lambda: self.settled(order))
+        order.stage = "planner cancels"
+        await self.gateway("POST", f"/v1/orders/{order.plant}/{order.number}/cancel",
+                           {"reason": "customer order withdrawn"})
+
+        async def done() -> bool:
+            return str((await self.order_view(order))["state"]) == "cancelled"
+
+        await eventually(f"order {order.number} cancelled", done)
+        order.stage = "cancelled, compensated"
+        self.counts.cancelled += 1
+
+    # --- phase 2: SAP rejects a posting ----------------------------------------------------------
+
+    async def rejected_posting(self, order: DemoOrder) -> None:
+        order.stage = "SAP period closed"
+        await self.sap("PATCH", "rules", {"period_closed": True})
+        try:
+            await self.run_mes(order, script.final_0010(order.index))
+            order.stage = "SAP rejected: exception"
+            exc = await self._open_exception(order)
+            self.counts.exceptions_opened += 1
+            order.exceptions += 1
+        finally:
+            await self.sap("PATCH", "rules", {"period_closed": False})  # the supervisor has FI open the period
+        order.stage = "supervisor retries"
+        await self.gateway("POST", f"/v1/orders/{order.plant}/{order.number}/exceptions/{exc['id']}/resolve",
+                           {"action": "retry", "comment": "period reopened by FI"})
+
+        async def resolved() -> bool:
+            view = await self.order_view(order)
+            return not view["open_exceptions"]
+
+        await eventually(f"exception {exc['id']} of {order.number} resolved", resolved)
+        self.counts.exceptions_resolved += 1
+        order.exceptions = 0
+
+    async def _open_exception(self, order: DemoOrder) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        async def opened() -> bool:
+            listing = await self.gateway("GET", f"/v1/exceptions?plant={order.plant}")
+            for row in listing["orders"]:
+                if str(row["order"]) == order.number and row["exceptions"]:
+                    found.update(row["exceptions"][0])
+                    return True
+            return False
+
+        await eventually(f"the exception of order {order.number}", opened)
+        return found
+
+    # --- phase 3 -------------------------------------------------------------------------------
+
+    async def phase_three(self, order: DemoOrder) -> None:
+        if order.index == script.CANCEL_ORDER:
+            return
+        if order.index != script.REJECT_ORDER:
+            order.stage = "0010 final report"
+            await self.run_mes(order, script.final_0010(order.index))
+        order.stage = "0020 started and finished"
+        await self.run_mes(order, script.operation_0020(order.index))
+        order.stage = "goods receipt, completion"
+
+        async def posted() -> bool:
+            return (await self.order_view(order))["state"] in END_STATES
+
+        await eventually(f"order {order.number} posted", posted, timeout_s=90)
+        order.stage = "done"
+
+    # --- the run -------------------------------------------------------------------------------
+
+    async def poll_states(self) -> None:
+        """Live states from the gateway's order list (Temporal visibility)."""
+        by_number = {o.number: o for o in self.orders if o.number}
+        for plant in sorted({o.plant for o in self.orders}):
+            with contextlib.suppress(httpx.HTTPError, DemoError):
+                listing = await self.gateway("GET", f"/v1/orders?plant={plant}")
+                for row in listing["orders"]:
+                    order = by_number.get(str(row["order"]))
+                    if order is not None and row.get("state"):
+                        order.state = str(row["state"])
+
+    def view(self) -> Group:
+        states = Counter(o.state for o in self.orders)
+        head = Table(title=f"plantbridge demo · {len(self.orders)} orders · phase: {self.phase} · "
+                           f"{time.monotonic() - self.started:.0f} s", title_justify="left")
+        for state in states:
+            head.add_column(state, justify="right")
+        head.add_row(*[str(n) for n in states.values()])
+        rows = Table(show_edge=False)
+        for col in ("plant", "order", "state", "doing", "exceptions"):
+            rows.add_column(col)
+        for o in self.orders[:24]:
+            colour = "green" if o.state == "posted" else "yellow" if o.state == "cancelled" else (
+                "red" if o.state == "quality_hold" or o.exceptions else "white")
+            rows.add_row(o.plant, o.label, f"[{colour}]{o.state}[/]", o.stage, str(o.exceptions or ""))
+        return Group(head, rows)
+
+    async def execute(self) -> None:
+        await self.setup()
+        self.phase = "1 · release, start, report"
+        await asyncio.gather(*(self.phase_one(o) for o in self.orders))
+        self.phase = "2 · SAP rejects a posting"
+        await self.rejected_posting(self.orders[script.REJECT_ORDER])
+        self.phase = "3 · finish"
+        await asyncio.gather(*(self.phase_three(o) for o in self.orders))
+        self.phase = "done"
+
+    async def run_live(self) -> BaseException | None:
+        task = asyncio.create_task(self.execute())
+        with Live(self.view(), console=self.console, refresh_per_second=4, transient=False) as live:
+            while not task.done():
+                await self.poll_states()
+                live.update(self.view())
+                await asyncio.wait({task}, timeout=0.5)
+            await self.poll_states()
+            live.update(self.view())
+        return task.exception()
+
+    # --- the summary ---------------------------------------------------------------------------
+
+    async def sap_postings(self) -> tuple[Counter[str], int]:
+        """Postings of this run's orders in SAP's own data, by type; duplicates (same external key)."""
+        state = await self.sap("GET", "state")
+        mine = {o.number for o in self.orders if o.number}
+        mine |= {n.zfill(12) for n in mine}
+
+        def ours(row: dict[str, Any]) -> bool:
+            return any(isinstance(v, str) and v in mine for k, v in row.items() if "Order" in k)
+
+        counts: Counter[str] = Counter()
+        keys: Counter[tuple[str, str]] = Counter()
+        for c in state["confirmations"]:
+            if ours(c):
+                counts["confirmations"] += 1
+                keys["conf", str(c.get("ExternalSystemConfirmation") or "")] += 1
+        for d in state["material_documents"]:
+            items = [i for i in d.get("items", []) if ours(i)]
+            if not items:
+                continue
+            counts["material documents"] += 1
+            for movement in sorted({str(i.get("GoodsMovementType")) for i in items}):
+                counts[f"  movement {movement}"] += 1
+            keys["matdoc", str(d.get("MaterialDocumentHeaderText") or "")] += 1
+        lots = {str(lot.get("InspectionLot")) for lot in state["inspection_lots"] if ours(lot)}
+        for ud in state["usage_decisions"]:
+            if str(ud.get("InspectionLot")) in lots:
+                counts["usage decisions"] += 1
+                keys["ud", str(ud.get("InspectionLot"))] += 1
+        for n in state["notifications"]:
+            ref = str(n.get("MaintNotifExtReferenceNumber") or "")
+            if ours(n) or any(o in json.dumps(n) for o in mine):
+                counts["maintenance notifications"] += 1
+                keys["notif", ref] += 1
+        duplicates = sum(n - 1 for (kind, key), n in keys.items() if key and n > 1)
+        return counts, duplicates
+
+    async def summary(self, elapsed: float, error: BaseException | None) -> bool:
+        postings, duplicates = await self.sap_postings()
+        self.console.print()
+        table = Table(title="plantbridge demo · summary", title_justify="left")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        for state, n in sorted(Counter(o.state for o in self.orders).items()):
+            table.add_row(f"orders {state}", str(n))
+        for kind, n in sorted(postings.items(), key=lambda kv: kv[0].strip()):
+            table.add_row(f"SAP {kind}", str(n))
+        table.add_row("duplicate postings in SAP (same external key)", str(duplicates))
+        table.add_row("MES events sent / resent", f"{self.counts.mes_events} / {self.counts.resent}")
+        table.add_row("resent events answered duplicate", str(self.counts.duplicates_answered))
+        table.add_row("exceptions opened / resolved", f"{self.counts.exceptions_opened} / "
+                                                      f"{self.counts.exceptions_resolved}")
+        table.add_row("quality holds / released", f"{self.counts.holds} / {self.counts.holds_released}")
+        table.add_row("downtimes · maintenance requests", f"{self.counts.downtimes} · "
+                                                          f"{self.counts.maintenance_requests}")
+        table.add_row("elapsed", f"{elapsed:.1f} s")
+        self.console.print(table)
+        plants = " OR ".join(f"Plant='{p}'" for p in sorted({o.plant for o in self.orders}))
+        self.console.print(f"Temporal UI: {self.urls['ui']}/namespaces/default/workflows?query={quote(plants)}")
+        wrong = [o for o in self.orders if o.state != o.expected]
+        ok = error is None and not wrong and duplicates == 0
+        if error is not None:
+            self.console.print(f"[bold red]demo stopped:[/] {error}")
+        for o in wrong:
+            self.console.print(f"[red]order {o.label} (plant {o.plant}) is {o.state}, expected {o.expected}[/]")
+        self.console.print("[bold green]every order posted or cancelled as scripted, no duplicate postings[/]" if ok
+                           else "[bold red]the demo did not end clean[/]")
+        self.last = {"ok": ok, "states": {o.number: o.state for o in self.orders}, "duplicates": duplicates,
+                     "postings": dict(postings), "elapsed_s": round(elapsed, 1)}
+        return ok
+
+    async def aclose(self) -> None:
+        if self.mqtt_machine is not None:
+            await self.mqtt_machine.stop()
+        await self.http.aclose()
+
+
+async def running_dev(state_dir: Path) -> dict[str, Any] | None:
+    """The dev.json of a running `plantbridge dev` whose gateway answers, else None."""
+    info = read_dev_file(state_dir)
+    if info is None or not info.get("api_keys"):
+        return None
+    urls = info.get("urls", {})
+    headers = {"Authorization": f"Bearer {info['api_keys'].get('supervisor', '')}"}
+    checks = [http_ok(f"{urls.get('gateway')}/v1/orders?plant=1000", headers),
+              http_ok(f"{urls.get('sap')}/admin/health"), http_ok(f"{urls.get('mes')}/admin/health"),
+              http_ok(f"{urls.get('wms')}/admin/health")]
+    return info if all(await asyncio.gather(*checks)) else None
+
+
+async def run_demo(orders: int, console: Console, state_dir: Path = Path(".plantbridge"),
+                   result: dict[str, Any] | None = None) -> bool:
+    """Run the demo; True when every order ended as scripted and SAP holds no duplicate posting."""
+    started = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        info = await running_dev(state_dir)
+        if info is not None:
+            console.print(f"using the running `plantbridge dev` ({state_dir / 'dev.json'})")
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plantbridge-demo-")))
+            console.print("no running `plantbridge dev` found: starting a stack of its own on free ports "
+                          "(run `plantbridge dev` first to keep it and browse the orders in the UI)")
+            dev = Stack(tmp / "state", Ports.free(), grace_s=10.0)
+            with console.status("starting the stack…"):
+                await dev.start()
+            stack.callback(dev.stop)
+            info = dev.info()
+        demo = PlantDemo(info, orders, console)
+        stack.push_async_callback(demo.aclose)
+        error = await demo.run_live()
+        ok = await demo.summary(time.monotonic() - started, error)
+        if result is not None:
+            result.update(demo.last)
+        if error is not None:
+            console.print(f"logs: {info.get('state_dir')}/*.log")
+        if info.get("pid") == os.getpid():
+            console.print("(this stack stops now; run `plantbridge dev` first to keep the orders in the UI)")
+        return ok
+    return False
