@@ -11,38 +11,37 @@ from temporalio import activity
 from plantbridge.activities.base import ActivityBase
 from plantbridge.canonical import commands as c
 from plantbridge.canonical.commands import StepRequest, StepResult
+from plantbridge.connectors.ports import ErpCommand
 
 
 class ErpActivities(ActivityBase):
+    async def _run(self, req: StepRequest) -> StepResult:
+        cmd = cast(ErpCommand, req.command)
+        return await self.execute(req, lambda s, k, r: s.erp.execute(req.order, cmd, key=k, retry=r))
+
     @activity.defn(name=c.StepKind.ERP_CONFIRM_OPERATION.value)
     async def confirm_operation(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.ConfirmOperation, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.confirm_operation(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_GOODS_MOVEMENT.value)
     async def goods_movement(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.GoodsMovement, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.goods_movement(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_GOODS_RECEIPT.value)
     async def goods_receipt(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.GoodsReceipt, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.goods_receipt(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_COMPLETE_ORDER.value)
     async def complete_order(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.CompleteOrder, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.complete_order(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_USAGE_DECISION.value)
     async def usage_decision(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.UsageDecision, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.usage_decision(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_MAINTENANCE_NOTIFICATION.value)
     async def maintenance_notification(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.MaintenanceNotification, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.maintenance_notification(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     def all(self) -> list[object]:
         return [

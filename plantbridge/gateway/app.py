@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway import routes_erp, routes_orders, routes_plant
-from plantbridge.gateway.deps import GatewayDeps, OrderSource, default_policy
+from plantbridge.gateway.deps import GatewayDeps, default_policy
 from plantbridge.gateway.errors import install_error_handlers
 from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.openapi_examples import plant_events_body

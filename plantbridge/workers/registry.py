@@ -1,14 +1,19 @@
-"""Builds each plant's connectors from its configuration (the per-plant choice of ERP and systems)."""
+"""Builds each plant's connectors from its configuration (the per-plant choice of ERP and systems).
+
+Only plants with a plant file have systems: a worker without plant files refuses to start, and a
+step for a plant without a file fails (and, retried a few times, opens a supervisor exception)
+instead of silently posting to the reference systems. A plant on the reference systems says
+`erp: {kind: reference}` in its file.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from plantbridge.canonical.plant_config import ErpConfig, PlantConfig
-from plantbridge.connectors.ports import ErpConnector, MesConnector, Notifier, OrderSource, QmsConnector, WmsConnector
-from plantbridge.connectors.reference import ReferenceStore, ReferenceSystems
+from plantbridge.connectors.ports import ErpPort, MesPort, NotifyPort, OrderSource, PlantSystems, QmsPort, WmsPort
 
 
 class ConfigurationError(RuntimeError):
@@ -24,16 +29,22 @@ def secret(env: str | None, what: str) -> str:
     return value
 
 
+class ReferenceSource(Protocol):
+    """A store of reference systems: the SQLite one (dev stack) or the in-memory one (tests)."""
+
+    def systems(self) -> PlantSystems: ...
+
+
 @dataclass
 class Systems:
-    erp: ErpConnector
-    mes: MesConnector
-    qms: QmsConnector
-    wms: WmsConnector
-    notify: Notifier
+    erp: ErpPort
+    mes: MesPort
+    qms: QmsPort
+    wms: WmsPort
+    notify: NotifyPort
 
 
-def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
+def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> Any:
     if cfg.kind == "reference":
         return reference.erp
     if cfg.kind == "sap_odata":
@@ -60,11 +71,18 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
 
 
 class ConfiguredRegistry:
-    """Plants with a file get their configured systems; any other plant the reference systems."""
+    """Plants with a file get their configured systems; a plant without one is an error.
 
-    def __init__(self, plants: dict[str, PlantConfig], reference: ReferenceStore) -> None:
+    `reference` stands behind every `kind: reference` system and the notifier.
+    """
+
+    def __init__(self, plants: dict[str, PlantConfig], reference: ReferenceSource) -> None:
+        if not plants:
+            raise ConfigurationError(
+                "no plant files: name a folder of plant files (PLANTBRIDGE_PLANTS_DIR / --plants-dir), one per "
+                "plant; a plant on the reference systems says `erp: {kind: reference}`")
         self.plants = plants
-        self.reference = ReferenceSystems(reference)
+        self.reference = reference.systems()
         self._systems: dict[str, Systems] = {}
         for code, cfg in plants.items():
             try:
@@ -91,8 +109,12 @@ class ConfiguredRegistry:
             wms = WmsRestConnector.from_plant(cfg)
         return Systems(erp=build_erp(plant, cfg.erp, ref), mes=mes, qms=qms, wms=wms, notify=ref.notify)
 
-    def for_plant(self, plant: str) -> Systems | ReferenceSystems:
-        return self._systems.get(plant, self.reference)
+    def for_plant(self, plant: str) -> Systems:
+        try:
+            return self._systems[plant]
+        except KeyError:
+            raise ConfigurationError(
+                f"plant {plant} has no plant file (configured: {', '.join(sorted(self._systems))})") from None
 
     async def aclose(self) -> None:
         for systems in self._systems.values():
