@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from plantbridge.canonical import ExceptionResolution, OrderState, SagaState
 from plantbridge.client import current_details, list_orders, order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail
 from tests.conftest import event, fast_policy, new_order, qty
 
@@ -31,7 +31,7 @@ async def open_exceptions_attr(client: Client, workflow_id: str) -> int | None:
 
 
 async def test_rejection_opens_exception_and_retry_posts_once(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "confirm_operation", order=order.number, code="RU/505",
@@ -71,7 +71,7 @@ async def test_rejection_opens_exception_and_retry_posts_once(
 
 
 async def test_skip_and_override_close_exceptions_with_audit(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021",
@@ -104,7 +104,7 @@ async def test_skip_and_override_close_exceptions_with_audit(
 
 
 async def test_transient_errors_are_retried_without_an_exception(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "confirm_operation", order=order.number, kind="transient", times=3,

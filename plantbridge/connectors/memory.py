@@ -81,9 +81,6 @@ class MemoryStore:
     def entries(self, *, key: str | None = None, order: str | None = None) -> list[LogEntry]:
         return [e for e in self.log if (key is None or e.key == key) and (order is None or e.order == order)]
 
-    def put_order(self, order: ProductionOrder) -> None:
-        self.orders[order.number] = order
-
     def systems(self) -> MemorySystems:
         return MemorySystems(self)
 
@@ -160,6 +157,10 @@ class MemorySystem:
 
 class MemoryErp(MemorySystem):
     """The in-memory ERP is also an `OrderSource`."""
+
+    def put(self, order: ProductionOrder) -> None:
+        """The ERP has this order (as created or changed there)."""
+        self.store.orders[order.number] = order
 
     async def read_order(self, number: str) -> ProductionOrder:
         try:

@@ -45,7 +45,7 @@ from plantbridge.canonical import SupervisorAction
 from plantbridge.canonical.commands import StepKind, external_key
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.policy import PlantPolicy
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
@@ -138,7 +138,7 @@ def is_order(row: dict[str, Any], number: str) -> bool:
 @dataclass
 class Stack:
     client: Client
-    reference: ReferenceStore
+    reference: MemoryStore
     sap: SimulatorServer
     mes: dict[str, str]
     qms: str
@@ -323,7 +323,7 @@ async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None
 
 
 @pytest.fixture(scope="module")
-async def uc(client: Client, db: Database, reference: ReferenceStore,
+async def uc(client: Client, db: Database, reference: MemoryStore,
              tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     base: Path = tmp_path_factory.mktemp("use-cases")
     async with contextlib.AsyncExitStack() as stack:
