@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from plantbridge.canonical.plant_config import ErpConfig, PlantConfig
-from plantbridge.connectors.ports import ErpPort, MesPort, NotifyPort, OrderSource, PlantSystems, QmsPort, WmsPort
+from plantbridge.connectors.ports import (
+    ErpConnector,
+    ErpPort,
+    MesConnector,
+    MesPort,
+    NotifyPort,
+    OrderSource,
+    PlantSystems,
+    QmsConnector,
+    QmsPort,
+    WmsConnector,
+    WmsPort,
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -44,7 +56,7 @@ class Systems:
     notify: NotifyPort
 
 
-def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> Any:
+def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> ErpPort:
     if cfg.kind == "reference":
         return reference.erp
     if cfg.kind == "sap_odata":
@@ -53,10 +65,11 @@ def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> Any:
         assert cfg.url is not None and cfg.user is not None
         ud: dict[str, tuple[str, str, str]] | None = {
             str(k): (v.code_group, v.code, str(v.valuation)) for k, v in cfg.usage_decisions.items()} or None
-        return SapODataConnector(cfg.url, user=cfg.user, password=secret(cfg.password_env, f"plant {plant} erp"),
-                                 client=cfg.client, timeout=cfg.timeout_s, plant=plant, ud_codes=ud,
-                                 notification_type=cfg.notification_type,
-                                 overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct)
+        odata: ErpConnector = SapODataConnector(
+            cfg.url, user=cfg.user, password=secret(cfg.password_env, f"plant {plant} erp"), client=cfg.client,
+            timeout=cfg.timeout_s, plant=plant, ud_codes=ud, notification_type=cfg.notification_type,
+            overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct)
+        return odata
     if cfg.kind == "sap_rfc":
         from plantbridge.connectors.sap_rfc import SapRfcConnector
 
@@ -64,7 +77,8 @@ def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> Any:
         if cfg.password_env:
             params["passwd"] = secret(cfg.password_env, f"plant {plant} erp rfc")
         try:
-            return SapRfcConnector.from_params(plant=plant, **params)
+            rfc: ErpConnector = SapRfcConnector.from_params(plant=plant, **params)
+            return rfc
         except RuntimeError as err:  # pyrfc / SAP's SDK missing on this machine
             raise ConfigurationError(f"plant {plant}: {err}") from err
     raise ConfigurationError(f"plant {plant}: erp kind {cfg.kind} has no connector in this release")
@@ -92,21 +106,24 @@ class ConfiguredRegistry:
 
     def _build(self, plant: str, cfg: PlantConfig) -> Systems:
         ref = self.reference
-        mes: Any = ref.mes
-        qms: Any = ref.qms
-        wms: Any = ref.wms
+        mes: MesPort = ref.mes
+        qms: QmsPort = ref.qms
+        wms: WmsPort = ref.wms
         if cfg.mes.kind == "rest":
             from plantbridge.connectors.mes_rest import MesRestConnector
 
-            mes = MesRestConnector.from_plant(cfg)
+            mes_rest: MesConnector = MesRestConnector.from_plant(cfg)
+            mes = mes_rest
         if cfg.qms.kind == "rest":
             from plantbridge.connectors.qms_rest import QmsRestConnector
 
-            qms = QmsRestConnector.from_plant(cfg)
+            qms_rest: QmsConnector = QmsRestConnector.from_plant(cfg)
+            qms = qms_rest
         if cfg.wms.kind == "rest":
             from plantbridge.connectors.wms_rest import WmsRestConnector
 
-            wms = WmsRestConnector.from_plant(cfg)
+            wms_rest: WmsConnector = WmsRestConnector.from_plant(cfg)
+            wms = wms_rest
         return Systems(erp=build_erp(plant, cfg.erp, ref), mes=mes, qms=qms, wms=wms, notify=ref.notify)
 
     def for_plant(self, plant: str) -> Systems:
