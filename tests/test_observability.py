@@ -11,7 +11,7 @@ from rich.console import Console
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from plantbridge.client import connect, order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
+from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
 from plantbridge.store import Database
 from plantbridge.workers.settings import Settings
 from plantbridge.workers.status import collect_status, print_status, watch_business_metrics
@@ -24,7 +24,7 @@ QUEUE = "plantbridge-metrics-test"
 
 
 async def test_metrics_endpoint_serves_business_metrics_with_plant_labels(
-    temporal_server: DevServer, reference: ReferenceStore, db: Database
+    temporal_server: DevServer, reference: MemoryStore, db: Database
 ) -> None:
     port = free_port()
     runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
@@ -33,7 +33,7 @@ async def test_metrics_endpoint_serves_business_metrics_with_plant_labels(
     held, rejected = new_order("1000", components=False), new_order("1000", components=False)
     await reference.add_rule("erp", "confirm_operation", order=rejected.number, code="RU/505",
                              message="Posting period 011/2026 is not open")
-    async with build_worker(client, QUEUE, ReferenceRegistry(reference), db):
+    async with build_worker(client, QUEUE, MemoryRegistry(reference), db):
         await start_order(client, held, fast_policy(task_queue=QUEUE))
         await start_order(client, rejected, fast_policy(task_queue=QUEUE))
         ok = await submit_event(client, event(held, "operation_confirmed", operation="0010", yield_qty=qty(5)))

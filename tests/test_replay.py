@@ -20,7 +20,7 @@ from temporalio.worker import Replayer
 
 from plantbridge.canonical import ExceptionResolution, SupervisorAction
 from plantbridge.client import order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty
@@ -30,7 +30,7 @@ HISTORIES = Path(__file__).parent / "histories"
 
 
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
-async def test_record_history(client: Client, worker: object, reference: ReferenceStore) -> None:
+async def test_record_history(client: Client, worker: object, reference: MemoryStore) -> None:
     order = new_order()
     await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021", times=1,
                              message="Deficit of SL Unrestricted-use 12 KG : RM-SEAL 1000 0001")
@@ -75,7 +75,7 @@ async def test_record_history_policy_and_maintenance(client: Client, worker: obj
 
 
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
-async def test_record_history_bounded_ack(client: Client, worker: object, reference: ReferenceStore) -> None:
+async def test_record_history_bounded_ack(client: Client, worker: object, reference: MemoryStore) -> None:
     """Patch `bounded-ack-wait`: an answer cut off at `ack_wait` (slow ERP) and answers queued behind a parked
     posting (issue 10)."""
     order = new_order()

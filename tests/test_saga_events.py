@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from plantbridge.canonical import OrderState
 from plantbridge.client import order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from tests.conftest import event, fast_policy, new_order, qty
 
 
@@ -22,7 +22,7 @@ async def history_text(client: Client, workflow_id: str) -> str:
 
 
 async def test_same_event_twice_is_duplicate_and_posts_once(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order()
     handle = await start_order(client, order, fast_policy())

@@ -8,7 +8,7 @@ from temporalio.client import Client
 
 from plantbridge.canonical import ExceptionResolution, OrderState, SagaState
 from plantbridge.client import current_details, list_orders, order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
@@ -22,7 +22,7 @@ async def open_exceptions_attr(client: Client, workflow_id: str) -> int | None:
 
 
 async def test_rejection_opens_exception_and_retry_posts_once(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "confirm_operation", order=order.number, code="RU/505",
@@ -51,6 +51,10 @@ async def test_rejection_opens_exception_and_retry_posts_once(
     await eventually(lambda: _attr_is(client, handle.id, 0))
     confirmations = await reference.calls(system="erp", operation="confirm_operation", order=order.number)
     assert len(confirmations) == 1
+    # Exactly once is the connector's doing (the ERP would accept a second posting with the same key):
+    # every re-post was preceded by a look-up of the external key, which found nothing to replay.
+    assert [(e.action, e.outcome) for e in reference.entries(key=confirmations[0].external_key)] == [
+        ("post", "rejected"), ("lookup", "missing"), ("post", "rejected"), ("lookup", "missing"), ("post", "posted")]
     summary = await order_summary(client, order.plant, order.number)
     assert summary.exceptions[0].status == "resolved" and summary.exceptions[0].resolved_by == "anna"
     assert [s.status for s in summary.steps if s.kind.value == "erp.confirm_operation"] == ["done"]
@@ -62,7 +66,7 @@ async def test_rejection_opens_exception_and_retry_posts_once(
 
 
 async def test_skip_and_override_close_exceptions_with_audit(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021",
@@ -95,7 +99,7 @@ async def test_skip_and_override_close_exceptions_with_audit(
 
 
 async def test_transient_errors_are_retried_without_an_exception(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "confirm_operation", order=order.number, kind="transient", times=3,
@@ -107,6 +111,55 @@ async def test_transient_errors_are_retried_without_an_exception(
     summary = await order_summary(client, order.plant, order.number)
     assert summary.exceptions == []
     assert len(await reference.calls(system="erp", operation="confirm_operation", order=order.number)) == 1
+
+
+async def test_lost_answer_is_found_by_its_external_key_not_posted_twice(
+    client: Client, worker: object, reference: MemoryStore
+) -> None:
+    """The ERP posts, the answer is lost (a timeout after the system acted): Temporal retries the activity,
+    the connector looks the key up first and replays the document. The in-memory ERP accepts duplicate
+    keys, so without that look-up this order would have two confirmations."""
+    order = new_order()
+    await reference.add_rule("erp", "confirm_operation", order=order.number, kind="lost", times=1,
+                             message="read timeout after 30 s (the ERP committed)")
+    await start_order(client, order, fast_policy())
+    ack = await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(7)),
+                             ack_wait=timedelta(seconds=15))
+    assert ack.erp is not None and ack.erp.status == "posted"
+    [conf] = await reference.calls(system="erp", operation="confirm_operation", order=order.number)
+    assert ack.erp.documents == [conf.document]
+    assert [(e.action, e.outcome) for e in reference.entries(key=conf.external_key)] == [
+        ("post", "lost"), ("lookup", "found")]
+
+
+async def test_unexpected_error_stops_retrying_and_opens_an_exception(
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
+) -> None:
+    """A connector defect (a KeyError) is retried `unexpected_error_attempts` times, not forever; then the
+    step is parked for a supervisor, whose retry after the fix posts it once."""
+    order = new_order()
+    await reference.add_rule("erp", "goods_movement", order=order.number, kind="crash", message="'MBLNR'")
+    handle = await start_order(client, order, fast_policy(unexpected_error_attempts=3))
+    ack = await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(12)),
+                             ack_wait=timedelta(seconds=20))
+    assert ack.erp is not None and ack.erp.status == "rejected", ack
+    assert "KeyError" in (ack.erp.message or "") and "MBLNR" in (ack.erp.message or "")
+    [exc] = (await order_summary(client, order.plant, order.number)).open_exceptions
+    assert exc.step_kind == "erp.goods_movement" and exc.erp_code == "KeyError"
+    assert "unexpected error after 3 attempts: KeyError" in exc.message
+    crashes = [e for e in reference.entries(order=order.number) if e.operation == "goods_movement"]
+    assert [(e.action, e.outcome) for e in crashes] == [
+        ("post", "crash"), ("lookup", "missing"), ("post", "crash"), ("lookup", "missing"), ("post", "crash")]
+    assert await reference.calls(system="erp", operation="goods_movement", order=order.number) == []
+
+    await reference.clear_rules()  # the connector is fixed
+    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+    await eventually(lambda: _attr_is(client, handle.id, 0))
+    [movement] = await reference.calls(system="erp", operation="goods_movement", order=order.number)
+    summary = await order_summary(client, order.plant, order.number)
+    assert summary.exceptions[0].status == "resolved"
+    [step] = [s for s in summary.steps if s.kind.value == "erp.goods_movement"]
+    assert step.status == "done" and step.result is not None and step.result.documents == [movement.document]
 
 
 async def _open_count(client: Client, plant: str, order: str, count: int, exclude: str) -> bool:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from plantbridge.canonical import OrderState, SupervisorAction
 from plantbridge.client import list_orders, order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail
 from tests.conftest import TASK_QUEUE, event, fast_policy, new_order, qty
 from tests.support import eventually
@@ -22,7 +22,7 @@ async def _state(client: Client, order: object, expected: OrderState) -> bool:
 
 
 async def test_hold_blocks_completion_until_release_hold(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy())
@@ -57,7 +57,7 @@ async def test_hold_blocks_completion_until_release_hold(
 
 
 async def test_disposition_event_scrap_and_listing_by_state(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     held, running = new_order(components=False), new_order(components=False)
     h1 = await start_order(client, held, fast_policy())
@@ -100,7 +100,7 @@ async def test_disposition_event_scrap_and_listing_by_state(
 
 
 async def test_cancel_runs_compensations_in_reverse_order(
-    client: Client, worker: object, reference: ReferenceStore, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
 ) -> None:
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy())
@@ -135,7 +135,7 @@ async def test_cancel_runs_compensations_in_reverse_order(
     assert any(r.action == "order_cancelled" and r.detail["compensations"] == 3 for r in records)
 
 
-async def test_sla_timers_alert_and_escalate(client: Client, worker: object, reference: ReferenceStore) -> None:
+async def test_sla_timers_alert_and_escalate(client: Client, worker: object, reference: MemoryStore) -> None:
     order = new_order(components=False)
     policy = fast_policy(release_start_sla=timedelta(seconds=1), escalate_after=timedelta(seconds=1),
                          hold_sla=timedelta(seconds=1))
@@ -154,7 +154,7 @@ async def test_sla_timers_alert_and_escalate(client: Client, worker: object, ref
     assert topics[("hold_unresolved", 2)] == 1
 
 
-async def test_posting_overdue_alerts(client: Client, worker: object, reference: ReferenceStore) -> None:
+async def test_posting_overdue_alerts(client: Client, worker: object, reference: MemoryStore) -> None:
     order = new_order(components=False)
     await reference.add_rule("erp", "confirm_operation", order=order.number, kind="transient",
                              message="HTTP 503 from the ERP")

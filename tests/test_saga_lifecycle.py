@@ -8,13 +8,13 @@ from temporalio.client import Client
 
 from plantbridge.canonical import OrderState
 from plantbridge.client import order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail, Ledger
 from tests.conftest import event, fast_policy, new_order, qty
 
 
 async def test_order_walks_every_state_to_posted(
-    client: Client, worker: object, reference: ReferenceStore, ledger: Ledger, audit: AuditTrail
+    client: Client, worker: object, reference: MemoryStore, ledger: Ledger, audit: AuditTrail
 ) -> None:
     order = new_order()
     handle = await start_order(client, order, fast_policy())

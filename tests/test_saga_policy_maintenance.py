@@ -13,14 +13,14 @@ from temporalio.client import Client
 from plantbridge.canonical import OrderState, SupervisorAction
 from plantbridge.canonical.policy import SparePart
 from plantbridge.client import order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.workflows.maintenance import MaintenanceState
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
 
 
 async def test_partial_confirmations_and_consumption_are_aggregated(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order()
     policy = fast_policy(partial_confirmations="aggregate", consumption="aggregate",
@@ -76,7 +76,7 @@ async def test_partial_confirmations_and_consumption_are_aggregated(
 
 
 async def test_maintenance_request_runs_as_child_workflow(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order(components=False)
     policy = fast_policy(spare_parts={"PUMP-7": [SparePart(material="SEAL-KIT-7", quantity=Decimal(2))]})
@@ -112,7 +112,7 @@ async def test_maintenance_request_runs_as_child_workflow(
 
 
 async def test_long_downtime_alerts_while_it_lasts_and_requests_maintenance(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order(components=False)
     await start_order(client, order, fast_policy(long_downtime=timedelta(seconds=1)))

@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from plantbridge.canonical import OrderState
 from plantbridge.client import order_summary, start_order, submit_event
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.connectors.reference import ReferenceStore
 from plantbridge.store import Database, Ledger
 from plantbridge_devtools.temporal_server import DevServer
@@ -24,21 +25,25 @@ from tests.support import eventually
 RESTART_QUEUE = "plantbridge-restart-test"
 
 
-def _worker_process(server: DevServer, db: Database, reference: ReferenceStore, log: Path) -> subprocess.Popen[bytes]:
+def _worker_process(server: DevServer, db: Database, reference: ReferenceStore, plants: Path,
+                    log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PLANTBRIDGE_TEMPORAL_ADDRESS": server.address, "PLANTBRIDGE_TASK_QUEUE": RESTART_QUEUE,
-           "PLANTBRIDGE_STORE_URL": db.url, "PLANTBRIDGE_REFERENCE_URL": reference.url}
+           "PLANTBRIDGE_STORE_URL": db.url, "PLANTBRIDGE_REFERENCE_URL": reference.url,
+           "PLANTBRIDGE_PLANTS_DIR": str(plants)}
     return subprocess.Popen([sys.executable, "-m", "plantbridge.workers.cli", "worker"], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 async def test_worker_killed_mid_order_finishes_without_double_posting(
-    client: Client, temporal_server: DevServer, db: Database, reference: ReferenceStore, tmp_path: Path
+    client: Client, temporal_server: DevServer, db: Database, sqlite_reference: ReferenceStore,
+    reference_plants: Path, tmp_path: Path,
 ) -> None:
+    reference = sqlite_reference
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy(task_queue=RESTART_QUEUE,
                                                           activity_timeout=timedelta(seconds=3)))
     log = tmp_path / "worker.log"
-    first = _worker_process(temporal_server, db, reference, log)
+    first = _worker_process(temporal_server, db, reference, reference_plants, log)
     try:
         events = [event(order, "operation_confirmed", operation="0010", yield_qty=qty(10)) for _ in range(10)]
         for ev in events[:5]:
@@ -52,7 +57,7 @@ async def test_worker_killed_mid_order_finishes_without_double_posting(
     finally:
         if first.poll() is None:
             first.kill()
-    second = _worker_process(temporal_server, db, reference, log)
+    second = _worker_process(temporal_server, db, reference, reference_plants, log)
     try:
         await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100),
                                          final=True), ack_wait=timedelta(seconds=30))
@@ -76,7 +81,7 @@ async def _confirmations_at_least(reference: ReferenceStore, order: str, n: int)
 
 
 async def test_long_order_continues_as_new_keeping_state_and_dedup(
-    client: Client, worker: object, reference: ReferenceStore
+    client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy(continue_as_new_after=500))

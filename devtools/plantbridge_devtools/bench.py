@@ -52,6 +52,7 @@ BENCH_PLANT = "1000"
 BENCH_PLANT_FILE = """\
 plant: "1000"
 name: benchmark plant
+erp: {kind: reference}
 work_centers: [{code: ASSY-01}, {code: TEST-01}]
 policy:
   partial_confirmations: aggregate

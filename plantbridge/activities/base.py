@@ -6,7 +6,12 @@
    reached the system (it then looks the posting up before posting again).
 3. `ledger.finish` records the outcome. A `BusinessRejection` becomes a non-retryable
    `ApplicationError` of type `BusinessRejection` carrying the system's message; a
-   `TransientError` (or any other exception) is retried by Temporal with backoff.
+   `TransientError` is retried by Temporal with backoff, for as long as it takes.
+4. Any other exception is a defect (a `KeyError` on an unexpected answer, a wiring error): it is
+   retried too, but only `unexpected_error_attempts` times (the order's policy, carried in the
+   request; `UNEXPECTED_ERROR_ATTEMPTS` otherwise). Then it becomes a non-retryable
+   `ApplicationError` of type `UnexpectedError` naming the exception's class and message, and the
+   saga parks the step as an open exception for a supervisor (retry after the fix, skip, override).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from plantbridge.store.ledger import IdempotencyConflict, Ledger, request_hash
 
 BUSINESS_REJECTION = "BusinessRejection"
 IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
+UNEXPECTED_ERROR = "UnexpectedError"
+UNEXPECTED_ERROR_ATTEMPTS = 5
 
 Call = Callable[[PlantSystems, str, bool], Awaitable[StepResult]]
 
@@ -65,6 +72,19 @@ class ActivityBase:
         except TransientError as err:
             activity.logger.warning("transient %s error on %s: %s", err.system, req.step_id, err.message)
             raise
+        except Exception as err:
+            attempt, cap = activity.info().attempt, req.unexpected_error_attempts or UNEXPECTED_ERROR_ATTEMPTS
+            text = f"{type(err).__name__}: {err}"
+            activity.logger.warning("unexpected error on %s (attempt %d of %d): %s", req.step_id, attempt, cap, text)
+            if attempt < cap:
+                raise
+            await self.ledger.finish(req.idempotency_key, "rejected", [], text[:1000])
+            raise ApplicationError(
+                f"unexpected error after {attempt} attempts: {text}"[:2000],
+                {"system": req.kind.system, "code": type(err).__name__, "details": []},
+                type=UNEXPECTED_ERROR,
+                non_retryable=True,
+            ) from err
         await self.ledger.finish(req.idempotency_key, "succeeded", result.documents, result.message)
         _metrics_success(req, result)
         return result

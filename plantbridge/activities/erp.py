@@ -13,6 +13,7 @@ from plantbridge.activities.base import ActivityBase
 from plantbridge.canonical import commands as c
 from plantbridge.canonical.commands import StepRequest, StepResult
 from plantbridge.canonical.plant_time import local_date
+from plantbridge.connectors.ports import ErpCommand
 
 Dated = TypeVar("Dated", c.ConfirmOperation, c.GoodsMovement, c.GoodsReceipt)
 
@@ -32,35 +33,33 @@ class ErpActivities(ActivityBase):
         at = req.event_at or datetime.now(UTC)
         return cmd.model_copy(update={"posting_date": local_date(at, plant_timezone(self.registry, req.order.plant))})
 
+    async def _run(self, req: StepRequest, cmd: ErpCommand | None = None) -> StepResult:
+        command = cmd if cmd is not None else cast(ErpCommand, req.command)
+        return await self.execute(req, lambda s, k, r: s.erp.execute(req.order, command, key=k, retry=r))
+
     @activity.defn(name=c.StepKind.ERP_CONFIRM_OPERATION.value)
     async def confirm_operation(self, req: StepRequest) -> StepResult:
-        cmd = self.dated(cast(c.ConfirmOperation, req.command), req)
-        return await self.execute(req, lambda s, k, r: s.erp.confirm_operation(req.order, cmd, key=k, retry=r))
+        return await self._run(req, self.dated(cast(c.ConfirmOperation, req.command), req))
 
     @activity.defn(name=c.StepKind.ERP_GOODS_MOVEMENT.value)
     async def goods_movement(self, req: StepRequest) -> StepResult:
-        cmd = self.dated(cast(c.GoodsMovement, req.command), req)
-        return await self.execute(req, lambda s, k, r: s.erp.goods_movement(req.order, cmd, key=k, retry=r))
+        return await self._run(req, self.dated(cast(c.GoodsMovement, req.command), req))
 
     @activity.defn(name=c.StepKind.ERP_GOODS_RECEIPT.value)
     async def goods_receipt(self, req: StepRequest) -> StepResult:
-        cmd = self.dated(cast(c.GoodsReceipt, req.command), req)
-        return await self.execute(req, lambda s, k, r: s.erp.goods_receipt(req.order, cmd, key=k, retry=r))
+        return await self._run(req, self.dated(cast(c.GoodsReceipt, req.command), req))
 
     @activity.defn(name=c.StepKind.ERP_COMPLETE_ORDER.value)
     async def complete_order(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.CompleteOrder, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.complete_order(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_USAGE_DECISION.value)
     async def usage_decision(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.UsageDecision, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.usage_decision(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.ERP_MAINTENANCE_NOTIFICATION.value)
     async def maintenance_notification(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.MaintenanceNotification, req.command)
-        return await self.execute(req, lambda s, k, r: s.erp.maintenance_notification(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     def all(self) -> list[object]:
         return [

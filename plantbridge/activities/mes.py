@@ -9,33 +9,33 @@ from temporalio import activity
 from plantbridge.activities.base import ActivityBase
 from plantbridge.canonical import commands as c
 from plantbridge.canonical.commands import StepRequest, StepResult
+from plantbridge.connectors.ports import MesCommand
 
 
 class MesActivities(ActivityBase):
+    async def _run(self, req: StepRequest) -> StepResult:
+        cmd = cast(MesCommand, req.command)
+        return await self.execute(req, lambda s, k, r: s.mes.execute(req.order, cmd, key=k, retry=r))
+
     @activity.defn(name=c.StepKind.MES_DISPATCH.value)
     async def dispatch(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.Dispatch, req.command)
-        return await self.execute(req, lambda s, k, r: s.mes.dispatch(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.MES_RECALL.value)
     async def recall(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.Recall, req.command)
-        return await self.execute(req, lambda s, k, r: s.mes.recall(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.MES_HOLD.value)
     async def hold(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.Hold, req.command)
-        return await self.execute(req, lambda s, k, r: s.mes.hold(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.MES_RELEASE_HOLD.value)
     async def release_hold(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.Hold, req.command)
-        return await self.execute(req, lambda s, k, r: s.mes.hold(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     @activity.defn(name=c.StepKind.MES_ACKNOWLEDGE.value)
     async def acknowledge(self, req: StepRequest) -> StepResult:
-        cmd = cast(c.Acknowledge, req.command)
-        return await self.execute(req, lambda s, k, r: s.mes.acknowledge(req.order, cmd, key=k, retry=r))
+        return await self._run(req)
 
     def all(self) -> list[object]:
         return [self.dispatch, self.recall, self.hold, self.release_hold, self.acknowledge]

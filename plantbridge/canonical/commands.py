@@ -243,6 +243,9 @@ class StepRequest(BaseModel):
     command: Command
     # When the plant event behind this step happened, for the event-to-posting latency metric.
     event_at: datetime | None = None
+    # How many attempts an unexpected (neither transient nor business) error gets before the step
+    # is parked for a supervisor: the order policy's `unexpected_error_attempts`; None: the default.
+    unexpected_error_attempts: int | None = Field(default=None, ge=1)
 
 
 class StepResult(BaseModel):

@@ -38,6 +38,9 @@ class PlantPolicy(BaseModel):
     activity_timeout: timedelta = timedelta(seconds=60)
     retry_initial: timedelta = timedelta(seconds=1)
     retry_max_interval: timedelta = timedelta(minutes=5)
+    # Errors that are neither transient nor business rejections (a defect, e.g. a KeyError in a
+    # connector) are retried this many times, then parked as an open exception for a supervisor.
+    unexpected_error_attempts: int = Field(default=5, ge=1, le=100)
     # How many recent event ids are kept for deduplication (carried across continue-as-new).
     dedup_window: int = Field(default=20000, ge=100, le=1_000_000)
     # Continue-as-new after this many events in one run (or when Temporal suggests it).

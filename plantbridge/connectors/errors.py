@@ -1,4 +1,9 @@
-"""Errors are classified once, here: transient (retry) or business rejection (a person decides)."""
+"""Errors are classified once, here: transient (retry), business rejection (a person decides), an
+order the ERP does not know (the gateway answers 404), or a command a connector cannot handle.
+
+Any other exception out of a connector is a defect (e.g. a `KeyError` on an unexpected answer):
+the activity boundary retries it a bounded number of times and then opens a supervisor exception.
+"""
 
 from __future__ import annotations
 
@@ -26,4 +31,16 @@ class BusinessRejection(ConnectorError):
 
 
 class OrderNotFound(LookupError):
-    """The ERP does not know the order (the gateway answers 404)."""
+    """The ERP does not know the order (every `OrderSource.read_order` raises this; the gateway: 404).
+
+    `OrderNotFound(number, system=...)` builds the message; `OrderNotFound(message)` takes one as it is."""
+
+    def __init__(self, number: str, *, system: str | None = None, detail: str | None = None) -> None:
+        text = f"order {number} does not exist in {system}" if system is not None else number
+        super().__init__(f"{text} ({detail})" if detail else text)
+        self.number = number
+        self.system = system or "the ERP"
+
+
+class UnsupportedCommand(TypeError):
+    """A port was handed a command its system has no method for (a wiring defect, not retried forever)."""

@@ -29,6 +29,7 @@ from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import Component, Operation, ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound
 from plantbridge.connectors.odoo_rpc import SYSTEM, OdooRpc
+from plantbridge.connectors.ports import CommandDispatch
 
 PREFIX = "__plantbridge__"
 # Odoo's default uom names -> UN/ECE Rec. 20 (a plant's xref.units adds or overrides).
@@ -48,7 +49,7 @@ def _num(value: Decimal | float) -> str:
     return format(Decimal(str(value)).normalize(), "f")
 
 
-class OdooConnector:
+class OdooConnector(CommandDispatch):
     def __init__(self, rpc: OdooRpc, *, plant: str, units: dict[str, str] | None = None,
                  backorder: bool = False, losses: dict[str, str] | None = None) -> None:
         self.rpc = rpc

@@ -1,11 +1,12 @@
-"""The in-process reference systems: an ERP, MES, QMS, WMS and notifier that record what they are
-asked, in their own SQLite tables, and hand out document numbers.
+"""The SQLite reference systems of the dev stack: an ERP, MES, QMS, WMS and notifier that record
+what they are asked, in their own SQLite tables (shared between processes), and hand out document
+numbers.
 
-They stand behind the connector interfaces until a plant configures a real system, and in tests of
-the saga they are the systems of record: they keep every posting with its external key (so a
-retried posting is found, not doubled, like SAP's `ExternalSystemConfirmation` look-up), and they
-can be told to refuse a call (a business rejection with an ERP-style message) or to fail
-transiently a number of times.
+They stand behind the ports of a plant whose file says `kind: reference` (and behind the notifier
+of every plant): they keep every posting with its external key (so a retried posting is found, not
+doubled, like SAP's `ExternalSystemConfirmation` look-up), and they can be told to refuse a call (a
+business rejection with an ERP-style message) or to fail transiently a number of times. Tests use
+the in-memory reference (`connectors.memory`) instead.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from plantbridge.canonical.commands import (
 )
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection, TransientError
+from plantbridge.connectors.ports import CommandDispatch
 
 DOC_PREFIX = {
     "confirm_operation": "CONF",
@@ -118,6 +120,9 @@ class ReferenceStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    def systems(self) -> ReferenceSystems:
+        return ReferenceSystems(self)
 
     # -- rules, for tests and the demo ---------------------------------------------------------
     async def add_rule(
@@ -226,7 +231,7 @@ class ReferenceStore:
             raise BusinessRejection(rule.message, system=system, code=rule.code)
 
 
-class _System:
+class _System(CommandDispatch):
     system = ""
 
     def __init__(self, store: ReferenceStore) -> None:
@@ -320,14 +325,3 @@ class ReferenceSystems:
         self.qms = ReferenceQms(store)
         self.wms = ReferenceWms(store)
         self.notify = ReferenceNotifier(store)
-
-
-class ReferenceRegistry:
-    """Every plant gets the reference systems (until a plant config names real ones)."""
-
-    def __init__(self, store: ReferenceStore) -> None:
-        self.store = store
-        self._systems = ReferenceSystems(store)
-
-    def for_plant(self, plant: str) -> ReferenceSystems:
-        return self._systems

@@ -35,6 +35,7 @@ import httpx
 
 from plantbridge.canonical.plant_config import PlantConfig, SystemConfig
 from plantbridge.connectors.errors import BusinessRejection, TransientError
+from plantbridge.connectors.ports import CommandDispatch
 
 log = logging.getLogger("plantbridge.connectors.rest")
 
@@ -209,7 +210,7 @@ def local_unit(
     )
 
 
-class RestConnector:
+class RestConnector(CommandDispatch):
     """What the MES, QMS and WMS connectors share: the client, construction from the plant file."""
 
     SYSTEM: ClassVar[str]

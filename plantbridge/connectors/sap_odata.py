@@ -44,7 +44,8 @@ from plantbridge.canonical.commands import (
 from plantbridge.canonical.fields import Quantity, normalize_order_number, sap_order_number
 from plantbridge.canonical.order import Component, Operation, ProductionOrder
 from plantbridge.canonical.units import from_sap, to_sap
-from plantbridge.connectors.errors import BusinessRejection, TransientError
+from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
+from plantbridge.connectors.ports import CommandDispatch
 from plantbridge.connectors.sap_odata_http import (
     SYSTEM,
     SapHttp,
@@ -95,7 +96,7 @@ def _posting_date(day: date | None) -> str:
     return format_date(day) if day is not None else _today()
 
 
-class SapODataConnector:
+class SapODataConnector(CommandDispatch):
     """`ErpConnector` and `OrderSource` for S/4HANA (OData v2). Use as an async context manager."""
 
     def __init__(
@@ -151,12 +152,7 @@ class SapODataConnector:
             )
         except BusinessRejection as err:
             if err.code == NOT_FOUND:
-                raise BusinessRejection(
-                    f"Order {normalize_order_number(number)} does not exist in SAP ({err.message})",
-                    system=SYSTEM,
-                    code=err.code,
-                    details=err.details,
-                ) from err
+                raise OrderNotFound(normalize_order_number(number), system="SAP", detail=err.message) from err
             raise
         return self._map_order(response.d or {})
 

@@ -82,12 +82,6 @@ def format_date(value: date) -> str:
     return f"/Date({int((moment - _EPOCH) / timedelta(milliseconds=1))})/"
 
 
-def format_datetime(value: datetime) -> str:
-    """aware datetime -> `/Date(ms+0000)/` (Edm.DateTimeOffset)."""
-    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return f"/Date({int((moment - _EPOCH) / timedelta(milliseconds=1))}+0000)/"
-
-
 def parse_duration(value: Any) -> time | None:
     """Edm.Time `PT08H30M00S` -> time; null/empty -> None."""
     if value in (None, ""):

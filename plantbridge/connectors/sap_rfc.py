@@ -67,6 +67,7 @@ from plantbridge.canonical.fields import Quantity, sap_order_number
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.units import to_sap
 from plantbridge.connectors.errors import BusinessRejection, ConnectorError, TransientError
+from plantbridge.connectors.ports import CommandDispatch
 from plantbridge.connectors.sap_rfc_messages import (
     SYSTEM,
     Outcome,
@@ -136,7 +137,7 @@ def _strip_zeros(value: Any) -> str:
     return text.lstrip("0") or "0"
 
 
-class SapRfcConnector:
+class SapRfcConnector(CommandDispatch):
     """ErpConnector over RFC. ``plant`` overrides the order's plant in postings when given."""
 
     def __init__(

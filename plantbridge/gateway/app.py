@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway import routes_erp, routes_odoo, routes_orders, routes_plant
-from plantbridge.gateway.deps import GatewayDeps, OrderSource, default_policy
+from plantbridge.gateway.deps import GatewayDeps, default_policy
 from plantbridge.gateway.errors import install_error_handlers
 from plantbridge.gateway.health import install_health
 from plantbridge.gateway.inbox import Intake

@@ -5,27 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
-from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.policy import PlantPolicy
+from plantbridge.connectors.ports import OrderSource
 from plantbridge.store.db import Database
 
 if TYPE_CHECKING:
     from plantbridge.gateway.uns import OrderStates
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
-
-
-class OrderSource(Protocol):
-    """Reads a released order back from the ERP (in production: the SAP OData connector).
-
-    Raises LookupError when the ERP does not know the order.
-    """
-
-    async def read_order(self, number: str) -> ProductionOrder: ...
 
 
 def default_policy(_plant: str) -> PlantPolicy:

@@ -11,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from plantbridge.canonical.fields import normalize_order_number
 from plantbridge.canonical.order import ProductionOrder, workflow_id
 from plantbridge.client import start_order
+from plantbridge.connectors.errors import OrderNotFound
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
@@ -79,7 +80,7 @@ class ErpIntake:
                 503, "no_order_source", "the gateway has no ERP order source configured to read the order"))
         try:
             order = await source.read_order(number)
-        except LookupError as err:
+        except OrderNotFound as err:
             return await self.intake.dead(msg_id, ApiError(404, "erp_order_not_found",
                                                            f"the ERP does not know order {number}: {err}"[:300]))
         except Exception as err:

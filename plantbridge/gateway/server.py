@@ -12,8 +12,9 @@ import uvicorn
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.client import connect
+from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway.app import create_app
-from plantbridge.gateway.deps import GatewayDeps, OrderSource
+from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.gateway.uns import OrderStates
 from plantbridge.store.db import Database

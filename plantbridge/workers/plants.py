@@ -31,7 +31,7 @@ def load_plant(path: Path) -> PlantConfig:
     if not isinstance(data, dict):
         raise PlantConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return PlantConfig.model_validate(data)
+        cfg = PlantConfig.model_validate(data)
     except ValidationError as err:
         lines = []
         for e in err.errors():
@@ -40,6 +40,11 @@ def load_plant(path: Path) -> PlantConfig:
             shown = "" if isinstance(value, dict) else f" (value: {value!r})"
             lines.append(f"{path}: {loc}: {e['msg']}{shown}")
         raise PlantConfigError("\n".join(lines)) from None
+    if "kind" not in cfg.erp.model_fields_set:
+        # No silent fall-back onto the reference systems: a plant on them says so.
+        raise PlantConfigError(f"{path}: erp.kind: required: sap_odata, sap_rfc, odoo or reference "
+                               "(`erp: {kind: reference}` for the reference systems)")
+    return cfg
 
 
 def load_plants(directory: Path) -> dict[str, PlantConfig]:

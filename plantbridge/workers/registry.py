@@ -1,14 +1,33 @@
-"""Builds each plant's connectors from its configuration (the per-plant choice of ERP and systems)."""
+"""Builds each plant's connectors from its configuration (the per-plant choice of ERP and systems).
+
+Only plants with a plant file have systems: a worker without plant files refuses to start, and a
+step for a plant without a file fails (and, retried a few times, opens a supervisor exception)
+instead of silently posting to the reference systems. A plant on the reference systems says
+`erp: {kind: reference}` in its file.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from plantbridge.canonical.plant_config import ErpConfig, PlantConfig
-from plantbridge.connectors.ports import ErpConnector, MesConnector, Notifier, OrderSource, QmsConnector, WmsConnector
-from plantbridge.connectors.reference import ReferenceStore, ReferenceSystems
+from plantbridge.connectors.odoo import OdooConnector
+from plantbridge.connectors.odoo_rpc import OdooRpc
+from plantbridge.connectors.ports import (
+    ErpConnector,
+    ErpPort,
+    MesConnector,
+    MesPort,
+    NotifyPort,
+    OrderSource,
+    PlantSystems,
+    QmsConnector,
+    QmsPort,
+    WmsConnector,
+    WmsPort,
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -24,16 +43,22 @@ def secret(env: str | None, what: str) -> str:
     return value
 
 
+class ReferenceSource(Protocol):
+    """A store of reference systems: the SQLite one (dev stack) or the in-memory one (tests)."""
+
+    def systems(self) -> PlantSystems: ...
+
+
 @dataclass
 class Systems:
-    erp: ErpConnector
-    mes: MesConnector
-    qms: QmsConnector
-    wms: WmsConnector
-    notify: Notifier
+    erp: ErpPort
+    mes: MesPort
+    qms: QmsPort
+    wms: WmsPort
+    notify: NotifyPort
 
 
-def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
+def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> ErpPort:
     if cfg.kind == "reference":
         return reference.erp
     if cfg.kind == "sap_odata":
@@ -42,10 +67,11 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
         assert cfg.url is not None and cfg.user is not None
         ud: dict[str, tuple[str, str, str]] | None = {
             str(k): (v.code_group, v.code, str(v.valuation)) for k, v in cfg.usage_decisions.items()} or None
-        return SapODataConnector(cfg.url, user=cfg.user, password=secret(cfg.password_env, f"plant {plant} erp"),
-                                 client=cfg.client, timeout=cfg.timeout_s, plant=plant, ud_codes=ud,
-                                 notification_type=cfg.notification_type,
-                                 overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct)
+        odata: ErpConnector = SapODataConnector(
+            cfg.url, user=cfg.user, password=secret(cfg.password_env, f"plant {plant} erp"), client=cfg.client,
+            timeout=cfg.timeout_s, plant=plant, ud_codes=ud, notification_type=cfg.notification_type,
+            overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct)
+        return odata
     if cfg.kind == "sap_rfc":
         from plantbridge.connectors.sap_rfc import SapRfcConnector
 
@@ -53,7 +79,8 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
         if cfg.password_env:
             params["passwd"] = secret(cfg.password_env, f"plant {plant} erp rfc")
         try:
-            return SapRfcConnector.from_params(plant=plant, **params)
+            rfc: ErpConnector = SapRfcConnector.from_params(plant=plant, **params)
+            return rfc
         except RuntimeError as err:  # pyrfc / SAP's SDK missing on this machine
             raise ConfigurationError(f"plant {plant}: {err}") from err
     if cfg.kind == "odoo":
@@ -61,9 +88,7 @@ def build_erp(plant: str, cfg: ErpConfig, reference: ReferenceSystems) -> Any:
     raise ConfigurationError(f"plant {plant}: erp kind {cfg.kind} has no connector in this release")
 
 
-def odoo_connector(plant: str, cfg: ErpConfig, units: dict[str, str] | None = None) -> Any:
-    from plantbridge.connectors.odoo import OdooConnector
-    from plantbridge.connectors.odoo_rpc import OdooRpc
+def odoo_connector(plant: str, cfg: ErpConfig, units: dict[str, str] | None = None) -> OdooConnector:
 
     assert cfg.url is not None and cfg.database is not None and cfg.login is not None
     api = cfg.api or ("json2" if cfg.version == "19.0" else "jsonrpc")
@@ -73,11 +98,18 @@ def odoo_connector(plant: str, cfg: ErpConfig, units: dict[str, str] | None = No
 
 
 class ConfiguredRegistry:
-    """Plants with a file get their configured systems; any other plant the reference systems."""
+    """Plants with a file get their configured systems; a plant without one is an error.
 
-    def __init__(self, plants: dict[str, PlantConfig], reference: ReferenceStore) -> None:
+    `reference` stands behind every `kind: reference` system and the notifier.
+    """
+
+    def __init__(self, plants: dict[str, PlantConfig], reference: ReferenceSource) -> None:
+        if not plants:
+            raise ConfigurationError(
+                "no plant files: name a folder of plant files (PLANTBRIDGE_PLANTS_DIR / --plants-dir), one per "
+                "plant; a plant on the reference systems says `erp: {kind: reference}`")
         self.plants = plants
-        self.reference = ReferenceSystems(reference)
+        self.reference = reference.systems()
         self._systems: dict[str, Systems] = {}
         for code, cfg in plants.items():
             try:
@@ -87,27 +119,34 @@ class ConfiguredRegistry:
 
     def _build(self, plant: str, cfg: PlantConfig) -> Systems:
         ref = self.reference
-        mes: Any = ref.mes
-        qms: Any = ref.qms
-        wms: Any = ref.wms
+        mes: MesPort = ref.mes
+        qms: QmsPort = ref.qms
+        wms: WmsPort = ref.wms
         if cfg.mes.kind == "rest":
             from plantbridge.connectors.mes_rest import MesRestConnector
 
-            mes = MesRestConnector.from_plant(cfg)
+            mes_rest: MesConnector = MesRestConnector.from_plant(cfg)
+            mes = mes_rest
         if cfg.qms.kind == "rest":
             from plantbridge.connectors.qms_rest import QmsRestConnector
 
-            qms = QmsRestConnector.from_plant(cfg)
+            qms_rest: QmsConnector = QmsRestConnector.from_plant(cfg)
+            qms = qms_rest
         if cfg.wms.kind == "rest":
             from plantbridge.connectors.wms_rest import WmsRestConnector
 
-            wms = WmsRestConnector.from_plant(cfg)
+            wms_rest: WmsConnector = WmsRestConnector.from_plant(cfg)
+            wms = wms_rest
         odoo = cfg.erp.kind == "odoo"
         erp = odoo_connector(plant, cfg.erp, cfg.xref.units) if odoo else build_erp(plant, cfg.erp, ref)
         return Systems(erp=erp, mes=mes, qms=qms, wms=wms, notify=ref.notify)
 
-    def for_plant(self, plant: str) -> Systems | ReferenceSystems:
-        return self._systems.get(plant, self.reference)
+    def for_plant(self, plant: str) -> Systems:
+        try:
+            return self._systems[plant]
+        except KeyError:
+            raise ConfigurationError(
+                f"plant {plant} has no plant file (configured: {', '.join(sorted(self._systems))})") from None
 
     async def aclose(self) -> None:
         for systems in self._systems.values():

@@ -15,14 +15,14 @@ class Settings(BaseModel):
     task_queue: str = "plantbridge-orders"
     # The store (ledger, audit): any SQLAlchemy async URL; SQLite file by default.
     store_url: str = "sqlite+aiosqlite:///.plantbridge/plantbridge.db"
-    # The reference systems' records (used for plants without a configured ERP/MES/QMS/WMS).
+    # The reference systems' records (systems a plant file names `kind: reference`, and the notifier).
     reference_url: str = "sqlite+aiosqlite:///.plantbridge/reference-systems.db"
     max_concurrent_activities: int = Field(default=100, ge=1)
     # Sagas kept in the worker's memory between events (each holds its own sandbox). Beyond this,
     # an order's next event replays its (short) history first: memory stays bounded with thousands
     # of open orders, at some CPU per evicted order's next event.
     max_cached_workflows: int = Field(default=400, ge=10)
-    # One file per plant (YAML or TOML); plants without a file use the reference systems.
+    # One file per plant (YAML or TOML); required: a plant without a file has no systems.
     plants_dir: Path | None = None
     # Retention of the store's audit and inbox rows (`audit-archive`), see canonical/batch_config.py.
     audit_retention: timedelta = timedelta(days=90)

@@ -60,7 +60,7 @@ def build_worker(
 
 
 async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None = None) -> None:
-    """Run until SIGTERM/SIGINT; plants without configured systems use the reference systems."""
+    """Run until SIGTERM/SIGINT. Without a registry, the plant files make one (none: a configuration error)."""
     async with AsyncExitStack() as stack:
         db = await Database(settings.store_url).init()
         stack.push_async_callback(db.close)
@@ -71,7 +71,7 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
             configured = ConfiguredRegistry(plants, store)
             stack.push_async_callback(configured.aclose)
             registry = configured
-            log.info("plants configured: %s", ", ".join(sorted(plants)) or "none (reference systems)")
+            log.info("plants configured: %s", ", ".join(sorted(plants)))
         setup_tracing("plantbridge-worker")
         client = await connect(settings.temporal_address, settings.namespace)
         if metrics_runtime() is not None:

@@ -550,6 +550,7 @@ class ProductionOrderWorkflow:
                     order=s.order,
                     command=step.command,
                     event_at=step.event_at,
+                    unexpected_error_attempts=s.policy.unexpected_error_attempts,
                 ),
                 result_type=c.StepResult,
                 start_to_close_timeout=s.policy.activity_timeout,

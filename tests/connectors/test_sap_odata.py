@@ -26,7 +26,7 @@ from plantbridge.canonical.commands import (
 from plantbridge.canonical.events import ActivityTimes
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import ProductionOrder
-from plantbridge.connectors.errors import BusinessRejection, TransientError
+from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
 from plantbridge.connectors.sap_odata import CONF, MATDOC, PM, PROD, SapODataConnector
 from plantbridge.connectors.sap_odata_http import (
     format_date,
@@ -171,10 +171,12 @@ async def test_read_order_maps_operations_components_units(erp: SapODataConnecto
     assert (await erp.release_order(number)).replayed
 
 
-async def test_read_unknown_order_is_rejected(erp: SapODataConnector, admin: Admin) -> None:
-    with pytest.raises(BusinessRejection) as err:
+async def test_read_unknown_order_is_not_found(erp: SapODataConnector, admin: Admin) -> None:
+    """SAP's "resource not found" is the one not-found error of every OrderSource (the gateway: 404)."""
+    with pytest.raises(OrderNotFound) as err:
         await erp.read_order("999999")
-    assert err.value.code == "/IWBEP/CM_MGW_RT/020" and "Order 999999 does not exist" in err.value.message
+    assert isinstance(err.value, LookupError) and err.value.number == "999999"
+    assert "order 999999 does not exist in SAP" in str(err.value) and "/IWBEP/CM_MGW_RT/020" not in str(err.value)
 
 
 # --- the posting path --------------------------------------------------------------------------

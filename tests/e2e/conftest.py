@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from plantbridge.canonical.plant_config import ErpConfig, PlantConfig
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.store import Database
 from plantbridge.workers.registry import ConfiguredRegistry
@@ -46,7 +46,7 @@ def sap_plant(sap: SimulatorServer, **erp: Any) -> PlantConfig:
 
 
 @pytest.fixture(scope="session")
-async def sap_worker(client: Client, sap: SimulatorServer, reference: ReferenceStore,
+async def sap_worker(client: Client, sap: SimulatorServer, reference: MemoryStore,
                      db: Database) -> AsyncIterator[Worker]:
     registry = ConfiguredRegistry({SAP_PLANT: sap_plant(sap)}, reference)
     worker = build_worker(client, SAP_QUEUE, registry, db)

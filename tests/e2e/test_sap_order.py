@@ -99,7 +99,7 @@ def _worker(server: DevServer, db: Database, reference_url: str, plant_dir: Path
 
 
 async def test_same_run_with_faults_and_a_worker_restart(
-    client: Client, sap: SimulatorServer, temporal_server: DevServer, db: Database, reference: Any,
+    client: Client, sap: SimulatorServer, temporal_server: DevServer, db: Database, sqlite_reference: Any,
     plant_dir: Path, tmp_path: Path, sap_reader: SapODataConnector,
 ) -> None:
     number = create_sap_order(sap)
@@ -107,14 +107,14 @@ async def test_same_run_with_faults_and_a_worker_restart(
     admin(sap, "PUT", "faults", {"error_503_ratio": 0.1, "hang_ratio": 0.1, "hang_seconds": 3,
                                  "after_commit_ratio": 0.1, "seed": 11})
     log = tmp_path / "worker.log"
-    first = _worker(temporal_server, db, reference.url, plant_dir, log)
+    first = _worker(temporal_server, db, sqlite_reference.url, plant_dir, log)
     try:
         handle = await start_order(client, order, policy(task_queue="sap-chaos"))
         sender = asyncio.create_task(run_order(client, order, ack_wait=timedelta(seconds=90)))
         await eventually(lambda: _some_confirmed(sap, number), timeout=60)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        second = _worker(temporal_server, db, reference.url, plant_dir, log)
+        second = _worker(temporal_server, db, sqlite_reference.url, plant_dir, log)
         try:
             await asyncio.wait_for(sender, 120)
             result = await asyncio.wait_for(handle.result(), 120)

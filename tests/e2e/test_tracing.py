@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from plantbridge.client import connect, start_order
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
@@ -39,7 +39,7 @@ async def traced_client(temporal_server: DevServer, tmp_path_factory: pytest.Tem
 
 
 async def test_one_trace_from_gateway_to_sap_call(
-    traced_client: tuple[Client, Path], sap: SimulatorServer, reference: ReferenceStore, db: Database,
+    traced_client: tuple[Client, Path], sap: SimulatorServer, reference: MemoryStore, db: Database,
     sap_reader: SapODataConnector,
 ) -> None:
     client, trace_file = traced_client

@@ -32,7 +32,7 @@ from temporalio.client import Client
 
 from plantbridge.canonical import SupervisorAction
 from plantbridge.canonical.commands import StepKind, external_key
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import Database
 from tests.support.plant_stack import (
     CODES,
@@ -50,7 +50,7 @@ from tests.support.polling import eventually
 
 
 @pytest.fixture(scope="module")
-async def uc(client: Client, db: Database, reference: ReferenceStore,
+async def uc(client: Client, db: Database, reference: MemoryStore,
              tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PlantStack]:
     async with plant_stack(client, db, reference, tmp_path_factory.mktemp("use-cases")) as stack:
         yield stack

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from plantbridge.canonical import PlantPolicy, ProductionOrder
+from plantbridge.connectors.memory import MemoryErp, MemoryStore
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.inbox import Intake
@@ -23,28 +24,12 @@ from tests.support import eventually as eventually  # the gateway tests import i
 from tests.support import serve_app
 
 
-class DictOrderSource:
-    """Stands in for the SAP OData connector: orders as the ERP has them."""
-
-    def __init__(self) -> None:
-        self.orders: dict[str, ProductionOrder] = {}
-
-    def put(self, order: ProductionOrder) -> None:
-        self.orders[order.number] = order
-
-    async def read_order(self, number: str) -> ProductionOrder:
-        try:
-            return self.orders[number]
-        except KeyError:
-            raise LookupError(number) from None
-
-
 @dataclass
 class Gateway:
     url: str
     app: FastAPI
     deps: GatewayDeps
-    source: DictOrderSource
+    source: MemoryErp  # the ERP's orders, read back on a release event (as the SAP connector does)
     keys: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
 
@@ -74,7 +59,7 @@ KEYS = {
 
 @pytest.fixture(scope="session")
 async def gateway(client: Client, db: Database, worker: object) -> AsyncIterator[Gateway]:
-    source = DictOrderSource()
+    source = MemoryStore().systems().erp
     deps = GatewayDeps(client=client, db=db, policy_for=gateway_policy, order_source=source,
                        ack_wait=timedelta(seconds=5), redrive_on_startup=False)
     app = create_app(deps)

@@ -14,7 +14,7 @@ import httpx
 from temporalio.client import Client
 
 from plantbridge.client import order_summary, start_order
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import ApiKeys, Database, Inbox, sqlite_url
 from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import TASK_QUEUE, fast_policy, new_order, qty
@@ -44,7 +44,7 @@ async def wait_ready(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> 
 
 
 async def test_sigkill_mid_stream_loses_and_doubles_nothing(
-    client: Client, worker: object, reference: ReferenceStore, temporal_server: DevServer, tmp_path: Path,
+    client: Client, worker: object, reference: MemoryStore, temporal_server: DevServer, tmp_path: Path,
 ) -> None:
     store_url = sqlite_url(tmp_path / "gateway.db")
     db = await Database(store_url).init()

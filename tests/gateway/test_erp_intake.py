@@ -67,7 +67,12 @@ async def test_event_for_planned_saga_waits_and_erp_errors(gateway: Gateway, htt
     await eventually(lambda: _accepted(client, order.plant, order.number, 1))
 
     h = gateway.auth("erp1000")
-    assert (await http.post("/v1/erp/sap/events", json=cloud_event("99999999"), headers=h)).status_code == 404
+    # An order the ERP does not know (OrderNotFound from the order source): 404, kept as a dead letter.
+    r = await http.post("/v1/erp/sap/events", json=cloud_event("99999999"), headers=h)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "erp_order_not_found"
+    assert "order 99999999 does not exist" in r.json()["error"]["message"]
+    dead = await gateway.intake.inbox.get(int(r.headers["X-Inbox-Id"]))
+    assert dead is not None and dead.status == "dead" and b"99999999" in dead.body
     bad = cloud_event(order.number)
     bad["data"] = {}
     r = await http.post("/v1/erp/sap/events", json=bad, headers=h)

@@ -9,7 +9,7 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from plantbridge.client import order_summary, start_order
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail, Database
 from plantbridge.workers.supervisor_cli import exceptions_app, keys_app, orders_app
 from tests.conftest import fast_policy, new_order, qty
@@ -52,7 +52,7 @@ async def test_order_read_auth_and_plants(gateway: Gateway, http: httpx.AsyncCli
 
 
 async def _open_exception(gateway: Gateway, http: httpx.AsyncClient, client: Client,
-                          reference: ReferenceStore) -> tuple[str, dict[str, object]]:
+                          reference: MemoryStore) -> tuple[str, dict[str, object]]:
     order = new_order()
     await reference.add_rule("erp", "confirm_operation", order=order.number, code="RU/505",
                              message="Posting period 011/2026 is not open for company code 1000")
@@ -73,7 +73,7 @@ async def _open_exception(gateway: Gateway, http: httpx.AsyncClient, client: Cli
 
 
 async def test_resolve_through_api_and_cli_is_audited(
-    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: ReferenceStore, db: Database,
+    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: MemoryStore, db: Database,
     temporal_server: object,
 ) -> None:
     sup = gateway.auth("sup1000")

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from plantbridge.canonical.commands import external_key
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.policy import PlantPolicy
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
@@ -105,7 +105,7 @@ def is_order(row: dict[str, Any], number: str) -> bool:
 @dataclass
 class PlantStack:
     client: Client
-    reference: ReferenceStore
+    reference: MemoryStore
     sap: SimulatorServer
     mes: dict[str, str]
     qms: str
@@ -279,7 +279,7 @@ def conf_key(plant: str, number: str, event_id: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def plant_stack(client: Client, db: Database, reference: ReferenceStore, base: Path) -> AsyncIterator[PlantStack]:
+async def plant_stack(client: Client, db: Database, reference: MemoryStore, base: Path) -> AsyncIterator[PlantStack]:
     """The use cases' stack (see tests/e2e/test_use_cases.py), running until the block ends."""
     async with contextlib.AsyncExitStack() as stack:
         env = stack.enter_context(pytest.MonkeyPatch.context())
