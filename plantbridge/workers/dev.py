@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from plantbridge import contract
 from plantbridge.workers.stack import Ports, Stack, StackError
 
 
@@ -26,7 +27,7 @@ def urls_table(stack: Stack) -> Table:
     u = stack.urls
     where = {"temporal": u.temporal, "sap": f"{u.sap}/sap/opu/odata/sap/", "mes": f"{u.mes}/api/v2",
              "qms": u.qms, "wms": u.wms, "machines": f"{u.opcua} (control {u.machines})", "worker": "task queue "
-             "plantbridge-orders", "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway"}
+             + contract.TASK_QUEUE, "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway"}
     for s in stack.services:
         state = "[green]up[/]" if s.healthy and s.alive() else ("[yellow]running[/]" if s.alive() else "[red]down[/]")
         table.add_row(s.name, where.get(s.name, s.url or ""), str(s.pid or ""), state)

@@ -32,6 +32,7 @@ import httpx
 import yaml
 from sqlalchemy import delete
 
+from plantbridge import contract
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
 from plantbridge.workers.temporal_server import DevServer
@@ -41,7 +42,7 @@ DEV_FILE = "dev.json"
 DEV_PLANTS = ("1000", "2000")
 PLANTS_DIR = Path(__file__).resolve().parents[2] / "plants" / "dev"
 EDGE_FILE_PREFIX = "edge-"
-TASK_QUEUE = "plantbridge-orders"
+TASK_QUEUE = contract.TASK_QUEUE
 
 # Secrets the plant files name; `plantbridge dev` sets them for its children (dev values only).
 SAP_USER = "PLANTBRIDGE"

@@ -133,7 +133,7 @@ class ProductionOrderWorkflow:
                 break
             if self._finished():
                 s.posted_at = workflow.now()
-                self.logic.set_state(OrderState.POSTED, workflow.now(), "every posting done")
+                self.logic.transition(OrderState.POSTED, workflow.now(), "every posting done")
                 self.logic.audit("posted", "plantbridge", "order_posted", postings=len(s.postings))
                 self._publish()
                 break
@@ -400,7 +400,7 @@ class ProductionOrderWorkflow:
             await self._run_step(step)
         posted = len(s.postings)
         s.cancelled_at = workflow.now()
-        self.logic.set_state(OrderState.CANCELLED, workflow.now(), f"cancelled by {action.by}")
+        self.logic.transition(OrderState.CANCELLED, workflow.now(), f"cancelled by {action.by}")
         if posted:
             self.logic.alert(
                 workflow.now(),
