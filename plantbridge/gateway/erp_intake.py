@@ -16,6 +16,7 @@ from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
 from plantbridge.gateway.idoc_loipro import IdocError, parse_loipro
 from plantbridge.gateway.inbox import Intake, Outcome
+from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 log = logging.getLogger("plantbridge.gateway")
 
@@ -132,7 +133,7 @@ class ErpIntake:
         else:
             # A saga started in `planned` is released with the order as the ERP has it now; a
             # released saga ignores the signal.
-            await handle.signal("order_released", order)
+            await handle.signal(ProductionOrderWorkflow.order_released, order)
             status = "released"
         delivered = await self.intake.deliver_waiting(order.plant, order.number)
         return {**base, "status": status, "delivered_waiting": delivered, "reason": None}
