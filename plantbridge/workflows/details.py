@@ -35,7 +35,7 @@ def static_details(order: ProductionOrder) -> str:
         f"{order.material} {order.description} — {order.quantity.quantity} {order.quantity.uom}",
         "",
         "| op | work center | planned |",
-        "|---|---|---|",
+        "| --- | --- | --- |",
     ]
     lines += [
         f"| {op.number} | {op.work_center} | {op.planned_qty.quantity} {op.planned_qty.uom} |"
@@ -77,7 +77,7 @@ def current_details(s: SagaState) -> str:
             '(`action`: `retry`, `skip`, or `override` with `"document"`)',
             "",
         ]
-    lines += ["| op | work center | planned | yield | scrap | final |", "|---|---|---|---|---|---|"]
+    lines += ["| op | work center | planned | yield | scrap | final |", "| --- | --- | --- | --- | --- | --- |"]
     for op in s.operations.values():
         lines.append(
             f"| {op.number} | {op.work_center} | {op.planned} {op.uom} | {op.yield_total} | "
