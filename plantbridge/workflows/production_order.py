@@ -82,7 +82,7 @@ class ProductionOrderWorkflow(SlaTimers):
         self._restart_watchers()
         self._publish()
 
-        if s.state is OrderState.PLANNED:  # `_init` released an order that came released
+        if s.state is OrderState.PLANNED:  # not released yet (`_init` releases one that came released)
             await workflow.wait_condition(lambda: self.s.state is not OrderState.PLANNED or self._cancel is not None)
 
         while True:
