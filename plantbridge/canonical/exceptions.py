@@ -21,7 +21,9 @@ class OrderException(BaseModel):
     step_kind: str
     system: str
     event_id: str | None = None
-    category: Literal["business_rejection", "sla", "compensation"] = "business_rejection"
+    # `unexpected_error`: the step failed with neither a transient error nor a business rejection
+    # (a bug or an unknown answer), parked after its bounded attempts like a rejection.
+    category: Literal["business_rejection", "unexpected_error", "sla", "compensation"] = "business_rejection"
     message: str
     erp_code: str | None = None
     details: list[str] = Field(default_factory=list)

@@ -33,7 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows import patches
     from plantbridge.workflows import search_attributes as sa
     from plantbridge.workflows.step_calls import (
+        Category,
         apply_resolution,
+        failure_category,
         failure_info,
         open_exception,
         refusal,
@@ -170,7 +172,8 @@ class MaintenanceRequestWorkflow:
                 step.status, step.message = "rejected", failure[0]
                 self.state.status = "waiting_for_decision"
                 self._decision = None
-                exc = self._open(step, kind, failure) if workflow.patched(patches.MAINTENANCE_EXCEPTIONS) else None
+                patched = workflow.patched(patches.MAINTENANCE_EXCEPTIONS)
+                exc = self._open(step, kind, failure, failure_category(err)) if patched else None
                 self._details()
                 await self._alert(
                     1,
@@ -205,7 +208,11 @@ class MaintenanceRequestWorkflow:
                     return
 
     def _open(
-        self, step: MaintenanceStep, kind: c.StepKind, failure: tuple[str, str | None, list[str]]
+        self,
+        step: MaintenanceStep,
+        kind: c.StepKind,
+        failure: tuple[str, str | None, list[str]],
+        category: Category,
     ) -> OrderException:
         existing = next((e for e in self.state.exceptions if e.id == step.exception_id), None)
         exc = open_exception(
@@ -217,6 +224,7 @@ class MaintenanceRequestWorkflow:
             event_id=self.state.request.request_id,
             failure=failure,
             now=workflow.now(),
+            category=category,
         )
         step.exception_id = exc.id
         return exc

@@ -15,7 +15,7 @@ from plantbridge import contract
 from plantbridge.canonical.exceptions import ExceptionResolution, OrderException
 from plantbridge.canonical.policy import PlantPolicy
 
-Category = Literal["business_rejection", "sla", "compensation"]
+Category = Literal["business_rejection", "unexpected_error", "sla", "compensation"]
 RESOLVED_STATUS = {"retry": "retrying", "skip": "skipped", "override": "overridden"}
 
 
@@ -40,6 +40,16 @@ def failure_info(err: ActivityError) -> tuple[str, str | None, list[str]]:
             code = info.get("code")
             details = [str(d) for d in info.get("details") or []]
     return message, code, details
+
+
+def failure_category(err: ActivityError, *, compensation: bool = False) -> Category:
+    """How a parked step is filed: a compensation, an unexpected error, or a business rejection."""
+    if compensation:
+        return "compensation"
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == contract.UNEXPECTED_ERROR:
+        return "unexpected_error"
+    return "business_rejection"
 
 
 def open_exception(

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows.details import publish
     from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
-    from plantbridge.workflows.step_calls import failure_info, open_exception, step_retry_policy
+    from plantbridge.workflows.step_calls import failure_category, failure_info, open_exception, step_retry_policy
 
 LANES = ("erp", "mes", "qms", "wms", "notify")
 
@@ -178,7 +178,7 @@ class StepEngine:
             event_id=step.event_id,
             failure=failure,
             now=now,
-            category="compensation" if step.compensation else "business_rejection",
+            category=failure_category(err, compensation=step.compensation),
         )
         step.exception_id = exc.id
         step.status = "parked"
