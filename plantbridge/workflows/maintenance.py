@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         refusal,
         step_retry_policy,
     )
+    from plantbridge.workflows.timers import escalate_until
 
 
 class MaintenanceInput(BaseModel):
@@ -121,15 +122,12 @@ class MaintenanceRequestWorkflow:
             f"maintenance on {inp.equipment} (priority {inp.priority}) for order "
             f"{inp.order.number}: {inp.description[:200]}",
         )
-        for level in (1, 2):
-            try:
-                await workflow.wait_condition(lambda: self._completion is not None, timeout=inp.policy.maintenance_sla)
-                break
-            except TimeoutError:
-                await self._alert(
-                    level + 1,
-                    f"maintenance on {inp.equipment} still open after {inp.policy.maintenance_sla * level} (SLA)",
-                )
+        sla = inp.policy.maintenance_sla
+
+        async def overdue(level: int) -> None:
+            await self._alert(level + 1, f"maintenance on {inp.equipment} still open after {sla * level} (SLA)")
+
+        await escalate_until(lambda: self._completion is not None, sla, sla, overdue)
         await workflow.wait_condition(lambda: self._completion is not None)
         done = self._completion
         assert done is not None

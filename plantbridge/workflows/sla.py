@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.states import END_STATES, OrderState
     from plantbridge.workflows import patches
     from plantbridge.workflows.steps import StepEngine
+    from plantbridge.workflows.timers import escalate_until
 
 
 class SlaTimers(StepEngine):
@@ -73,18 +74,13 @@ class SlaTimers(StepEngine):
         self, topic: str, since: datetime, first: timedelta, done: Callable[[], bool], text: str
     ) -> None:
         """Alert when `done()` is still false `first` after `since`, escalate `escalate_after` later."""
-        deadline = since + first
-        for level in (1, 2):
-            remaining = max(deadline - workflow.now(), timedelta(seconds=1))
-            try:
-                await workflow.wait_condition(done, timeout=remaining)
-                return
-            except TimeoutError:
-                pass
+
+        async def alert(level: int) -> None:
             self._sla_alert(
                 topic, level, f"{text} (open since {since:%Y-%m-%d %H:%M:%S} UTC)", contract.time_key(since)
             )
-            deadline = workflow.now() + self.s.policy.escalate_after
+
+        await escalate_until(done, first, self.s.policy.escalate_after, alert, since=since)
 
     def _sla_alert(self, topic: str, level: int, text: str, key: str) -> None:
         now = workflow.now()
