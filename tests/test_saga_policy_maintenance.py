@@ -210,3 +210,27 @@ async def test_maintenance_child_still_takes_decisions_without_arguments(
     await eventually(skipped)
     [exc] = (await child.query(MaintenanceRequestWorkflow.summary)).exceptions
     assert exc.status == "skipped" and exc.resolved_by == "maintenance"
+
+
+async def test_maintenance_child_escalates_when_its_sla_passes(client: Client, worker: object) -> None:
+    """Alert at the request, again when `maintenance_sla` passes, and once more after another period."""
+    order = new_order(components=False)
+    await start_order(client, order, fast_policy(maintenance_sla=timedelta(seconds=1)))
+    await submit_event(client, event(order, "maintenance_requested", equipment="FAN-1", priority=3,
+                                     description="belt slipping"))
+
+    async def child_id() -> str | None:
+        summary = await order_summary(client, order.plant, order.number)
+        started = [m for m in summary.maintenance if m.status == "started"]
+        return started[0].workflow_id if started else None
+
+    await eventually(child_id)
+    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+
+    async def escalated() -> bool:
+        return (await child.query(MaintenanceRequestWorkflow.summary)).alerts == 3
+
+    await eventually(escalated)
+    await child.signal(MaintenanceRequestWorkflow.complete_maintenance, SupervisorAction(by="tech.lee"))
+    done = await asyncio.wait_for(child.result(), 20)
+    assert done.status == "completed" and done.alerts == 3
