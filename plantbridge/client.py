@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
@@ -17,6 +18,7 @@ from temporalio.client import (
     Interceptor,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
@@ -31,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from plantbridge import contract
 from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
 from plantbridge.canonical.events import PlantEvent
 from plantbridge.canonical.exceptions import ExceptionResolution, SupervisorAction
@@ -38,9 +41,10 @@ from plantbridge.canonical.order import ProductionOrder, workflow_id
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.canonical.saga import OrderStatusView, SagaInput, SagaState
 from plantbridge.workflows import search_attributes as sa
+from plantbridge.workflows.details import static_details, static_summary
+from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
-WORKFLOW_TYPE = "ProductionOrder"
-ORDERS_TASK_QUEUE = "plantbridge-orders"
+WORKFLOW_TYPE = contract.PRODUCTION_ORDER_WORKFLOW
 
 
 class OrderNotFound(LookupError):
@@ -87,19 +91,21 @@ async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *
 
 async def start_order(
     client: Client, order: ProductionOrder, policy: PlantPolicy | None = None, *, task_queue: str | None = None
-) -> WorkflowHandle[object, SagaState]:
+) -> WorkflowHandle[ProductionOrderWorkflow, SagaState]:
     """Start the order's saga; a second start for the same order returns the running one."""
     policy = policy or PlantPolicy()
     return await client.start_workflow(
-        WORKFLOW_TYPE,
+        ProductionOrderWorkflow.run,
         SagaInput(order=order, policy=policy),
         id=workflow_id(order.plant, order.number),
         task_queue=task_queue or policy.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A finished order is never started again by a late or repeated release message.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        result_type=SagaState,
         search_attributes=sa_initial(order),
+        # What the Temporal UI's workflow list and page show of the order without opening it.
+        static_summary=static_summary(order),
+        static_details=static_details(order),
     )
 
 
@@ -117,8 +123,8 @@ def sa_initial(order: ProductionOrder) -> TypedSearchAttributes:
     )
 
 
-def order_handle(client: Client, plant: str, order: str) -> WorkflowHandle[object, SagaState]:
-    return client.get_workflow_handle(workflow_id(plant, order), result_type=SagaState)
+def order_handle(client: Client, plant: str, order: str) -> WorkflowHandle[ProductionOrderWorkflow, SagaState]:
+    return client.get_workflow_handle_for(ProductionOrderWorkflow.run, workflow_id(plant, order))
 
 
 async def submit_event(
@@ -132,15 +138,17 @@ async def submit_event(
     it in that time (unreachable, frozen, no worker, or over a per-workflow limit): the caller keeps the
     event and delivers it later. Without it, waits until Temporal takes the event.
     """
-    handle = client.get_workflow_handle(to_workflow or workflow_id(event.plant, event.order))
+    handle = client.get_workflow_handle_for(
+        ProductionOrderWorkflow.run, to_workflow or workflow_id(event.plant, event.order)
+    )
     try:
         # Bounded as a whole: the SDK retries some refusals (e.g. RESOURCE_EXHAUSTED) on its own.
-        update = await asyncio.wait_for(
+        # The SDK types an async update's handle as returning a coroutine; its result is the Acknowledgement.
+        update: WorkflowUpdateHandle[Any] = await asyncio.wait_for(
             handle.start_update(
-                "submit_event",
+                ProductionOrderWorkflow.submit_event,
                 event,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                result_type=Acknowledgement,
                 rpc_timeout=rpc_timeout,
             ),
             rpc_timeout.total_seconds() if rpc_timeout is not None else None,
@@ -174,37 +182,37 @@ def _refusal(event: PlantEvent, err: WorkflowUpdateFailedError) -> Acknowledgeme
     """The saga's validator refused the event: a duplicate, or a rejection with its reason."""
     cause = err.cause
     if isinstance(cause, ApplicationError):
-        if cause.type == "DuplicateEvent":
+        if cause.type == contract.DUPLICATE_EVENT:
             return Acknowledgement(event_id=event.event_id, status="duplicate", reason=cause.message)
-        if cause.type == "SagaBusy":
+        if cause.type == contract.SAGA_BUSY:
             raise SagaBusy(cause.message) from err
         return Acknowledgement(event_id=event.event_id, status="rejected", reason=cause.message)
     return Acknowledgement(event_id=event.event_id, status="rejected", reason=str(cause or err))
 
 
 async def order_state(client: Client, plant: str, order: str, *, timeout: timedelta | None = None) -> OrderStatusView:
-    view: OrderStatusView = await order_handle(client, plant, order).query(
-        "state", result_type=OrderStatusView, rpc_timeout=timeout)
+    view: OrderStatusView = await order_handle(client, plant, order).query(ProductionOrderWorkflow.state,
+                                                                           rpc_timeout=timeout)
     return view
 
 
 async def order_summary(client: Client, plant: str, order: str, *, timeout: timedelta | None = None) -> SagaState:
     """The saga's whole state (a query: it needs a worker polling the order's task queue)."""
     summary: SagaState = await order_handle(client, plant, order).query(
-        "summary", result_type=SagaState, rpc_timeout=timeout)
+        ProductionOrderWorkflow.summary, rpc_timeout=timeout)
     return summary
 
 
 async def resolve_exception(client: Client, plant: str, order: str, resolution: ExceptionResolution) -> None:
-    await order_handle(client, plant, order).signal("resolve_exception", resolution)
+    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.resolve_exception, resolution)
 
 
 async def release_hold(client: Client, plant: str, order: str, action: SupervisorAction) -> None:
-    await order_handle(client, plant, order).signal("release_hold", action)
+    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.release_hold, action)
 
 
 async def cancel_order(client: Client, plant: str, order: str, action: SupervisorAction) -> None:
-    await order_handle(client, plant, order).signal("cancel_order", action)
+    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.cancel_order, action)
 
 
 async def list_orders(client: Client, query: str) -> list[str]:

@@ -19,9 +19,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from plantbridge.canonical import ExceptionResolution, SupervisorAction
+from plantbridge.canonical.exceptions import StepDecision
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
-from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
+from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow, MaintenanceState
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
@@ -103,6 +104,34 @@ async def test_record_history_bounded_ack(client: Client, worker: object, refere
     await eventually(lambda: _done(handle), timeout=60)
     history = await handle.fetch_history()
     (HISTORIES / "production_order_bounded_ack.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_maintenance_exception(client: Client, worker: object, reference: MemoryStore) -> None:
+    """A `MaintenanceRequest` child whose ERP notification is refused, retried by name, then completed."""
+    order = new_order(components=False)
+    await reference.add_rule("erp", "maintenance_notification", order=order.number, code="IW/123", times=1,
+                             message="Equipment PUMP-9 is not installed at a functional location")
+    await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "maintenance_requested", equipment="PUMP-9", priority=3,
+                                     description="seal leaking"))
+
+    async def child() -> str | None:
+        started = [m for m in (await order_summary(client, order.plant, order.number)).maintenance if m.workflow_id]
+        return started[0].workflow_id if started else None
+
+    await eventually(child)
+    handle = client.get_workflow_handle(await child() or "", result_type=MaintenanceState)
+
+    async def waiting() -> bool:
+        return bool((await handle.query(MaintenanceRequestWorkflow.summary)).exceptions)
+
+    await eventually(waiting)
+    await handle.signal(MaintenanceRequestWorkflow.retry_step, StepDecision(by="tech.lee"))
+    await handle.signal(MaintenanceRequestWorkflow.complete_maintenance, SupervisorAction(by="tech.lee"))
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "maintenance_request_exception.json").write_text(history.to_json())
 
 
 async def _done(handle: object) -> bool:

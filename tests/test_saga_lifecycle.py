@@ -62,3 +62,13 @@ async def test_order_walks_every_state_to_posted(
     summary = await order_summary(client, order.plant, order.number)
     assert len(summary.postings) == 6
     assert [r.action for r in await audit.records(workflow_id=handle.id)] == ["order_posted"]
+
+
+async def test_order_reads_at_a_glance_in_the_temporal_ui(client: Client, worker: object) -> None:
+    """The workflow list shows a static summary; the workflow page shows the operations."""
+    order = new_order()
+    handle = await start_order(client, order, fast_policy())
+    desc = await handle.describe()
+    assert await desc.static_summary() == f"{order.number} · plant {order.plant} · FG-1000 · 100 H87 · reference"
+    details = await desc.static_details() or ""
+    assert "| op | work center | planned |" in details and "| 0010 | ASSY-01 | 100 H87 |" in details

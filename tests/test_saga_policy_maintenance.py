@@ -11,10 +11,12 @@ from decimal import Decimal
 from temporalio.client import Client
 
 from plantbridge.canonical import OrderState, SupervisorAction
+from plantbridge.canonical.exceptions import StepDecision
 from plantbridge.canonical.policy import SparePart
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
-from plantbridge.workflows.maintenance import MaintenanceState
+from plantbridge.store.audit import AuditTrail
+from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow, MaintenanceState
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
 
@@ -131,3 +133,104 @@ async def test_long_downtime_alerts_while_it_lasts_and_requests_maintenance(
     alerts = [c.payload for c in await reference.calls(system="notify", order=order.number)
               if c.payload["topic"] == "downtime"]
     assert len(alerts) == 1 and "BREAKDOWN" in alerts[0]["message"]
+
+
+async def test_maintenance_child_rejected_step_opens_an_exception_with_identity_and_audit(
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
+) -> None:
+    """The child parks a refused step like the order saga: `EXC-1`, who retried it, audited."""
+    order = new_order(components=False)
+    await reference.add_rule("erp", "maintenance_notification", order=order.number, code="IW/123", times=1,
+                             message="Equipment PUMP-9 is not installed at a functional location")
+    await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "maintenance_requested", equipment="PUMP-9", priority=3,
+                                     description="seal leaking"))
+
+    async def child_id() -> str | None:
+        summary = await order_summary(client, order.plant, order.number)
+        started = [m for m in summary.maintenance if m.status == "started"]
+        return started[0].workflow_id if started else None
+
+    await eventually(child_id)
+    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+
+    async def state() -> MaintenanceState:
+        return await child.query(MaintenanceRequestWorkflow.summary)
+
+    async def waiting() -> bool:
+        return (await state()).status == "waiting_for_decision" and bool((await state()).exceptions)
+
+    await eventually(waiting)
+    [exc] = (await state()).exceptions
+    assert exc.id == "EXC-1" and exc.status == "open" and exc.erp_code == "IW/123"
+    assert "not installed" in exc.message
+    await child.signal(MaintenanceRequestWorkflow.retry_step, StepDecision(by="tech.lee", comment="installed"))
+
+    async def retried() -> bool:
+        return (await state()).steps[0].status == "done"
+
+    await eventually(retried)
+    [exc] = (await state()).exceptions
+    assert exc.status == "resolved" and exc.resolved_by == "tech.lee" and exc.closed_at is not None
+    records = {r.action: r for r in await audit.records(workflow_id=child.id)}
+    assert records["exception_opened"].actor == "plantbridge"
+    assert records["exception_retry"].actor == "tech.lee"
+    await child.signal(MaintenanceRequestWorkflow.complete_maintenance, SupervisorAction(by="tech.lee"))
+    assert (await asyncio.wait_for(child.result(), 20)).status == "completed"
+
+
+async def test_maintenance_child_still_takes_decisions_without_arguments(
+    client: Client, worker: object, reference: MemoryStore
+) -> None:
+    """Senders of the old payload shape (`skip_step` with no argument) keep working."""
+    order = new_order(components=False)
+    await reference.add_rule("erp", "maintenance_notification", order=order.number, code="IW/124", times=5,
+                             message="Equipment PUMP-8 is locked")
+    await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "maintenance_requested", equipment="PUMP-8", priority=3,
+                                     description="noise"))
+
+    async def child_id() -> str | None:
+        summary = await order_summary(client, order.plant, order.number)
+        started = [m for m in summary.maintenance if m.status == "started"]
+        return started[0].workflow_id if started else None
+
+    await eventually(child_id)
+    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+
+    async def waiting() -> bool:
+        return (await child.query(MaintenanceRequestWorkflow.summary)).status == "waiting_for_decision"
+
+    await eventually(waiting)
+    await child.signal("skip_step")  # the old shape: no argument
+
+    async def skipped() -> bool:
+        return (await child.query(MaintenanceRequestWorkflow.summary)).steps[0].status == "skipped"
+
+    await eventually(skipped)
+    [exc] = (await child.query(MaintenanceRequestWorkflow.summary)).exceptions
+    assert exc.status == "skipped" and exc.resolved_by == "maintenance"
+
+
+async def test_maintenance_child_escalates_when_its_sla_passes(client: Client, worker: object) -> None:
+    """Alert at the request, again when `maintenance_sla` passes, and once more after another period."""
+    order = new_order(components=False)
+    await start_order(client, order, fast_policy(maintenance_sla=timedelta(seconds=1)))
+    await submit_event(client, event(order, "maintenance_requested", equipment="FAN-1", priority=3,
+                                     description="belt slipping"))
+
+    async def child_id() -> str | None:
+        summary = await order_summary(client, order.plant, order.number)
+        started = [m for m in summary.maintenance if m.status == "started"]
+        return started[0].workflow_id if started else None
+
+    await eventually(child_id)
+    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+
+    async def escalated() -> bool:
+        return (await child.query(MaintenanceRequestWorkflow.summary)).alerts == 3
+
+    await eventually(escalated)
+    await child.signal(MaintenanceRequestWorkflow.complete_maintenance, SupervisorAction(by="tech.lee"))
+    done = await asyncio.wait_for(child.result(), 20)
+    assert done.status == "completed" and done.alerts == 3

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from plantbridge import contract
 from plantbridge_devtools.stack import Ports, Stack, StackError
 
 
@@ -26,7 +27,7 @@ def urls_table(stack: Stack) -> Table:
     u = stack.urls
     where = {"temporal": u.temporal, "sap": f"{u.sap}/sap/opu/odata/sap/", "mes": f"{u.mes}/api/v2",
              "qms": u.qms, "wms": u.wms, "machines": f"{u.opcua} (control {u.machines})", "worker": "task queue "
-             "plantbridge-orders", "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway",
+             + contract.TASK_QUEUE, "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway",
              "edge-2000": f"{stack.mqtt} (Sparkplug group {stack.mqtt_group}) → gateway"}
     for s in stack.services:
         state = "[green]up[/]" if s.healthy and s.alive() else ("[yellow]running[/]" if s.alive() else "[red]down[/]")

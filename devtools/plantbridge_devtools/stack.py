@@ -33,6 +33,7 @@ import httpx
 import yaml
 from sqlalchemy import delete
 
+from plantbridge import contract
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
 from plantbridge_devtools.temporal_server import DevServer, free_port
@@ -45,7 +46,7 @@ DEV_PLANTS = ("1000", "2000")
 PLANTS_DIR = Path(str(resources.files("plantbridge_devtools") / "plants"))
 SIMULATORS = "plantbridge_devtools.simulators"  # python -m {SIMULATORS}.sap etc.
 EDGE_FILE_PREFIX = "edge-"
-TASK_QUEUE = "plantbridge-orders"
+TASK_QUEUE = contract.TASK_QUEUE
 
 # Secrets the plant files name; `plantbridge dev` sets them for its children (dev values only).
 SAP_USER = "PLANTBRIDGE"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 
 from plantbridge.canonical.saga import AuditNote
+from plantbridge.contract import AUDIT_ACTIVITY
 from plantbridge.store.audit import AuditTrail
 
-AUDIT_ACTIVITY = "store.audit"
+__all__ = ["AUDIT_ACTIVITY", "AuditActivities"]
 
 
 class AuditActivities:

@@ -22,14 +22,15 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from plantbridge import contract
 from plantbridge.canonical.commands import StepRequest, StepResult, command_hash_payload, external_key
 from plantbridge.connectors.errors import BusinessRejection, TransientError
 from plantbridge.connectors.ports import ConnectorRegistry, PlantSystems
 from plantbridge.store.ledger import IdempotencyConflict, Ledger, request_hash
 
-BUSINESS_REJECTION = "BusinessRejection"
-IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
-UNEXPECTED_ERROR = "UnexpectedError"
+BUSINESS_REJECTION = contract.BUSINESS_REJECTION
+IDEMPOTENCY_CONFLICT = contract.IDEMPOTENCY_CONFLICT
+UNEXPECTED_ERROR = contract.UNEXPECTED_ERROR
 UNEXPECTED_ERROR_ATTEMPTS = 5
 
 Call = Callable[[PlantSystems, str, bool], Awaitable[StepResult]]

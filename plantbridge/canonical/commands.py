@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plantbridge import contract
 from plantbridge.canonical.events import ActivityTimes
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import ProductionOrder
@@ -22,26 +23,26 @@ from plantbridge.canonical.order import ProductionOrder
 class StepKind(StrEnum):
     """The activity name of each step, `<system>.<action>`."""
 
-    ERP_CONFIRM_OPERATION = "erp.confirm_operation"
-    ERP_GOODS_MOVEMENT = "erp.goods_movement"
-    ERP_GOODS_RECEIPT = "erp.goods_receipt"
-    ERP_COMPLETE_ORDER = "erp.complete_order"
-    ERP_USAGE_DECISION = "erp.usage_decision"
-    ERP_MAINTENANCE_NOTIFICATION = "erp.maintenance_notification"
-    MES_DISPATCH = "mes.dispatch"
-    MES_RECALL = "mes.recall"
-    MES_HOLD = "mes.hold"
-    MES_RELEASE_HOLD = "mes.release_hold"
-    MES_ACKNOWLEDGE = "mes.acknowledge"
-    QMS_INSPECTION = "qms.inspection"
-    WMS_STAGE = "wms.stage"
-    WMS_RELEASE_STAGING = "wms.release_staging"
-    WMS_BLOCK = "wms.block"
-    WMS_UNBLOCK = "wms.unblock"
-    WMS_TRANSFER = "wms.transfer"
-    WMS_SHIPMENT_READY = "wms.shipment_ready"
-    WMS_RESERVE = "wms.reserve"
-    NOTIFY_ALERT = "notify.alert"
+    ERP_CONFIRM_OPERATION = contract.ERP_CONFIRM_OPERATION
+    ERP_GOODS_MOVEMENT = contract.ERP_GOODS_MOVEMENT
+    ERP_GOODS_RECEIPT = contract.ERP_GOODS_RECEIPT
+    ERP_COMPLETE_ORDER = contract.ERP_COMPLETE_ORDER
+    ERP_USAGE_DECISION = contract.ERP_USAGE_DECISION
+    ERP_MAINTENANCE_NOTIFICATION = contract.ERP_MAINTENANCE_NOTIFICATION
+    MES_DISPATCH = contract.MES_DISPATCH
+    MES_RECALL = contract.MES_RECALL
+    MES_HOLD = contract.MES_HOLD
+    MES_RELEASE_HOLD = contract.MES_RELEASE_HOLD
+    MES_ACKNOWLEDGE = contract.MES_ACKNOWLEDGE
+    QMS_INSPECTION = contract.QMS_INSPECTION
+    WMS_STAGE = contract.WMS_STAGE
+    WMS_RELEASE_STAGING = contract.WMS_RELEASE_STAGING
+    WMS_BLOCK = contract.WMS_BLOCK
+    WMS_UNBLOCK = contract.WMS_UNBLOCK
+    WMS_TRANSFER = contract.WMS_TRANSFER
+    WMS_SHIPMENT_READY = contract.WMS_SHIPMENT_READY
+    WMS_RESERVE = contract.WMS_RESERVE
+    NOTIFY_ALERT = contract.NOTIFY_ALERT
 
     @property
     def system(self) -> str:

@@ -21,7 +21,9 @@ class OrderException(BaseModel):
     step_kind: str
     system: str
     event_id: str | None = None
-    category: Literal["business_rejection", "sla", "compensation"] = "business_rejection"
+    # `unexpected_error`: the step failed with neither a transient error nor a business rejection
+    # (a bug or an unknown answer), parked after its bounded attempts like a rejection.
+    category: Literal["business_rejection", "unexpected_error", "sla", "compensation"] = "business_rejection"
     message: str
     erp_code: str | None = None
     details: list[str] = Field(default_factory=list)
@@ -54,3 +56,19 @@ class SupervisorAction(BaseModel):
 
     by: str = Field(default="supervisor", min_length=1, max_length=100)
     reason: str | None = Field(default=None, max_length=500)
+
+
+class StepDecision(BaseModel):
+    """Arguments of a `MaintenanceRequest`'s `retry_step`, `skip_step` and `override_step`.
+
+    The action is the signal's; `exception_id` (optional) names the exception acted on. Older
+    senders sent these signals without arguments: that still works, as `by="maintenance"`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    exception_id: str | None = Field(default=None, max_length=64)
+    by: str = Field(default="maintenance", min_length=1, max_length=100)
+    comment: str | None = Field(default=None, max_length=500)
+    # With `override_step`: the document posted by hand, recorded as the step's result.
+    document: str | None = Field(default=None, max_length=100)

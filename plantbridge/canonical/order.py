@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plantbridge import contract
 from plantbridge.canonical.fields import (
     Code,
     OperationNumber,
@@ -95,4 +96,4 @@ class ProductionOrder(BaseModel):
 
 def workflow_id(plant: str, order: str) -> str:
     """The saga's workflow id: ``production-order:{plant}:{order}`` (order without leading zeros)."""
-    return f"production-order:{plant}:{normalize_order_number(order)}"
+    return contract.production_order_id(plant, normalize_order_number(order))

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plantbridge import contract
+
 
 class SparePart(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -59,4 +61,4 @@ class PlantPolicy(BaseModel):
     maintenance_sla: timedelta = timedelta(hours=8)
     spare_parts: dict[str, list[SparePart]] = Field(default_factory=dict)
     # Task queues per system; the order saga itself runs on `plantbridge-orders`.
-    task_queue: str = "plantbridge-orders"
+    task_queue: str = contract.TASK_QUEUE

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plantbridge.canonical.commands import Command, StepKind, StepResult
 from plantbridge.canonical.exceptions import OrderException
@@ -197,11 +197,18 @@ class SagaState(BaseModel):
     downtime_open: dict[str, datetime] = Field(default_factory=dict)
     runs: int = 1
     step_counter: int = 0
-    completion_due: bool = False
     buffered_confirmations: dict[str, BufferedConfirmation] = Field(default_factory=dict)
     buffered_consumption: list[BufferedConsumption] = Field(default_factory=list)
     maintenance: list[MaintenanceRecord] = Field(default_factory=list)
     pending_audit: list[AuditNote] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        # `completion_due` (set, never read) was removed; states carried by running orders still have it.
+        if isinstance(data, dict) and "completion_due" in data:
+            data = {k: v for k, v in data.items() if k != "completion_due"}
+        return data
 
     @property
     def open_exceptions(self) -> list[OrderException]:

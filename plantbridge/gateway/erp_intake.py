@@ -17,6 +17,7 @@ from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
 from plantbridge.gateway.idoc_loipro import IdocError, parse_loipro
 from plantbridge.gateway.outcome import Outcome
+from plantbridge.workflows.production_order import ProductionOrderWorkflow
 
 if TYPE_CHECKING:  # the inbox service drives this class and re-drives through it (inbox.py imports this module)
     from plantbridge.gateway.inbox import Intake
@@ -137,7 +138,7 @@ class ErpIntake:
         else:
             # A saga started in `planned` is released with the order as the ERP has it now; a
             # released saga ignores the signal.
-            await handle.signal("order_released", order)
+            await handle.signal(ProductionOrderWorkflow.order_released, order)
             status = "released"
         if self.deps.uns is not None and status == "started":  # a released order starts in `released`
             self.deps.uns.state(order.plant, order.number, "released", cause={"erp": "released"})

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from plantbridge import contract
+
 
 class Settings(BaseModel):
     temporal_address: str = "127.0.0.1:7233"
     namespace: str = "default"
-    task_queue: str = "plantbridge-orders"
+    task_queue: str = contract.TASK_QUEUE
     # The store (ledger, audit): any SQLAlchemy async URL; SQLite file by default.
     store_url: str = "sqlite+aiosqlite:///.plantbridge/plantbridge.db"
     # The reference systems' records (systems a plant file names `kind: reference`, and the notifier).

@@ -7,46 +7,18 @@ steps (calls to outside systems) an event needs. Time comes in as an argument.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from plantbridge.canonical import commands as c
 from plantbridge.canonical.events import ActivityTimes, EventType, PlantEvent
 from plantbridge.canonical.fields import Quantity
-from plantbridge.canonical.saga import (
-    AuditNote,
-    BufferedConfirmation,
-    BufferedConsumption,
-    HoldRecord,
-    MaintenanceRecord,
-    OperationProgress,
-    SagaState,
-    Step,
-    TimelineEntry,
-)
+from plantbridge.canonical.saga import HoldRecord, OperationProgress, Step
 from plantbridge.canonical.states import END_STATES, OrderState
-
-# Which event types each state accepts.
-ALLOWED: dict[OrderState, frozenset[EventType]] = {
-    OrderState.PLANNED: frozenset(),
-    OrderState.RELEASED: frozenset(EventType) - {EventType.QUALITY_DISPOSITION},
-    OrderState.IN_PROGRESS: frozenset(EventType) - {EventType.QUALITY_DISPOSITION},
-    OrderState.PARTIALLY_CONFIRMED: frozenset(EventType) - {EventType.QUALITY_DISPOSITION},
-    OrderState.QUALITY_HOLD: frozenset(EventType) - {EventType.QUALITY_HOLD, EventType.OPERATION_STARTED},
-    OrderState.COMPLETED: frozenset(
-        {
-            EventType.QUALITY_RESULT,
-            EventType.QUALITY_HOLD,
-            EventType.DOWNTIME_STARTED,
-            EventType.DOWNTIME_ENDED,
-            EventType.MAINTENANCE_REQUESTED,
-        }
-    ),
-    OrderState.POSTED: frozenset(),
-    OrderState.CANCELLED: frozenset(),
-}
+from plantbridge.contract import compensation_step, completion_step, event_step, release_step
+from plantbridge.workflows.aggregation import AggregationMixin
+from plantbridge.workflows.event_table import EVENT_TABLE
 
 OPERATION_EVENTS = frozenset({EventType.OPERATION_STARTED, EventType.OPERATION_CONFIRMED})
-THOUSANDTH = Decimal("0.001")
 
 # What undoes a finished step when an order is cancelled.
 COMPENSATIONS: dict[c.StepKind, c.StepKind] = {
@@ -56,24 +28,8 @@ COMPENSATIONS: dict[c.StepKind, c.StepKind] = {
 }
 
 
-class OrderLogic:
-    def __init__(self, state: SagaState, workflow_id: str) -> None:
-        self.s = state
-        self.workflow_id = workflow_id
-        # Set by the workflow (behind `workflow.patched`): maintenance requests go to a child workflow.
-        self.maintenance_child = False
-        # Set by the workflow (behind `workflow.patched`): long downtimes are alerted while they last.
-        self.downtime_watch = False
-        # True when the last applied event was buffered for an aggregated posting.
-        self.last_buffered = False
-        if not state.operations:
-            for op in state.order.operations:
-                state.operations[op.number] = OperationProgress(
-                    number=op.number,
-                    work_center=op.work_center,
-                    planned=op.planned_qty.quantity,
-                    uom=op.planned_qty.uom,
-                )
+class OrderLogic(AggregationMixin):
+    """Validates events, changes state and plans steps by the tables (`event_table.py`, `states.py`)."""
 
     # -- validation ------------------------------------------------------------------------------
     def rejection_reason(self, ev: PlantEvent) -> str | None:
@@ -88,7 +44,7 @@ class OrderLogic:
             return f"order {order.number} is {state.value}; it takes no more events"
         if state is OrderState.PLANNED:
             return f"order {order.number} is not released yet"
-        if ev.event_type not in ALLOWED[state]:
+        if state not in EVENT_TABLE[ev.event_type].accepted_in:
             if ev.event_type is EventType.QUALITY_DISPOSITION:
                 return f"order {order.number} is not on quality hold; there is nothing to dispose"
             if ev.event_type is EventType.QUALITY_HOLD:
@@ -122,67 +78,12 @@ class OrderLogic:
             )
         return None
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def note(self, now: datetime, kind: str, text: str, *, event_id: str | None = None, by: str | None = None) -> None:
-        self.s.timeline.append(TimelineEntry(at=now, kind=kind, text=text, event_id=event_id, by=by))
-        overflow = len(self.s.timeline) - self.s.policy.timeline_limit
-        if overflow > 0:
-            del self.s.timeline[:overflow]
-
-    def audit(self, key: str, actor: str, action: str, **detail: str | int | bool | None) -> None:
-        self.s.pending_audit.append(
-            AuditNote(
-                dedup_key=f"{self.workflow_id}:{key}",
-                workflow_id=self.workflow_id,
-                plant=self.s.order.plant,
-                order=self.s.order.number,
-                actor=actor,
-                action=action,
-                detail=detail,
-            )
-        )
-
-    def add_step(
-        self,
-        now: datetime,
-        step_id: str,
-        command: c.Command,
-        kind: c.StepKind,
-        *,
-        event_id: str | None = None,
-        after: list[str] | None = None,
-        blocked_by_hold: bool = False,
-        compensation: bool = False,
-    ) -> Step:
-        self.s.step_counter += 1
-        step = Step(
-            id=step_id,
-            kind=kind,
-            command=command,
-            event_id=event_id,
-            after=after or [],
-            blocked_by_hold=blocked_by_hold,
-            compensation=compensation,
-            created_at=now,
-        )
-        self.s.steps.append(step)
-        return step
-
-    def set_state(self, target: OrderState, now: datetime, why: str) -> None:
-        if target is not self.s.state:
-            self.note(now, "state", f"{self.s.state.value} → {target.value}: {why}")
-            self.s.state = target
-
-    def alert(self, now: datetime, key: str, severity: str, topic: str, message: str, level: int = 1) -> Step:
-        cmd = c.Alert(severity=severity, topic=topic, message=message, level=level)
-        return self.add_step(now, f"{key}:alert", cmd, c.StepKind.NOTIFY_ALERT)
-
     # -- lifecycle -------------------------------------------------------------------------------
     def release(self, now: datetime) -> None:
         self.s.released_at = now
-        self.set_state(OrderState.RELEASED, now, "released in the ERP")
-        self.add_step(now, "release:dispatch", c.Dispatch(), c.StepKind.MES_DISPATCH, event_id="release")
-        self.add_step(now, "release:stage", c.Stage(), c.StepKind.WMS_STAGE, event_id="release")
+        self.transition(OrderState.RELEASED, now, "released in the ERP")
+        self.add_step(now, release_step("dispatch"), c.Dispatch(), c.StepKind.MES_DISPATCH, event_id="release")
+        self.add_step(now, release_step("stage"), c.Stage(), c.StepKind.WMS_STAGE, event_id="release")
 
     def apply(self, ev: PlantEvent, now: datetime) -> list[Step]:
         """Change state for an accepted event; return the steps it planned."""
@@ -209,10 +110,15 @@ class OrderLogic:
                 step.event_at = ev.occurred_at
         return planned
 
+    def advance(self, ev: PlantEvent, now: datetime, why: str) -> None:
+        """The state change the event table lists for this event in the current state, if any."""
+        target = EVENT_TABLE[ev.event_type].moves.get(self.s.state)
+        if target is not None:
+            self.transition(target, now, why)
+
     def _started(self, ev: PlantEvent, now: datetime) -> None:
         self.s.operations[ev.operation or ""].started = True
-        if self.s.state is OrderState.RELEASED:
-            self.set_state(OrderState.IN_PROGRESS, now, f"operation {ev.operation} started")
+        self.advance(ev, now, f"operation {ev.operation} started")
 
     def _confirmed(self, ev: PlantEvent, now: datetime) -> None:
         assert ev.yield_qty is not None and ev.operation is not None
@@ -226,8 +132,7 @@ class OrderLogic:
         progress.final = progress.final or ev.final
         if not ev.final and self.s.policy.partial_confirmations == "aggregate":
             self._buffer_confirmation(ev, now)
-            if self.s.state in (OrderState.RELEASED, OrderState.IN_PROGRESS):
-                self.set_state(OrderState.PARTIALLY_CONFIRMED, now, f"operation {ev.operation} confirmed")
+            self.advance(ev, now, f"operation {ev.operation} confirmed")
             return
         buffered = self.s.buffered_confirmations.pop(ev.operation, None)
         yield_qty, scrap_qty, rework_qty, activities = ev.yield_qty, ev.scrap_qty, ev.rework_qty, ev.activities
@@ -257,39 +162,16 @@ class OrderLogic:
             personnel=ev.personnel,
             goods_movements=self._backflush(ev.operation, produced),
         )
-        step = self.add_step(now, f"{ev.event_id}:confirm", cmd, c.StepKind.ERP_CONFIRM_OPERATION, event_id=ev.event_id)
+        step = self.add_step(
+            now, event_step(ev.event_id, "confirm"), cmd, c.StepKind.ERP_CONFIRM_OPERATION, event_id=ev.event_id
+        )
         if buffered is not None:
             step.also_events = list(buffered.event_ids)
         if ev.final:
             self.flush_consumption(now)
-        if self.s.state in (OrderState.RELEASED, OrderState.IN_PROGRESS):
-            self.set_state(OrderState.PARTIALLY_CONFIRMED, now, f"operation {ev.operation} confirmed")
+        self.advance(ev, now, f"operation {ev.operation} confirmed")
         if self._all_final():
             self._complete(now, after=step.id)
-
-    def _backflush(self, operation: str, produced: Decimal) -> list[c.GoodsMovementItem]:
-        order = self.s.order
-        last = order.last_operation.number
-        items = []
-        for comp in order.components:
-            if not comp.backflush or (comp.operation or last) != operation:
-                continue
-            qty = (comp.quantity.quantity * c.ratio(produced, order.quantity.quantity)).quantize(
-                THOUSANDTH, rounding=ROUND_HALF_UP
-            )
-            if qty > 0:
-                items.append(
-                    c.GoodsMovementItem(
-                        material=comp.material,
-                        quantity=Quantity(quantity=qty, uom=comp.quantity.uom),
-                        movement_type="261",
-                        storage_location=comp.storage_location,
-                        batch=comp.batch,
-                        reservation=comp.reservation,
-                        reservation_item=comp.reservation_item,
-                    )
-                )
-        return items
 
     def _all_final(self) -> bool:
         required = [op.number for op in self.s.order.operations if op.confirmation_required]
@@ -301,7 +183,7 @@ class OrderLogic:
         produced = Quantity(quantity=self.s.operations[order.last_operation.number].yield_total, uom=order.quantity.uom)
         gr = self.add_step(
             now,
-            "completion:goods_receipt",
+            completion_step("goods_receipt"),
             c.GoodsReceipt(quantity=produced, storage_location=order.storage_location, batch=order.batch),
             c.StepKind.ERP_GOODS_RECEIPT,
             event_id="completion",
@@ -310,7 +192,7 @@ class OrderLogic:
         )
         self.add_step(
             now,
-            "completion:complete_order",
+            completion_step("complete_order"),
             c.CompleteOrder(),
             c.StepKind.ERP_COMPLETE_ORDER,
             event_id="completion",
@@ -319,7 +201,7 @@ class OrderLogic:
         )
         transfer = self.add_step(
             now,
-            "completion:transfer",
+            completion_step("transfer"),
             c.Transfer(quantity=produced),
             c.StepKind.WMS_TRANSFER,
             event_id="completion",
@@ -328,20 +210,19 @@ class OrderLogic:
         )
         self.add_step(
             now,
-            "completion:shipment_ready",
+            completion_step("shipment_ready"),
             c.ShipmentReady(quantity=produced),
             c.StepKind.WMS_SHIPMENT_READY,
             event_id="completion",
             after=[transfer.id],
             blocked_by_hold=True,
         )
-        self.s.completion_due = True
         if self.s.hold is not None:
             self.s.hold.return_state = OrderState.COMPLETED
             self.note(now, "state", "all operations final; completion waits for the quality hold")
         else:
             self.s.completed_at = now
-            self.set_state(OrderState.COMPLETED, now, "all operations finally confirmed")
+            self.transition(OrderState.COMPLETED, now, "all operations finally confirmed")
 
     def _consumed(self, ev: PlantEvent, now: datetime) -> None:
         assert ev.material is not None and ev.quantity is not None
@@ -357,7 +238,7 @@ class OrderLogic:
         )
         self.add_step(
             now,
-            f"{ev.event_id}:goods_issue",
+            event_step(ev.event_id, "goods_issue"),
             c.GoodsMovement(items=[item]),
             c.StepKind.ERP_GOODS_MOVEMENT,
             event_id=ev.event_id,
@@ -383,7 +264,7 @@ class OrderLogic:
         chars = [ch.model_dump(mode="json") for ch in ev.characteristics or []]
         self.add_step(
             now,
-            f"{ev.event_id}:inspection",
+            event_step(ev.event_id, "inspection"),
             c.Inspection(passed=bool(ev.passed), operation=ev.operation, characteristics=chars),
             c.StepKind.QMS_INSPECTION,
             event_id=ev.event_id,
@@ -410,7 +291,11 @@ class OrderLogic:
             equipment=ev.equipment, work_center=ev.work_center, priority=ev.priority, description=ev.description
         )
         self.add_step(
-            now, f"{ev.event_id}:notification", cmd, c.StepKind.ERP_MAINTENANCE_NOTIFICATION, event_id=ev.event_id
+            now,
+            event_step(ev.event_id, "notification"),
+            cmd,
+            c.StepKind.ERP_MAINTENANCE_NOTIFICATION,
+            event_id=ev.event_id,
         )
         if ev.priority <= 2:
             self.alert(
@@ -424,13 +309,13 @@ class OrderLogic:
     # -- quality hold ----------------------------------------------------------------------------
     def enter_hold(self, now: datetime, reason: str, key: str, by: str) -> None:
         self.s.hold = HoldRecord(reason=reason, since=now, return_state=self.s.state, event_id=key)
-        self.set_state(OrderState.QUALITY_HOLD, now, reason)
+        self.transition(OrderState.QUALITY_HOLD, now, reason)
         self.add_step(
-            now, f"{key}:block", c.StockBlock(blocked=True, reason=reason), c.StepKind.WMS_BLOCK, event_id=key
+            now, event_step(key, "block"), c.StockBlock(blocked=True, reason=reason), c.StepKind.WMS_BLOCK, event_id=key
         )
-        self.add_step(now, f"{key}:mes_hold", c.Hold(reason=reason), c.StepKind.MES_HOLD, event_id=key)
+        self.add_step(now, event_step(key, "mes_hold"), c.Hold(reason=reason), c.StepKind.MES_HOLD, event_id=key)
         self.alert(now, key, "warning", "quality_hold", f"order {self.s.order.number} on quality hold: {reason}")
-        self.audit(f"{key}:hold", by, "quality_hold", reason=reason)
+        self.audit(event_step(key, "hold"), by, "quality_hold", reason=reason)
 
     def dispose(
         self, now: datetime, decision: str, quantity: Quantity | None, *, by: str, key: str, reason: str | None
@@ -438,7 +323,7 @@ class OrderLogic:
         hold = self.s.hold
         assert hold is not None
         ud = c.UsageDecision(decision=decision, quantity=quantity, reason=reason)
-        self.add_step(now, f"{key}:usage_decision", ud, c.StepKind.ERP_USAGE_DECISION, event_id=key)
+        self.add_step(now, event_step(key, "usage_decision"), ud, c.StepKind.ERP_USAGE_DECISION, event_id=key)
         if decision == "scrap" and quantity is not None and quantity.quantity > 0:
             item = c.GoodsMovementItem(
                 material=self.s.order.material,
@@ -448,21 +333,33 @@ class OrderLogic:
                 batch=self.s.order.batch,
             )
             self.add_step(
-                now, f"{key}:scrap", c.GoodsMovement(items=[item]), c.StepKind.ERP_GOODS_MOVEMENT, event_id=key
+                now,
+                event_step(key, "scrap"),
+                c.GoodsMovement(items=[item]),
+                c.StepKind.ERP_GOODS_MOVEMENT,
+                event_id=key,
             )
         self.add_step(
-            now, f"{key}:unblock", c.StockBlock(blocked=False, reason=decision), c.StepKind.WMS_UNBLOCK, event_id=key
+            now,
+            event_step(key, "unblock"),
+            c.StockBlock(blocked=False, reason=decision),
+            c.StepKind.WMS_UNBLOCK,
+            event_id=key,
         )
         self.add_step(
-            now, f"{key}:mes_release", c.Hold(reason=decision, released=True), c.StepKind.MES_RELEASE_HOLD, event_id=key
+            now,
+            event_step(key, "mes_release"),
+            c.Hold(reason=decision, released=True),
+            c.StepKind.MES_RELEASE_HOLD,
+            event_id=key,
         )
         self.s.hold = None
         target = hold.return_state
         if target is OrderState.COMPLETED:
             self.s.completed_at = now
-        self.set_state(target, now, f"hold released by {by}: {decision}")
+        self.transition(target, now, f"hold released by {by}: {decision}")
         self.audit(
-            f"{key}:disposition",
+            event_step(key, "disposition"),
             by,
             "quality_disposition",
             decision=decision,
@@ -494,142 +391,7 @@ class OrderLogic:
                 cmd = c.Stage(release=True)
             else:
                 cmd = c.StockBlock(blocked=False, reason="order cancelled")
-            planned.append(self.add_step(now, f"cancel:{step.id}", cmd, undo, event_id="cancel", compensation=True))
+            planned.append(
+                self.add_step(now, compensation_step(step.id), cmd, undo, event_id="cancel", compensation=True)
+            )
         return planned
-
-    # -- aggregation (per the plant's posting policy) -------------------------------------------
-    def _buffer_confirmation(self, ev: PlantEvent, now: datetime) -> None:
-        assert ev.operation is not None and ev.yield_qty is not None
-        progress = self.s.operations[ev.operation]
-        buf = self.s.buffered_confirmations.get(ev.operation)
-        if buf is None:
-            buf = BufferedConfirmation(
-                operation=ev.operation,
-                work_center=ev.work_center or progress.work_center,
-                uom=ev.yield_qty.uom,
-                source=ev.source,
-                since=ev.occurred_at,
-            )
-            self.s.buffered_confirmations[ev.operation] = buf
-        buf.yield_qty += ev.yield_qty.quantity
-        buf.scrap_qty += ev.scrap_qty.quantity if ev.scrap_qty else Decimal(0)
-        buf.rework_qty += ev.rework_qty.quantity if ev.rework_qty else Decimal(0)
-        if ev.activities is not None:
-            buf.setup_min += ev.activities.setup_min
-            buf.machine_min += ev.activities.machine_min
-            buf.labor_min += ev.activities.labor_min
-        buf.reason = ev.reason or buf.reason
-        buf.event_ids.append(ev.event_id)
-        self.last_buffered = True
-
-    def _buffer_consumption(self, ev: PlantEvent, now: datetime) -> None:
-        assert ev.material is not None and ev.quantity is not None
-        for buf in self.s.buffered_consumption:
-            if (buf.material, buf.storage_location, buf.batch, buf.uom) == (
-                ev.material,
-                ev.storage_location,
-                ev.batch,
-                ev.quantity.uom,
-            ):
-                break
-        else:
-            buf = BufferedConsumption(
-                material=ev.material,
-                storage_location=ev.storage_location,
-                batch=ev.batch,
-                uom=ev.quantity.uom,
-                source=ev.source,
-                since=ev.occurred_at,
-            )
-            self.s.buffered_consumption.append(buf)
-        buf.quantity += ev.quantity.quantity
-        buf.event_ids.append(ev.event_id)
-        self.last_buffered = True
-
-    def flush(self, now: datetime) -> list[Step]:
-        """Post everything buffered (the aggregation interval passed, or the order is cancelled)."""
-        before = len(self.s.steps)
-        for op, buf in list(self.s.buffered_confirmations.items()):
-            self.s.step_counter += 1
-            uom = buf.uom
-            cmd = c.ConfirmOperation(
-                operation=op,
-                work_center=buf.work_center,
-                yield_qty=Quantity(quantity=buf.yield_qty, uom=uom),
-                scrap_qty=Quantity(quantity=buf.scrap_qty, uom=uom),
-                rework_qty=Quantity(quantity=buf.rework_qty, uom=uom),
-                reason=buf.reason,
-                final=False,
-                activities=ActivityTimes(setup_min=buf.setup_min, machine_min=buf.machine_min, labor_min=buf.labor_min),
-                goods_movements=self._backflush(op, buf.yield_qty + buf.scrap_qty),
-            )
-            step = self.add_step(
-                now,
-                f"agg-{self.s.step_counter}:confirm-{op}",
-                cmd,
-                c.StepKind.ERP_CONFIRM_OPERATION,
-                event_id=buf.event_ids[0],
-            )
-            self._aggregated(step, buf.event_ids, buf.source, buf.since)
-        self.s.buffered_confirmations.clear()
-        self.flush_consumption(now)
-        return self.s.steps[before:]
-
-    def flush_consumption(self, now: datetime) -> None:
-        if not self.s.buffered_consumption:
-            return
-        self.s.step_counter += 1
-        items = [
-            c.GoodsMovementItem(
-                material=b.material,
-                quantity=Quantity(quantity=b.quantity, uom=b.uom),
-                movement_type="261",
-                storage_location=b.storage_location,
-                batch=b.batch,
-            )
-            for b in self.s.buffered_consumption
-            if b.quantity > 0
-        ]
-        event_ids = [e for b in self.s.buffered_consumption for e in b.event_ids]
-        first = self.s.buffered_consumption[0]
-        self.s.buffered_consumption.clear()
-        if items:
-            step = self.add_step(
-                now,
-                f"agg-{self.s.step_counter}:goods_issue",
-                c.GoodsMovement(items=items),
-                c.StepKind.ERP_GOODS_MOVEMENT,
-                event_id=event_ids[0],
-            )
-            self._aggregated(step, event_ids, first.source, first.since)
-
-    def _aggregated(self, step: Step, event_ids: list[str], source: str, since: datetime) -> None:
-        step.also_events = event_ids[1:]
-        step.ack_to = source
-        step.event_at = since
-        self.note(step.created_at, "aggregate", f"{step.kind.value} for {len(event_ids)} event(s)")
-
-    # -- maintenance -----------------------------------------------------------------------------
-    def request_maintenance(
-        self,
-        now: datetime,
-        key: str,
-        equipment: str,
-        work_center: str | None,
-        priority: int,
-        description: str,
-        source: str,
-    ) -> MaintenanceRecord:
-        record = MaintenanceRecord(
-            request_id=key,
-            equipment=equipment,
-            work_center=work_center,
-            priority=priority,
-            description=description,
-            requested_at=now,
-            source=source,
-        )
-        self.s.maintenance.append(record)
-        self.note(now, "maintenance", f"maintenance requested on {equipment} (priority {priority}): {description}")
-        self.audit(f"{key}:maintenance", source, "maintenance_requested", equipment=equipment, priority=priority)
-        return record

@@ -2,63 +2,42 @@
 
 Events arrive as the update `submit_event` (validated before anything enters history, answered
 with an `Acknowledgement`) or the signal `plant_event`. Accepted events change the state at once and
-plan *steps* (calls to the ERP, MES, QMS, WMS or notifier). Each system has a *lane* that runs its
-steps one at a time, in order, as activities; a business rejection parks the step as an open
-exception until a supervisor sends `resolve_exception`. SLA timers alert and escalate. The whole
-state is one `SagaState`, carried across continue-as-new.
+plan *steps* (calls to the ERP, MES, QMS, WMS or notifier) by the rules in `order_logic.py`. This
+module holds the handlers and `run`; the step engine (lanes, parking, acknowledgements) is in
+`steps.py`, the SLA timers in `sla.py`. The whole state is one `SagaState`, carried across
+continue-as-new after every handler finished.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from opentelemetry import context as otel_context
     from opentelemetry import propagate
 
-    from plantbridge.canonical import commands as c
+    from plantbridge import contract
     from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
     from plantbridge.canonical.events import EventType, PlantEvent
-    from plantbridge.canonical.exceptions import ExceptionResolution, OrderException, SupervisorAction
+    from plantbridge.canonical.exceptions import ExceptionResolution, SupervisorAction
     from plantbridge.canonical.order import ProductionOrder
-    from plantbridge.canonical.saga import (
-        AlertRecord,
-        OrderStatusView,
-        SagaInput,
-        SagaState,
-        Step,
-    )
+    from plantbridge.canonical.saga import OrderStatusView, SagaInput, SagaState, Step
     from plantbridge.canonical.states import END_STATES, OrderState
-    from plantbridge.workflows import search_attributes as sa
-    from plantbridge.workflows.details import current_details
-    from plantbridge.workflows.maintenance import MaintenanceInput
+    from plantbridge.workflows import acks, patches
     from plantbridge.workflows.order_logic import OrderLogic
+    from plantbridge.workflows.sla import SlaTimers
+    from plantbridge.workflows.step_calls import apply_resolution, refusal
+    from plantbridge.workflows.steps import LANES
 
-LANES = ("erp", "mes", "qms", "wms", "notify")
-AUDIT_ACTIVITY = "store.audit"
-BUSINESS_ERROR_TYPES = ["BusinessRejection", "IdempotencyConflict"]
-DUPLICATE = "DuplicateEvent"
-REJECTED = "EventRejected"
-BUSY = "SagaBusy"
 KEEP_FINISHED_STEPS = 100
-# Changes to running workflow code go through `workflow.patched` (see tests/test_replay.py).
-PATCH_MAINTENANCE_CHILD = "maintenance-child-workflow"
-PATCH_DOWNTIME_WATCH = "downtime-watch"
-PATCH_ACK_PER_EVENT = "acknowledge-once-per-event"
-PATCH_SINGLE_WATCHERS = "single-sla-watchers"
-PATCH_BOUNDED_ACK = "bounded-ack-wait"
 
 
-@workflow.defn(name="ProductionOrder")
-class ProductionOrderWorkflow:
+@workflow.defn(name=contract.PRODUCTION_ORDER_WORKFLOW)
+class ProductionOrderWorkflow(SlaTimers):
+    """One production order from release to posting (or cancellation)."""
+
     @workflow.init
     def __init__(self, inp: SagaInput) -> None:
         self._s: SagaState | None = None
@@ -74,20 +53,7 @@ class ProductionOrderWorkflow:
         self._watchers: set[tuple[str, ...]] = set()
         self._init(inp)
 
-    # -- state access ----------------------------------------------------------------------------
-    @property
-    def s(self) -> SagaState:
-        assert self._s is not None
-        return self._s
-
-    @property
-    def logic(self) -> OrderLogic:
-        assert self._logic is not None
-        return self._logic
-
     def _init(self, inp: SagaInput) -> None:
-        if self._s is not None:
-            return
         if inp.carried is not None:
             self._s = inp.carried
             self._s.runs += 1
@@ -102,10 +68,9 @@ class ProductionOrderWorkflow:
             self.logic.note(workflow.now(), "start", f"saga started for order {self._s.order.number}")
             self.logic.release(workflow.now())
 
-    # -- run -------------------------------------------------------------------------------------
     @workflow.run
     async def run(self, inp: SagaInput) -> SagaState:
-        self._init(inp)
+        """Start the lanes and timers, wait for release, then until posted, cancelled or rolled over."""
         s = self.s
         for lane in LANES:
             self._spawn(self._lane(lane))
@@ -117,13 +82,8 @@ class ProductionOrderWorkflow:
         self._restart_watchers()
         self._publish()
 
-        if s.state is OrderState.PLANNED:
-            if s.order.released:
-                self._release()
-            else:
-                await workflow.wait_condition(
-                    lambda: self.s.state is not OrderState.PLANNED or self._cancel is not None
-                )
+        if s.state is OrderState.PLANNED:  # not released yet (`_init` releases one that came released)
+            await workflow.wait_condition(lambda: self.s.state is not OrderState.PLANNED or self._cancel is not None)
 
         while True:
             await workflow.wait_condition(
@@ -134,7 +94,7 @@ class ProductionOrderWorkflow:
                 break
             if self._finished():
                 s.posted_at = workflow.now()
-                self.logic.set_state(OrderState.POSTED, workflow.now(), "every posting done")
+                self.logic.transition(OrderState.POSTED, workflow.now(), "every posting done")
                 self.logic.audit("posted", "plantbridge", "order_posted", postings=len(s.postings))
                 self._publish()
                 break
@@ -142,21 +102,6 @@ class ProductionOrderWorkflow:
 
         await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
         return self.s
-
-    def _watch_once(self, key: tuple[str, ...], make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Start an SLA watcher unless one runs for the same thing (a handler may run before `run`)."""
-        if key in self._watchers and workflow.patched(PATCH_SINGLE_WATCHERS):
-            return
-        self._watchers.add(key)
-        self._spawn(make())
-
-    def _downtime_watcher(self, work_center: str, since: datetime) -> Callable[[], Coroutine[Any, Any, None]]:
-        return lambda: self._watch_downtime(work_center, since, None)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _finished(self) -> bool:
         s = self.s
@@ -189,19 +134,21 @@ class ProductionOrderWorkflow:
         )
         workflow.continue_as_new(SagaInput(order=s.order, policy=s.policy, carried=s))
 
-    # -- events ----------------------------------------------------------------------------------
-    @workflow.update(name="submit_event")
+    @workflow.update(name=contract.UPDATE_SUBMIT_EVENT)
     async def submit_event(self, event: PlantEvent) -> Acknowledgement:
+        """A plant event, sent by the gateway (MES, QMS, WMS, edge agents) as an update.
+
+        The validator refuses duplicates and invalid events before anything enters history; an
+        accepted event changes state, plans its steps, and is answered with its ERP outcome.
+        """
         steps = self._accept(event)
         # The event's own postings (completion steps it triggers are reported by the order, not here).
         erp_steps = [st for st in steps if st.kind.posts_to_erp and st.ack_to is not None]
         if erp_steps:
-            if workflow.patched(PATCH_BOUNDED_ACK):
+            if workflow.patched(patches.BOUNDED_ACK):
                 await self._wait_for_outcome(erp_steps)
             else:  # histories recorded before the patch waited without a bound
-                await workflow.wait_condition(
-                    lambda: self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
-                )
+                await workflow.wait_condition(lambda: self._draining or acks.settled(erp_steps))
         if not erp_steps and self._buffered_event == event.event_id:
             outcome = ErpOutcome(
                 status="pending",
@@ -212,50 +159,25 @@ class ProductionOrderWorkflow:
             event_id=event.event_id, status="accepted", order_state=self.s.state, erp=self._erp_outcome(erp_steps)
         )
 
-    async def _wait_for_outcome(self, erp_steps: list[Step]) -> None:
-        """Wait for the event's postings at most the plant's `ack_wait`, and not at all behind a parked step.
-
-        An update in flight counts against Temporal's per-workflow limit (10): a handler that waits on
-        work it does not control (a parked posting ahead in the lane, a hanging ERP call) would, after
-        ten events, make the order refuse every further event. The later ERP outcome travels as the
-        business acknowledgement and is readable in the order's summary.
-        """
-
-        def settled() -> bool:
-            return self._draining or all(st.finished or st.status == "parked" for st in erp_steps)
-
-        if settled() or self._queued_behind_parked(erp_steps) is not None:
-            return
-        try:
-            await workflow.wait_condition(
-                lambda: settled() or self._queued_behind_parked(erp_steps) is not None,
-                timeout=self.s.policy.ack_wait,
-            )
-        except TimeoutError:
-            pass
-
-    def _queued_behind_parked(self, erp_steps: list[Step]) -> Step | None:
-        """The parked step (an open exception) that holds one of these steps in its lane, if any."""
-        waiting = {st.lane for st in erp_steps if st.status == "pending"}
-        for step in self.s.steps:
-            if step.status == "parked" and step.lane in waiting and all(step is not st for st in erp_steps):
-                return step
-        return None
-
     @submit_event.validator
     def _validate_event(self, event: PlantEvent) -> None:
-        if self._s is None:
-            raise ApplicationError("the order saga is starting; send the event again", type=REJECTED)
+        """Refuse a duplicate (`DuplicateEvent`), an invalid event (`EventRejected`), or any while rolling over."""
         if event.event_id in self._seen:
-            raise ApplicationError(f"event {event.event_id} was received before", type=DUPLICATE)
+            raise ApplicationError(f"event {event.event_id} was received before", type=contract.DUPLICATE_EVENT)
         reason = self.logic.rejection_reason(event)
         if reason is not None:
-            raise ApplicationError(reason, type=REJECTED)
+            raise ApplicationError(reason, type=contract.EVENT_REJECTED)
         if self._draining:
-            raise ApplicationError("the saga is rolling over its history; send the event again", type=BUSY)
+            raise ApplicationError(
+                "the saga is rolling over its history; send the event again", type=contract.SAGA_BUSY
+            )
 
-    @workflow.signal(name="plant_event")
+    @workflow.signal(name=contract.SIGNAL_PLANT_EVENT)
     def plant_event(self, event: PlantEvent) -> None:
+        """A plant event as a signal (the gateway's inbox replays, bulk senders): no answer.
+
+        Duplicates are counted, invalid events noted on the timeline; others as `submit_event`.
+        """
         if event.event_id in self._seen:
             self.s.duplicates += 1
             return
@@ -272,18 +194,20 @@ class ProductionOrderWorkflow:
         self._remember(event.event_id)
         self._events_this_run += 1
         if event.event_type is EventType.MAINTENANCE_REQUESTED:
-            self.logic.maintenance_child = workflow.patched(PATCH_MAINTENANCE_CHILD)
+            self.logic.maintenance_child = workflow.patched(patches.MAINTENANCE_CHILD)
         if event.event_type is EventType.DOWNTIME_ENDED:
-            self.logic.downtime_watch = workflow.patched(PATCH_DOWNTIME_WATCH)
+            self.logic.downtime_watch = workflow.patched(patches.DOWNTIME_WATCH)
         steps = self.logic.apply(event, workflow.now())
         self._buffered_event = event.event_id if self.logic.last_buffered else None
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the caller's trace (from the update's or signal's headers), if any
         for step in steps:
             step.trace = carrier
-        if event.event_type is EventType.DOWNTIME_STARTED and workflow.patched(PATCH_DOWNTIME_WATCH):
-            self._watch_once(("downtime", event.work_center or "", event.occurred_at.isoformat()),
-                             lambda: self._watch_downtime(event.work_center or "", event.occurred_at, event))
+        if event.event_type is EventType.DOWNTIME_STARTED and workflow.patched(patches.DOWNTIME_WATCH):
+            self._watch_once(
+                ("downtime", event.work_center or "", event.occurred_at.isoformat()),
+                lambda: self._watch_downtime(event.work_center or "", event.occurred_at, event),
+            )
         if s.hold is not None and s.hold.event_id == event.event_id:
             hold = s.hold
             self._watch_once(("hold", hold.event_id or ""), lambda: self._watch_hold(hold.event_id, hold.since))
@@ -301,25 +225,28 @@ class ProductionOrderWorkflow:
             del s.seen_event_ids[:overflow]
 
     def _erp_outcome(self, erp_steps: list[Step]) -> ErpOutcome:
-        if not erp_steps:
-            return ErpOutcome(status="not_required")
-        docs = [d for st in erp_steps if st.result for d in st.result.documents]
-        parked = [st for st in erp_steps if st.status == "parked"]
-        if parked:
-            exc = self._exception(parked[0].exception_id)
-            return ErpOutcome(status="rejected", documents=docs, message=exc.message if exc else None)
-        if all(st.finished for st in erp_steps):
-            return ErpOutcome(status="posted", documents=docs)
-        blocker = self._queued_behind_parked(erp_steps)
-        if blocker is not None:
-            exc = self._exception(blocker.exception_id)
-            why = f"queued behind open exception {exc.id} ({exc.step_kind}): {exc.message}" if exc else None
-            return ErpOutcome(status="pending", documents=docs, message=why[:500] if why else None)
-        return ErpOutcome(status="pending", documents=docs)
+        return acks.erp_outcome(self.s.steps, erp_steps, self._exception)
 
-    # -- ERP release -----------------------------------------------------------------------------
-    @workflow.signal(name="order_released")
+    async def _wait_for_outcome(self, erp_steps: list[Step]) -> None:
+        """Wait for the event's postings at most `ack_wait`, and not at all behind a parked step (issue 10)."""
+
+        def known() -> bool:
+            return (self._draining or acks.settled(erp_steps)
+                    or acks.queued_behind_parked(self.s.steps, erp_steps) is not None)
+
+        if known():
+            return
+        try:
+            await workflow.wait_condition(known, timeout=self.s.policy.ack_wait)
+        except TimeoutError:
+            pass  # answered `pending`; the outcome follows as the business acknowledgement
+
+    @workflow.signal(name=contract.SIGNAL_ORDER_RELEASED)
     def order_released(self, order: ProductionOrder | None = None) -> None:
+        """Sent by the gateway's ERP intake when the ERP releases an order whose saga waits `planned`.
+
+        Takes the released order's data (same plant and number) and plans dispatch and staging.
+        """
         if self.s.state is not OrderState.PLANNED:
             return
         if order is not None and order.number == self.s.order.number and order.plant == self.s.order.plant:
@@ -331,40 +258,26 @@ class ProductionOrderWorkflow:
         self._watch_once(("release",), self._watch_release)
         self._publish()
 
-    # -- supervisor levers -----------------------------------------------------------------------
-    @workflow.signal(name="resolve_exception")
+    @workflow.signal(name=contract.SIGNAL_RESOLVE_EXCEPTION)
     def resolve_exception(self, resolution: ExceptionResolution) -> None:
+        """A supervisor (Temporal UI, CLI, supervisor API) retries, skips or overrides an open exception.
+
+        Noted, audited with `by`; the parked step then runs again, is skipped, or takes the document
+        posted by hand. A resolution for an exception that is not open is noted and ignored.
+        """
         now = workflow.now()
         exc = self._exception(resolution.exception_id)
-        if exc is None or exc.status != "open":
-            state = exc.status if exc else "unknown"
-            self.logic.note(
-                now,
-                "supervisor",
-                f"{resolution.action} of exception {resolution.exception_id} ignored: it is {state}",
-                by=resolution.by,
-            )
+        ignored = refusal(exc, resolution)
+        if ignored is not None or exc is None:
+            self.logic.note(now, "supervisor", ignored or "", by=resolution.by)
             self._publish()
             return
-        if resolution.action == "override" and not resolution.document:
-            self.logic.note(
-                now,
-                "supervisor",
-                f"override of {exc.id} ignored: it needs the document posted by hand",
-                by=resolution.by,
-            )
-            self._publish()
-            return
-        exc.status = {"retry": "retrying", "skip": "skipped", "override": "overridden"}[resolution.action]  # type: ignore[assignment]
-        exc.resolved_by = resolution.by
-        exc.resolution_comment = resolution.comment
-        if resolution.action == "override":
-            exc.resolution_comment = f"{resolution.comment or ''} document {resolution.document}".strip()
+        apply_resolution(exc, resolution)
         self.logic.note(
             now, "supervisor", f"{resolution.action} exception {exc.id} ({exc.step_kind})", by=resolution.by
         )
         self.logic.audit(
-            f"{exc.id}:{resolution.action}:{exc.attempts}",
+            contract.exception_audit_key(exc.id, resolution.action, exc.attempts),
             resolution.by,
             f"exception_{resolution.action}",
             exception_id=exc.id,
@@ -372,11 +285,13 @@ class ProductionOrderWorkflow:
             comment=resolution.comment,
             document=resolution.document,
         )
-        exc.override_document = resolution.document
         self._publish()
 
-    @workflow.signal(name="release_hold")
+    @workflow.signal(name=contract.SIGNAL_RELEASE_HOLD)
     def release_hold(self, action: SupervisorAction | None = None) -> None:
+        """A supervisor releases the quality hold (as a `release` disposition): stock unblocked, MES hold
+        lifted, the order back in the state the hold interrupted. Ignored when not on hold.
+        """
         action = action or SupervisorAction()
         now = workflow.now()
         if self.s.hold is None:
@@ -384,13 +299,17 @@ class ProductionOrderWorkflow:
             self._publish()
             return
         self.s.step_counter += 1
-        key = f"release_hold-{self.s.step_counter}"
+        key = contract.release_hold_key(self.s.step_counter)
         self.logic.dispose(now, "release", None, by=action.by, key=key, reason=action.reason)
-        self.logic.audit(f"{key}:supervisor", action.by, "release_hold", reason=action.reason)
+        self.logic.audit(contract.event_step(key, "supervisor"), action.by, "release_hold", reason=action.reason)
         self._publish()
 
-    @workflow.signal(name="cancel_order")
+    @workflow.signal(name=contract.SIGNAL_CANCEL_ORDER)
     def cancel_order(self, action: SupervisorAction | None = None) -> None:
+        """A supervisor cancels the order: running calls finish, then what was done is undone in reverse.
+
+        Ignored once completed, posted or cancelled, or when a cancel is already under way.
+        """
         action = action or SupervisorAction()
         now = workflow.now()
         if self.s.state in END_STATES or self.s.state is OrderState.COMPLETED or self._cancel is not None:
@@ -403,61 +322,9 @@ class ProductionOrderWorkflow:
         self.logic.audit("cancel", action.by, "cancel_order", reason=action.reason)
         self._publish()
 
-    async def _run_cancellation(self, action: SupervisorAction) -> None:
-        s = self.s
-        # Let running calls finish (a posting in flight must land or fail, never be cut off).
-        await workflow.wait_condition(lambda: self._running == 0)
-        now = workflow.now()
-        for step in s.steps:
-            if step.status == "pending":
-                step.status = "cancelled"
-        for exc in s.open_exceptions:
-            exc.status = "skipped"
-            exc.closed_at = now
-            exc.resolution_comment = "order cancelled"
-        for step in s.steps:
-            if step.status == "parked":
-                step.status = "cancelled"
-        unposted = [e for b in s.buffered_confirmations.values() for e in b.event_ids] + [
-            e for b in s.buffered_consumption for e in b.event_ids
-        ]
-        if unposted:
-            self.logic.note(
-                now, "cancel", f"{len(unposted)} aggregated event(s) not posted to the ERP: " + ", ".join(unposted[:20])
-            )
-            self.logic.audit(
-                "cancel:unposted", action.by, "aggregated_events_not_posted", count=len(unposted), first=unposted[0]
-            )
-            s.buffered_confirmations.clear()
-            s.buffered_consumption.clear()
-        compensations = self.logic.plan_compensations(now)
-        self.logic.note(
-            now, "cancel", "compensating: " + (", ".join(st.kind.value for st in compensations) or "nothing")
-        )
-        self._publish()
-        for step in compensations:
-            await self._run_step(step)
-        posted = len(s.postings)
-        s.cancelled_at = workflow.now()
-        self.logic.set_state(OrderState.CANCELLED, workflow.now(), f"cancelled by {action.by}")
-        if posted:
-            self.logic.alert(
-                workflow.now(),
-                "cancel",
-                "warning",
-                "cancelled_with_postings",
-                f"order {s.order.number} cancelled with {posted} ERP posting(s) in place; "
-                "reverse them in the ERP if needed",
-            )
-            await self._run_step(s.steps[-1])
-        self.logic.audit(
-            "cancelled", action.by, "order_cancelled", compensations=len(compensations), erp_postings=posted
-        )
-        self._publish()
-
-    # -- queries ---------------------------------------------------------------------------------
-    @workflow.query(name="state")
+    @workflow.query(name=contract.QUERY_STATE)
     def state(self) -> OrderStatusView:
+        """The short status (gateway, CLI): state, open exceptions, hold."""
         s = self.s
         return OrderStatusView(
             workflow_id=workflow.info().workflow_id,
@@ -468,412 +335,7 @@ class ProductionOrderWorkflow:
             on_hold=s.hold is not None,
         )
 
-    @workflow.query(name="summary")
+    @workflow.query(name=contract.QUERY_SUMMARY)
     def summary(self) -> SagaState:
+        """The whole saga state (gateway's order view, CLI, tests)."""
         return self.s
-
-    # -- lanes: each system's steps, one at a time, in order --------------------------------------
-    def _next_step(self, lane: str) -> Step | None:
-        if self._draining or self._cancel is not None:
-            return None
-        s = self.s
-        for step in s.steps:
-            if step.status != "pending" or step.compensation or step.lane != lane:
-                continue
-            if step.blocked_by_hold and s.hold is not None:
-                continue
-            if any(not dep.finished for dep in (self._step(d) for d in step.after) if dep is not None):
-                continue
-            return step
-        return None
-
-    def _step(self, step_id: str) -> Step | None:
-        for step in self.s.steps:
-            if step.id == step_id:
-                return step
-        return None
-
-    async def _lane(self, lane: str) -> None:
-        while True:
-            await workflow.wait_condition(lambda: self._next_step(lane) is not None)
-            step = self._next_step(lane)
-            if step is not None:
-                await self._run_step(step)
-
-    async def _run_step(self, step: Step) -> None:
-        self._running += 1
-        try:
-            while True:
-                step.status = "running"
-                step.attempts += 1
-                step.started_at = step.started_at or workflow.now()
-                try:
-                    step.result = await self._execute(step)
-                    step.status = "done"
-                    step.finished_at = workflow.now()
-                    exc = self._exception(step.exception_id) if step.exception_id else None
-                    if exc is not None:  # a supervisor's retry went through
-                        exc.status, exc.closed_at = "resolved", workflow.now()
-                    self.logic.note(
-                        workflow.now(),
-                        "step",
-                        f"{step.kind.value} done {' '.join(step.result.documents)}".rstrip(),
-                        event_id=step.event_id,
-                    )
-                    self._acknowledge(step, "posted")
-                    break
-                except ActivityError as err:
-                    self._running -= 1
-                    try:
-                        action = await self._park(step, err)
-                    finally:
-                        self._running += 1
-                    if action != "retry":
-                        break
-        finally:
-            # Only bookkeeping here: on eviction this runs outside the workflow event loop.
-            self._running -= 1
-        self._publish()
-
-    async def _execute(self, step: Step) -> c.StepResult:
-        s = self.s
-        # The plant event's trace goes on into the activity (and the connector's HTTP call).
-        token = otel_context.attach(propagate.extract(step.trace)) if step.trace else None
-        try:
-            result: c.StepResult = await workflow.execute_activity(
-                step.kind.value,
-                c.StepRequest(
-                    idempotency_key=f"{workflow.info().workflow_id}:{step.id}",
-                    workflow_id=workflow.info().workflow_id,
-                    step_id=step.id,
-                    kind=step.kind,
-                    order=s.order,
-                    command=step.command,
-                    event_at=step.event_at,
-                    unexpected_error_attempts=s.policy.unexpected_error_attempts,
-                ),
-                result_type=c.StepResult,
-                start_to_close_timeout=s.policy.activity_timeout,
-                retry_policy=RetryPolicy(
-                    initial_interval=s.policy.retry_initial,
-                    backoff_coefficient=2.0,
-                    maximum_interval=s.policy.retry_max_interval,
-                    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-                ),
-            )
-        except GeneratorExit:  # the worker evicts this run: its context is gone, nothing to detach
-            raise
-        except BaseException:
-            if token is not None:
-                otel_context.detach(token)
-            raise
-        if token is not None:
-            otel_context.detach(token)
-        return result
-
-    async def _park(self, step: Step, err: ActivityError) -> str:
-        """Open an exception for the failed step and wait for a supervisor's decision."""
-        s = self.s
-        now = workflow.now()
-        cause = err.cause
-        message, code, details = str(cause or err), None, []
-        if isinstance(cause, ApplicationError):
-            message = cause.message
-            if cause.details and isinstance(cause.details[0], dict):
-                info = cause.details[0]
-                code = info.get("code")
-                details = [str(d) for d in info.get("details") or []]
-        exc = self._exception(step.exception_id) if step.exception_id else None
-        if exc is None:
-            exc = OrderException(
-                id=f"EXC-{len(s.exceptions) + 1}",
-                step_id=step.id,
-                step_kind=step.kind.value,
-                system=step.kind.system,
-                event_id=step.event_id,
-                message=message,
-                erp_code=code,
-                details=details,
-                opened_at=now,
-                category="compensation" if step.compensation else "business_rejection",
-            )
-            s.exceptions.append(exc)
-            step.exception_id = exc.id
-        else:  # a retry was refused again
-            exc.status, exc.message, exc.erp_code, exc.details = "open", message, code, details
-            exc.attempts += 1
-        step.status = "parked"
-        self.logic.note(
-            now, "exception", f"{exc.id} {step.kind.value} rejected by {exc.system}: {message}", event_id=step.event_id
-        )
-        self.logic.audit(
-            f"{exc.id}:opened:{exc.attempts}",
-            "plantbridge",
-            "exception_opened",
-            exception_id=exc.id,
-            step=step.id,
-            message=message[:500],
-            code=code,
-        )
-        self.logic.alert(
-            now,
-            f"{exc.id}-{exc.attempts}",
-            "critical",
-            "exception",
-            f"{step.kind.value} for order {s.order.number} rejected: {message[:300]}",
-        )
-        self._acknowledge(step, "rejected", message)
-        self._publish()
-        await workflow.wait_condition(
-            lambda: exc.status != "open" or (self._cancel is not None and not step.compensation)
-        )
-        exc.closed_at = workflow.now() if exc.status != "retrying" else None
-        if exc.status == "retrying":
-            step.status = "running"
-            return "retry"
-        if exc.status == "overridden":
-            doc = exc.override_document or ""
-            step.result = c.StepResult(documents=[doc] if doc else [], message=f"overridden by {exc.resolved_by}")
-            step.status = "overridden"
-            self._acknowledge(step, "overridden")
-        elif exc.status == "skipped" and self._cancel is None:
-            step.status = "skipped"
-            self._acknowledge(step, "skipped")
-        step.finished_at = workflow.now()
-        return exc.status
-
-    def _acknowledge(self, step: Step, status: str, message: str | None = None) -> None:
-        """Tell the source system the ERP outcome of its event.
-
-        The business acknowledgement goes to the MES (sources named `mes…`); other sources (QMS,
-        WMS, edge agents) read the outcome from the gateway. An event with several ERP postings is
-        acknowledged once, when the last of them is done, with all their documents; a rejection is
-        acknowledged at once.
-        """
-        if step.ack_to is None or not step.kind.posts_to_erp or step.event_id is None:
-            return
-        docs = step.result.documents if step.result else []
-        if workflow.patched(PATCH_ACK_PER_EVENT):
-            if not step.ack_to.lower().startswith("mes"):
-                return
-            if status != "rejected":
-                siblings = [st for st in self.s.steps
-                            if st.event_id == step.event_id and st.ack_to is not None and st.kind.posts_to_erp]
-                if not all(st.finished for st in siblings):
-                    return  # the event's last posting acknowledges it
-                docs = [d for st in siblings if st.result for d in st.result.documents]
-        cmd = c.Acknowledge(
-            event_id=step.event_id, status=status, documents=docs, message=message, also=step.also_events
-        )
-        self.logic.add_step(
-            workflow.now(),
-            f"{step.id}:ack-{status}-{step.attempts}",
-            cmd,
-            c.StepKind.MES_ACKNOWLEDGE,
-            event_id=step.event_id,
-        )
-
-    def _exception(self, exception_id: str | None) -> OrderException | None:
-        for exc in self.s.exceptions:
-            if exc.id == exception_id:
-                return exc
-        return None
-
-    # -- audit -----------------------------------------------------------------------------------
-    async def _audit_pump(self) -> None:
-        while True:
-            await workflow.wait_condition(lambda: bool(self.s.pending_audit))
-            note = self.s.pending_audit[0]
-            await workflow.execute_activity(
-                AUDIT_ACTIVITY,
-                note,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
-            )
-            self.s.pending_audit.pop(0)
-
-    # -- SLA timers ------------------------------------------------------------------------------
-    def _restart_watchers(self) -> None:
-        s = self.s
-        if s.state is OrderState.RELEASED:
-            self._watch_once(("release",), self._watch_release)
-        if s.hold is not None:
-            hold = s.hold
-            self._watch_once(("hold", hold.event_id or ""), lambda: self._watch_hold(hold.event_id, hold.since))
-        if s.downtime_open and workflow.patched(PATCH_DOWNTIME_WATCH):
-            for wc, since in s.downtime_open.items():
-                self._watch_once(("downtime", wc, since.isoformat()), self._downtime_watcher(wc, since))
-
-    async def _watch_downtime(self, work_center: str, since: datetime, event: PlantEvent | None) -> None:
-        """A downtime still open after the plant's `long_downtime`: alert now and request maintenance."""
-        s = self.s
-        remaining = max(since + s.policy.long_downtime - workflow.now(), timedelta(seconds=1))
-        try:
-            await workflow.wait_condition(lambda: self.s.downtime_open.get(work_center) != since, timeout=remaining)
-            return
-        except TimeoutError:
-            pass
-        now = workflow.now()
-        minutes = int((now - since).total_seconds() // 60)
-        reason = event.reason if event is not None and event.reason else "no reason given"
-        message = f"work center {work_center} down for {minutes} min ({reason})"
-        self.s.alerts.append(AlertRecord(topic="downtime", level=1, at=now, message=message))
-        key = f"downtime-{work_center}-{since:%Y%m%d%H%M%S%f}"
-        self.logic.alert(now, key, "critical", "downtime", message)
-        if self.s.state not in END_STATES:
-            equipment = (event.equipment if event is not None else None) or work_center
-            self.logic.request_maintenance(
-                now,
-                key,
-                equipment,
-                work_center,
-                2,
-                f"long downtime: {message}",
-                event.source if event is not None else "plantbridge",
-            )
-        self._publish()
-
-    async def _flush_aggregates(self) -> None:
-        """Post buffered quantities once they are `aggregate_every` old (operation end posts them sooner)."""
-        every = self.s.policy.aggregate_every
-        while True:
-            await workflow.wait_condition(lambda: self.s.has_buffered and not self._draining)
-            try:
-                await workflow.wait_condition(lambda: not self.s.has_buffered, timeout=every)
-            except TimeoutError:
-                if self._cancel is None and self.s.state not in END_STATES:
-                    self.logic.flush(workflow.now())
-                    self._publish()
-
-    async def _start_maintenance_children(self) -> None:
-        while True:
-            await workflow.wait_condition(
-                lambda: not self._draining and any(m.status == "requested" for m in self.s.maintenance)
-            )
-            record = next(m for m in self.s.maintenance if m.status == "requested")
-            s = self.s
-            child_id = f"maintenance:{s.order.plant}:{s.order.number}:{record.request_id}"
-            inp = MaintenanceInput(
-                order=s.order,
-                policy=s.policy,
-                request_id=record.request_id,
-                equipment=record.equipment,
-                work_center=record.work_center,
-                priority=record.priority,
-                description=record.description,
-                requested_at=record.requested_at,
-                source=record.source,
-            )
-            self._running += 1
-            try:
-                await workflow.start_child_workflow(
-                    "MaintenanceRequest",
-                    inp,
-                    id=child_id,
-                    task_queue=s.policy.task_queue,
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                )
-            except Exception as err:  # already started (a retried start after continue-as-new)
-                workflow.logger.info("maintenance child %s not started: %s", child_id, err)
-            finally:
-                self._running -= 1
-            record.status, record.workflow_id = "started", child_id
-            self.logic.note(workflow.now(), "maintenance", f"maintenance request {child_id} started")
-            self._publish()
-
-    async def _escalate(
-        self, topic: str, since: datetime, first: timedelta, done: Callable[[], bool], text: str
-    ) -> None:
-        """Alert when `done()` is still false `first` after `since`, escalate `escalate_after` later."""
-        deadline = since + first
-        for level in (1, 2):
-            remaining = max(deadline - workflow.now(), timedelta(seconds=1))
-            try:
-                await workflow.wait_condition(done, timeout=remaining)
-                return
-            except TimeoutError:
-                pass
-            self._sla_alert(
-                topic, level, f"{text} (open since {since:%Y-%m-%d %H:%M:%S} UTC)", f"{since:%Y%m%d%H%M%S%f}"
-            )
-            deadline = workflow.now() + self.s.policy.escalate_after
-
-    def _sla_alert(self, topic: str, level: int, text: str, key: str) -> None:
-        now = workflow.now()
-        message = f"SLA {topic}, level {level}: {text}"
-        self.s.alerts.append(AlertRecord(topic=topic, level=level, at=now, message=message))
-        self.logic.note(now, "sla", message)
-        self.logic.alert(
-            now, f"sla-{topic}-{key}-{level}", "critical" if level > 1 else "warning", topic, message, level
-        )
-        self._publish()
-
-    async def _watch_release(self) -> None:
-        s = self.s
-        since = s.released_at or workflow.now()
-        await self._escalate(
-            "release_not_started",
-            since,
-            s.policy.release_start_sla,
-            lambda: self.s.state is not OrderState.RELEASED,
-            f"order {s.order.number} released but not started",
-        )
-
-    async def _watch_hold(self, hold_key: str | None, since: datetime) -> None:
-        s = self.s
-        await self._escalate(
-            "hold_unresolved",
-            since,
-            s.policy.hold_sla,
-            lambda: self.s.hold is None or self.s.hold.event_id != hold_key,
-            f"quality hold on order {s.order.number} unresolved",
-        )
-
-    def _overdue_candidates(self) -> list[Step]:
-        return [
-            st
-            for st in self.s.steps
-            if st.kind.posts_to_erp and not st.finished and st.started_at is not None and st.sla_level < 2
-        ]
-
-    async def _watch_postings(self) -> None:
-        """One periodic check while ERP steps are open: no timer per posting."""
-        policy = self.s.policy
-        interval = max(policy.posting_sla / 4, timedelta(seconds=1))
-        while True:
-            await workflow.wait_condition(lambda: bool(self._overdue_candidates()))
-            await workflow.sleep(interval)
-            now = workflow.now()
-            for step in self._overdue_candidates():
-                assert step.started_at is not None
-                due = step.started_at + policy.posting_sla + (policy.escalate_after if step.sla_level else timedelta(0))
-                if now >= due:
-                    step.sla_level += 1
-                    self._sla_alert(
-                        "posting_overdue",
-                        step.sla_level,
-                        f"{step.kind.value} ({step.id}) for order {self.s.order.number} not posted",
-                        step.id,
-                    )
-
-    # -- visibility ------------------------------------------------------------------------------
-    def _publish(self) -> None:
-        """Search attributes (on change only) and the current-details screen."""
-        s = self.s
-        values = (s.state.value, len(s.open_exceptions))
-        if values != self._visible:
-            updates: list[SearchAttributeUpdate[Any]] = [
-                sa.ORDER_STATE.value_set(s.state.value),
-                sa.OPEN_EXCEPTIONS.value_set(len(s.open_exceptions)),
-            ]
-            if not self._visible:
-                updates += [
-                    sa.PLANT.value_set(s.order.plant),
-                    sa.ORDER_NUMBER.value_set(s.order.number),
-                    sa.MATERIAL.value_set(s.order.material),
-                    sa.ERP_SYSTEM.value_set(s.order.erp_system),
-                    sa.WORK_CENTER.value_set(sorted({op.work_center for op in s.order.operations})),
-                ]
-            workflow.upsert_search_attributes(updates)
-            self._visible = values
-        workflow.set_current_details(current_details(s))

@@ -23,7 +23,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from plantbridge.canonical import Acknowledgement, ProductionOrder
 from plantbridge.canonical.order import workflow_id
 from plantbridge.client import order_summary, start_order
-from plantbridge.connectors.reference import ReferenceStore
+from plantbridge.connectors.memory import MemoryStore
 from tests.conftest import fast_policy, new_order, qty
 from tests.gateway.conftest import Gateway, eventually, wire
 
@@ -41,7 +41,7 @@ async def _dead_or_deferred(gateway: Gateway, order: ProductionOrder) -> list[An
 
 
 async def test_parked_posting_order_takes_fifty_events_each_within_ack_wait(
-    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: ReferenceStore
+    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: MemoryStore
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021",
@@ -87,7 +87,7 @@ async def test_parked_posting_order_takes_fifty_events_each_within_ack_wait(
 
 
 async def test_thirty_events_at_once_all_answered_and_accepted_once(
-    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: ReferenceStore
+    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: MemoryStore
 ) -> None:
     order = new_order()
     await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021",
@@ -112,7 +112,7 @@ async def test_thirty_events_at_once_all_answered_and_accepted_once(
 
 
 async def test_hanging_erp_call_does_not_block_the_orders_other_events(
-    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: ReferenceStore
+    gateway: Gateway, http: httpx.AsyncClient, client: Client, reference: MemoryStore
 ) -> None:
     order = new_order()
     # Every goods issue of this order hangs for a minute (the activity's 10 s timeout cuts it off, and
@@ -211,6 +211,6 @@ async def test_in_flight_limit_answers_503_with_retry_after_and_is_redelivered(
 
 
 @pytest.fixture(autouse=True)
-async def _clear_rules(reference: ReferenceStore) -> Any:
+async def _clear_rules(reference: MemoryStore) -> Any:
     yield
     await reference.clear_rules()

@@ -1,0 +1,44 @@
+"""Patch ids: every change to running workflow code goes through `workflow.patched(<id>)`.
+
+A running order replays its history on every worker; code that would issue different commands for
+an old history checks its patch first (`tests/test_replay.py` replays recorded histories). Listed in
+docs/ARCHITECTURE.md §8 with when each can go.
+
+Deprecating one: once no workflow started before the patch can still be running (all such orders
+posted or cancelled, and their histories past retention), replace `workflow.patched(X)` with
+`workflow.deprecate_patch(X)` and keep only the new branch; once no history carries the marker any
+more, delete the call and the id.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ProductionOrder: a maintenance request starts a `MaintenanceRequest` child workflow (before: an
+# ERP notification step and an alert in the order's own lanes).
+MAINTENANCE_CHILD: Final = "maintenance-child-workflow"
+# ProductionOrder: a downtime still open after `long_downtime` is alerted while it lasts and
+# requests maintenance (before: one alert when it ended).
+DOWNTIME_WATCH: Final = "downtime-watch"
+# ProductionOrder: the business acknowledgement goes to MES sources only, once per event after its
+# last ERP posting (before: one per posting, to any source).
+ACK_PER_EVENT: Final = "acknowledge-once-per-event"
+# ProductionOrder: one SLA watcher per watched thing, even when a handler ran before `run`.
+SINGLE_WATCHERS: Final = "single-sla-watchers"
+# MaintenanceRequest: a refused step opens an exception (id, `by`, override, audit) resolved by
+# `retry_step` / `skip_step` / `override_step` (before: a bare decision, no identity or audit).
+MAINTENANCE_EXCEPTIONS: Final = "maintenance-exceptions"
+
+# ProductionOrder: `submit_event` waits for the event's postings at most the plant's `ack_wait`, and
+# not at all behind a parked posting (before: without a bound, so ten events queued behind an open
+# exception filled Temporal's limit of in-flight updates and the order refused every further event).
+BOUNDED_ACK: Final = "bounded-ack-wait"
+
+ALL: Final[tuple[str, ...]] = (
+    MAINTENANCE_CHILD,
+    DOWNTIME_WATCH,
+    ACK_PER_EVENT,
+    SINGLE_WATCHERS,
+    MAINTENANCE_EXCEPTIONS,
+    BOUNDED_ACK,
+)
