@@ -41,9 +41,9 @@ from tests.e2e.test_edge_to_erp import (  # noqa: F401  (fixtures)
     release_order,
     summary,
     up,
-    wait_for,
 )
 from tests.edge.mqtt_helpers import PrivateBroker, unique
+from tests.support import eventually
 
 MACHINE = "Q1"
 METRICS = {"state": "Machine/State", "good": "Counters/Good", "scrap": "Counters/Scrap",
@@ -86,28 +86,28 @@ async def test_sparkplug_machine_broker_restart_and_gateway_away_reach_sap_once(
     async def counted(good: int, scrap: int = 0) -> None:
         expected = (tracker.acc_good + good, tracker.acc_scrap + scrap)
         await pub.count(MACHINE, good, scrap)
-        await wait_for(lambda: (tracker.acc_good, tracker.acc_scrap) == expected, f"counted {expected}")
+        await eventually(lambda: (tracker.acc_good, tracker.acc_scrap) == expected, what=f"counted {expected}")
 
     async def state(expected: EquipmentState) -> None:
-        await wait_for(lambda: tracker.state is expected, f"{MACHINE} {expected}")
+        await eventually(lambda: tracker.state is expected, what=f"{MACHINE} {expected}")
 
     try:
-        await wait_for(lambda: tracker.order == number, "the machine's birth")
+        await eventually(lambda: tracker.order == number, what="the machine's birth")
         await pub.run(MACHINE)
         await state(EquipmentState.RUNNING)
         await counted(25, 1)
         await pub.stop_machine(MACHINE, "MAINT")
         await state(EquipmentState.DOWN)
         await pub.run(MACHINE)
-        await wait_for(lambda: agent.stats()["sent"] == 2, "first downtime delivered")
+        await eventually(lambda: agent.stats()["sent"] == 2, what="first downtime delivered")
 
         await up.down()  # the gateway goes away ...
         await counted(10)
         await broker.stop()  # ... and the broker restarts mid-stream; the machine keeps producing
         await pub.count(MACHINE, 5)
-        await wait_for(lambda: not any(s.stats.connected for s in agent.sessions), "the edge lost the broker")
+        await eventually(lambda: not any(s.stats.connected for s in agent.sessions), what="the edge lost the broker")
         await broker.start()
-        await wait_for(lambda: tracker.acc_good == 40, "the 5 parts made while the broker was down (rebirth)")
+        await eventually(lambda: tracker.acc_good == 40, what="the 5 parts made while the broker was down (rebirth)")
         await pub.stop_machine(MACHINE, "BREAKDOWN")
         await state(EquipmentState.DOWN)
         await pub.run(MACHINE)
@@ -119,13 +119,13 @@ async def test_sparkplug_machine_broker_restart_and_gateway_away_reach_sap_once(
         # unavailable until the rebirth it asked for (one more downtime pair, reason UNSPECIFIED)
         host = next(x for x in agent.sessions if isinstance(x, MqttSession)).sparkplug
         blips = host.stats.deaths
-        await wait_for(lambda: agent.stats()["queued"] == 3 + 2 * blips, "the events buffered in the outbox")
-        await wait_for(lambda: agent.stats()["gateway_failures"] >= 2, "the agent trying the gateway meanwhile")
+        await eventually(lambda: agent.stats()["queued"] == 3 + 2 * blips, what="the events buffered in the outbox")
+        await eventually(lambda: agent.stats()["gateway_failures"] >= 2, what="the agent trying the gateway meanwhile")
 
         await up.start()
-        await wait_for(lambda: agent.stats()["queued"] == 0, "outbox drained after the gateway came back")
+        await eventually(lambda: agent.stats()["queued"] == 0, what="outbox drained after the gateway came back")
         rows = outbox(agent)
-        s = await wait_for(lambda: confirmation_posted(client, number, rows[-1]["event_id"]), "the confirmation")
+        s = await eventually(lambda: confirmation_posted(client, number, rows[-1]["event_id"]), what="the confirmation")
         stats = agent.stats()
         births = host.stats.births
     finally:
