@@ -75,12 +75,13 @@ def _material(el: ET.Element) -> str | None:
 def parse_xml(xml: bytes) -> ET.Element:
     """The document's root; no DTD, no entity declaration, no external reference (anywhere)."""
     try:
-        return defused_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: ET.Element = defused_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as err:
         raise IdocError(f"IDoc XML must not contain a DOCTYPE, entity declarations or external references "
                         f"({type(err).__name__})") from None
     except ET.ParseError as err:
         raise IdocError(f"the IDoc is not well-formed XML: {err}") from None
+    return root
 
 
 def parse_loipro(xml: bytes, plant_map: Mapping[str, str] | None = None) -> list[ProductionOrder]:
