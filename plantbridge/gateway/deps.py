@@ -9,7 +9,9 @@ from typing import Any, Protocol
 
 from temporalio.client import Client
 
+from plantbridge.canonical.events import EventType
 from plantbridge.canonical.order import ProductionOrder
+from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.store.db import Database
 
@@ -33,6 +35,10 @@ def no_translation(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def default_event_rules(_plant: str) -> dict[EventType, tuple[SourceKind, ...]]:
+    return event_sources()
+
+
 @dataclass
 class GatewayDeps:
     client: Client
@@ -50,3 +56,5 @@ class GatewayDeps:
     # The plant's cross-references: local codes (work centers, reasons, units) -> the ERP's, applied
     # to a plant event before it is validated (see `PlantConfig.translate_event`).
     translate: Callable[[dict[str, Any]], dict[str, Any]] = no_translation
+    # Per plant: which source kinds may send which event types (the plant file's `event_sources`).
+    event_rules: Callable[[str], dict[EventType, tuple[SourceKind, ...]]] = default_event_rules

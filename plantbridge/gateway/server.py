@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from plantbridge.canonical.events import EventType
+from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.client import connect
@@ -38,9 +40,13 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
         cfg = plants.get(str(event.get("plant")))
         return cfg.translate_event(event) if cfg is not None else event
 
+    def event_rules(plant: str) -> dict[EventType, tuple[SourceKind, ...]]:
+        cfg = plants.get(plant)
+        return cfg.event_rules() if cfg is not None else event_sources()
+
     deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
-                       translate=translate)
+                       translate=translate, event_rules=event_rules)
     config = uvicorn.Config(create_app(deps), host=settings.gateway_host, port=settings.gateway_port,
                             log_level="info", access_log=False, lifespan="on")
     try:

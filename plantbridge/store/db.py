@@ -41,6 +41,7 @@ async def create_schema(engine: AsyncEngine) -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(api_keys.add_missing_columns)
 
 
 class Database:
