@@ -1,4 +1,7 @@
-"""Authentication (Bearer API keys, hashed in the store) and role/plant authorization."""
+"""Authentication (Bearer API keys, hashed in the store) and role/plant/event-type authorization.
+
+Error texts never name the key (its name often says which system it belongs to); the inbox row
+records the key id for the operator."""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Caller]]:
         caller = await authenticate(request)
         if caller.role not in roles:
             needs = " or ".join(sorted(roles))
-            raise ApiError(403, "forbidden_role", f"key {caller.name!r} has role {caller.role!r}; this needs {needs}")
+            raise ApiError(403, "forbidden_role", f"this key has role {caller.role!r}; this needs {needs}")
         return caller
 
     return dependency
@@ -49,11 +52,11 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Caller]]:
 
 def check_plant(caller: Caller, plant: str) -> None:
     if not caller.may(plant):
-        raise ApiError(403, "forbidden_plant", f"key {caller.name!r} may not touch plant {plant!r}")
+        raise ApiError(403, "forbidden_plant", f"this key may not touch plant {plant!r}")
 
 
 def forbidden_plant_reason(caller: Caller, plant: str) -> str:
-    return f"forbidden: key {caller.name!r} may not touch plant {plant!r}"
+    return f"forbidden: this key may not touch plant {plant!r}"
 
 
 def ownership_denial(caller: Caller, event_type: EventType, source: str,

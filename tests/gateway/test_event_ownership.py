@@ -46,6 +46,7 @@ async def test_only_the_qms_lifts_a_hold(gateway: Gateway, http: httpx.AsyncClie
     err = r.json()["error"]
     assert err["code"] == "forbidden_event_type"
     assert "event_sources.quality_disposition = [qms]" in err["message"] and "'edge'" in err["message"]
+    assert "own-" not in r.text and edge not in r.text  # errors name no key
     dead = await gateway.intake.inbox.get(int(r.headers["X-Inbox-Id"]))
     assert dead is not None and dead.status == "dead" and dead.key_id == edge_id
     assert (await order_state(client, order.plant, order.number)).on_hold  # still held
