@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
@@ -28,7 +28,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
@@ -79,12 +79,19 @@ RPC_TIMEOUT = timedelta(seconds=5)
 
 
 async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *, runtime: Runtime | None = None,
-                  interceptors: Sequence[Interceptor] = ()) -> Client:
-    """A client with the pydantic converter, plus tracing and metrics when the process has them."""
+                  interceptors: Sequence[Interceptor] = (),
+                  codec: PayloadCodec | Literal["env"] | None = "env") -> Client:
+    """A client with the pydantic converter, plus tracing and metrics when the process has them.
+
+    `codec="env"` (the default) encrypts payloads when `PLANTBRIDGE_CODEC_KEYS(_FILE)` is set
+    (plantbridge.security.codec); `None` never does (e.g. to read a history as stored).
+    """
+    from plantbridge.security.codec import codec_from_env, data_converter
     from plantbridge.telemetry import metrics_runtime, temporal_plugins
 
+    payload_codec = codec_from_env() if codec == "env" else codec
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter, interceptors=list(interceptors),
+        address, namespace=namespace, data_converter=data_converter(payload_codec), interceptors=list(interceptors),
         plugins=temporal_plugins(), runtime=runtime or metrics_runtime(),
     )
 

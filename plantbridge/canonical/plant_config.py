@@ -14,7 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plantbridge.canonical.batch_config import BatchConfig, ExportTarget
+from plantbridge.canonical.events import EventType
 from plantbridge.canonical.fields import PlantCode
+from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.plant_time import WEEKDAYS, Shift, ShiftCalendar, Weekday, validate_zone_name
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.canonical.units import UnknownUnitError, normalize_unit
@@ -164,6 +166,12 @@ class PlantConfig(BaseModel):
         if "shift-summary" in self.batch.jobs and not self.shifts:
             raise ValueError("batch job shift-summary needs `shifts` (the plant's shift calendar)")
         return self
+    # Which source kinds may send which event types (overrides of canonical/ownership.py's defaults).
+    event_sources: dict[EventType, list[SourceKind]] = Field(default_factory=dict)
+
+    def event_rules(self) -> dict[EventType, tuple[SourceKind, ...]]:
+        """The plant's rule table: event type -> the source kinds that may send it."""
+        return event_sources(self.event_sources)
 
     @model_validator(mode="after")
     def _known_work_centers(self) -> PlantConfig:

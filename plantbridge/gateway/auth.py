@@ -1,11 +1,15 @@
-"""Authentication (Bearer API keys, hashed in the store) and role/plant authorization."""
+"""Authentication (Bearer API keys, hashed in the store) and role/plant/event-type authorization.
+
+Error texts never name the key (its name often says which system it belongs to); the inbox row
+records the key id for the operator."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import Request
 
+from plantbridge.canonical.events import EventType
 from plantbridge.gateway.errors import ApiError
 from plantbridge.store.api_keys import ApiKeys, KeyInfo
 
@@ -40,7 +44,7 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Caller]]:
         caller = await authenticate(request)
         if caller.role not in roles:
             needs = " or ".join(sorted(roles))
-            raise ApiError(403, "forbidden_role", f"key {caller.name!r} has role {caller.role!r}; this needs {needs}")
+            raise ApiError(403, "forbidden_role", f"this key has role {caller.role!r}; this needs {needs}")
         return caller
 
     dependency.roles = roles  # type: ignore[attr-defined]  # read by the OpenAPI document (gateway/openapi.py)
@@ -49,8 +53,26 @@ def require(roles: frozenset[str]) -> Callable[[Request], Awaitable[Caller]]:
 
 def check_plant(caller: Caller, plant: str) -> None:
     if not caller.may(plant):
-        raise ApiError(403, "forbidden_plant", f"key {caller.name!r} may not touch plant {plant!r}")
+        raise ApiError(403, "forbidden_plant", f"this key may not touch plant {plant!r}")
 
 
 def forbidden_plant_reason(caller: Caller, plant: str) -> str:
-    return f"forbidden: key {caller.name!r} may not touch plant {plant!r}"
+    return f"forbidden: this key may not touch plant {plant!r}"
+
+
+def ownership_denial(caller: Caller, event_type: EventType, source: str,
+                     rules: Mapping[EventType, tuple[str, ...]]) -> ApiError | None:
+    """403 when the key's source kind may not send this event type, or may not speak for `source`."""
+    kind = caller.source_kind
+    event_type = EventType(event_type)
+    allowed = rules.get(event_type, ())
+    if kind is None or kind not in allowed:
+        who = f"kind {kind!r}" if kind else f"role {caller.role!r}"
+        return ApiError(403, "forbidden_event_type",
+                        f"rule event_sources.{event_type.value} = [{', '.join(allowed)}]: a key of {who} may not "
+                        f"send {event_type.value}")
+    if not caller.may_speak_for(source):
+        prefixes = ", ".join(caller.sources or (kind,))
+        return ApiError(403, "forbidden_source",
+                        f"rule key sources = [{prefixes}]: this key may not speak for source {source[:64]!r}")
+    return None

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 
+from plantbridge.canonical.events import EventType
+from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.connectors.ports import OrderSource
 from plantbridge.store.db import Database
@@ -25,6 +27,10 @@ def default_policy(_plant: str) -> PlantPolicy:
 
 def no_translation(event: dict[str, Any]) -> dict[str, Any]:
     return event
+
+
+def default_event_rules(_plant: str) -> dict[EventType, tuple[SourceKind, ...]]:
+    return event_sources()
 
 
 @dataclass
@@ -50,3 +56,5 @@ class GatewayDeps:
     # webhook token in their URL (`/v1/erp/odoo/events/{plant}/{token}`).
     order_sources: dict[str, OrderSource] = field(default_factory=dict)
     odoo_tokens: dict[str, str] = field(default_factory=dict)
+    # Per plant: which source kinds may send which event types (the plant file's `event_sources`).
+    event_rules: Callable[[str], dict[EventType, tuple[SourceKind, ...]]] = default_event_rules

@@ -2,26 +2,31 @@
 components E1RESBL, into canonical `ProductionOrder`s.
 
 Both plain IDoc-XML and the IDoc-SOAP form (`urn:sap-com:document:sap:idoc:soap:messages`, as
-S/4HANA sends it) are read: element names are matched without their namespace. The parser
-refuses DTDs and entities (no XML bombs).
+S/4HANA sends it) are read: element names are matched without their namespace.
+
+Hostile XML: the body is parsed by `defusedxml`, which refuses any DOCTYPE, entity declaration or
+external reference while parsing (the check sits in the parser's own callbacks, so it holds at any
+position in the document and in any encoding the parser accepts: a DTD behind kilobytes of padding,
+or in a UTF-16 body, is refused as surely as one on the first line). Nothing is ever expanded or
+fetched; the gateway answers 422 and keeps the raw body as a dead letter.
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
 from pydantic import ValidationError
 
 from plantbridge.canonical.order import ProductionOrder
 
 IDOC_SOAP_NS = "urn:sap-com:document:sap:idoc:soap:messages"
 RELEASED = "I0002"  # system status REL
-_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 class IdocError(ValueError):
@@ -67,18 +72,25 @@ def _material(el: ET.Element) -> str | None:
     return _text(el, "MATNR_LONG") or _text(el, "MATNR")
 
 
+def parse_xml(xml: bytes) -> ET.Element:
+    """The document's root; no DTD, no entity declaration, no external reference (anywhere)."""
+    try:
+        root: ET.Element = defused_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as err:
+        raise IdocError(f"IDoc XML must not contain a DOCTYPE, entity declarations or external references "
+                        f"({type(err).__name__})") from None
+    except ET.ParseError as err:
+        raise IdocError(f"the IDoc is not well-formed XML: {err}") from None
+    return root
+
+
 def parse_loipro(xml: bytes, plant_map: Mapping[str, str] | None = None) -> list[ProductionOrder]:
     """Every order of a LOIPRO IDoc (one or more IDOC elements); `released` from status I0002.
 
     `plant_map` maps the IDoc's WERKS to the canonical plant where they differ (e.g. a five-letter
     plant of an SAP DM landscape).
     """
-    if _DTD.search(xml[:4096]):
-        raise IdocError("IDoc XML must not contain a DOCTYPE or entity declarations")
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as err:
-        raise IdocError(f"the IDoc is not well-formed XML: {err}") from None
+    root = parse_xml(xml)
     if not _local(root.tag).startswith("LOIPRO"):
         raise IdocError(f"expected a LOIPRO IDoc, got root element {_local(root.tag)!r}")
     idocs = _children(root, "IDOC")

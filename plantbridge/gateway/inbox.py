@@ -29,7 +29,7 @@ from plantbridge.client import (
     order_state,
     submit_event,
 )
-from plantbridge.gateway.auth import Caller, forbidden_plant_reason
+from plantbridge.gateway.auth import Caller, forbidden_plant_reason, ownership_denial
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.erp_intake import ErpIntake
@@ -121,6 +121,9 @@ class Intake:
         if not caller.may(event.plant):
             forbidden = ApiError(403, "forbidden_plant", forbidden_plant_reason(caller, event.plant))
             return await self.dead(msg_id, forbidden, obj)
+        denied = ownership_denial(caller, event.event_type, event.source, self.deps.event_rules(event.plant))
+        if denied is not None:
+            return await self.dead(msg_id, denied, obj)
         return await self.deliver(msg_id, event)
 
     async def deliver(self, msg_id: int, event: PlantEvent) -> Outcome:

@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from plantbridge.canonical.events import EventType
+from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.client import connect
@@ -42,9 +44,14 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
         cfg = plants.get(str(event.get("plant")))
         return cfg.translate_event(event) if cfg is not None else event
 
+    def event_rules(plant: str) -> dict[EventType, tuple[SourceKind, ...]]:
+        cfg = plants.get(plant)
+        return cfg.event_rules() if cfg is not None else event_sources()
+
     deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
-                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {})
+                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
+                       event_rules=event_rules)
     uns_config = settings.uns()
     if uns_config is not None:
         deps.uns = OrderStates.from_config(uns_config, client)

@@ -2,6 +2,12 @@
 
 A key reads `pbk_<key id>_<secret>`; only its id, name, role, plants and hash are stored, so the
 key itself is shown once, when it is created.
+
+A plant-system or edge key is bound to one source kind (`mes`, `qms`, `wms`, `edge`: which event
+types it may send, see canonical/ownership.py) and to the `source` values it may speak for
+(prefixes; by default its kind, e.g. `qms` admits `qms-1710`). Keys created before kinds existed
+have none: a plant-system key then counts as `mes` and an edge key as `edge`, and their `source`
+is not checked (migration; re-issue them with `--kind`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from plantbridge.store.models import Base, utcnow
 
 Role = Literal["erp", "plant-system", "edge", "supervisor"]
 ROLES: tuple[str, ...] = ("erp", "plant-system", "edge", "supervisor")
+KINDS: tuple[str, ...] = ("mes", "qms", "wms", "edge")
+# The kind a key of a role has when none was given (and which kinds a role may be given).
+ROLE_KINDS: dict[str, tuple[str, ...]] = {"plant-system": ("mes", "qms", "wms"), "edge": ("edge",)}
 KEY_PREFIX = "pbk_"
 
 
@@ -35,6 +44,12 @@ class ApiKeyRecord(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    sources: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+
+
+# Columns added after the table first shipped: (name, DDL type), added to an existing table at start.
+_ADDED_COLUMNS = (("kind", "VARCHAR(8)"), ("sources", "JSON"))
 
 
 @dataclass(frozen=True)
@@ -45,9 +60,26 @@ class KeyInfo:
     plants: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    kind: str | None = None  # as stored; None for keys from before kinds (see `source_kind`)
+    sources: tuple[str, ...] | None = None
 
     def may(self, plant: str) -> bool:
         return "*" in self.plants or plant in self.plants
+
+    @property
+    def source_kind(self) -> str | None:
+        """The kind the key speaks as: its own, else its role's default (plant-system -> mes)."""
+        if self.kind:
+            return self.kind
+        kinds = ROLE_KINDS.get(self.role)
+        return kinds[0] if kinds else None
+
+    def may_speak_for(self, source: str) -> bool:
+        """Whether the key may send events with this `source` (prefix match; legacy keys: any)."""
+        allowed = self.sources if self.sources is not None else ((self.kind,) if self.kind else None)
+        if allowed is None:
+            return True
+        return any(source == p or source.startswith(p) for p in allowed)
 
     @property
     def all_plants(self) -> bool:
@@ -63,7 +95,8 @@ def _hash(key: str) -> str:
 
 
 def _info(rec: ApiKeyRecord) -> KeyInfo:
-    return KeyInfo(rec.key_id, rec.name, rec.role, tuple(rec.plants or []), rec.created_at, rec.revoked_at)
+    return KeyInfo(rec.key_id, rec.name, rec.role, tuple(rec.plants or []), rec.created_at, rec.revoked_at,
+                   rec.kind, tuple(rec.sources) if rec.sources is not None else None)
 
 
 CACHE_SECONDS = 10.0
@@ -79,10 +112,21 @@ class ApiKeys:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
 
-    async def create(self, name: str, role: str, plants: list[str]) -> tuple[KeyInfo, str]:
-        """Create a key; returns its record and the key itself (shown once, never stored)."""
+    async def create(self, name: str, role: str, plants: list[str], *, kind: str | None = None,
+                     sources: list[str] | None = None) -> tuple[KeyInfo, str]:
+        """Create a key; returns its record and the key itself (shown once, never stored).
+
+        `kind`: the source kind of a plant-system (mes, qms, wms) or edge (edge) key; `sources`: the
+        `source` prefixes it may speak for (default: its kind)."""
         if role not in ROLES:
             raise ApiKeyError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        if kind is not None and kind not in ROLE_KINDS.get(role, ()):
+            allowed = ", ".join(ROLE_KINDS.get(role, ())) or "none"
+            raise ApiKeyError(f"kind {kind!r} does not fit role {role!r} (its kinds: {allowed})")
+        if sources is not None:
+            sources = sorted({s.strip() for s in sources if s.strip()})
+            if not sources:
+                raise ApiKeyError("--sources needs at least one source prefix")
         plants = sorted({p.strip() for p in plants if p.strip()})
         if not plants:
             raise ApiKeyError("a key needs at least one plant (or '*' for all)")
@@ -90,7 +134,8 @@ class ApiKeys:
             raise ApiKeyError("a key needs a name")
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        rec = ApiKeyRecord(key_id=key_id, name=name.strip(), role=role, plants=plants, key_hash=_hash(key))
+        rec = ApiKeyRecord(key_id=key_id, name=name.strip(), role=role, plants=plants, key_hash=_hash(key),
+                           kind=kind, sources=sources)
         async with self.db.sessions() as session:
             if await session.scalar(select(ApiKeyRecord).where(ApiKeyRecord.name == rec.name)) is not None:
                 raise ApiKeyError(f"a key named {rec.name!r} exists; revoke it or pick another name")

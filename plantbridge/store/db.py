@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from plantbridge.store.models import Base
@@ -41,6 +41,20 @@ async def create_schema(engine: AsyncEngine) -> None:
     # Python runs it before any `plantbridge.store.*` module, so Base knows every table here.
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(add_missing_columns)
+
+
+def add_missing_columns(conn: Connection) -> None:
+    """Bring an older store up to date where a release only added nullable columns (e.g. `api_keys.kind`).
+
+    Additive only; anything else is a schema migration."""
+    inspector = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable and not column.primary_key:
+                ddl = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
 
 
 class Database:

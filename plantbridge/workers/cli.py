@@ -114,6 +114,16 @@ def _mount_supervisor_commands() -> None:
 _mount_supervisor_commands()
 
 
+def _mount_security_commands() -> None:
+    from plantbridge.security.cli import codec_key, codec_server
+
+    app.command("codec-server")(codec_server)
+    app.command("codec-key")(codec_key)
+
+
+_mount_security_commands()
+
+
 # The development commands ARCHITECTURE names; the distribution plantbridge-devtools provides them.
 DEV_COMMANDS = ("dev", "demo", "bench")
 PLUGIN_GROUP = "plantbridge.cli"

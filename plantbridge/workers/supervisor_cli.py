@@ -21,7 +21,7 @@ from plantbridge.canonical.exceptions import ExceptionResolution
 from plantbridge.canonical.order import workflow_id
 from plantbridge.canonical.saga import SagaState
 from plantbridge.client import WORKFLOW_TYPE, connect, order_summary, resolve_exception
-from plantbridge.store.api_keys import ROLES, ApiKeyError, ApiKeys
+from plantbridge.store.api_keys import ROLE_KINDS, ROLES, ApiKeyError, ApiKeys
 from plantbridge.store.audit import AuditTrail
 from plantbridge.store.db import Database
 from plantbridge.workers.settings import Settings
@@ -175,13 +175,20 @@ async def _keys(store_url: str | None) -> ApiKeys:
 @keys_app.command("create")
 def keys_create(name: str = typer.Option(..., "--name"), role: str = typer.Option(..., "--role", help="/".join(ROLES)),
                 plants: str = typer.Option(..., "--plants", help="comma-separated plants, or *"),
+                kind: str = typer.Option(None, "--kind", help="source kind of a plant-system (mes/qms/wms, "
+                                         "default mes) or edge (edge) key: which event types it may send"),
+                sources: str = typer.Option(None, "--sources", help="comma-separated `source` prefixes the key "
+                                            "may speak for (default: its kind)"),
                 store_url: str = STORE) -> None:
     """Create a key; it is printed once and stored only as a hash."""
+    if kind is None and role in ROLE_KINDS:
+        kind = ROLE_KINDS[role][0]
 
     async def run() -> str:
         keys = await _keys(store_url)
         try:
-            _, key = await keys.create(name, role, plants.split(","))
+            _, key = await keys.create(name, role, plants.split(","), kind=kind,
+                                       sources=sources.split(",") if sources else None)
             return key
         finally:
             await keys.db.close()
@@ -203,9 +210,10 @@ def keys_list(store_url: str = STORE) -> None:
         finally:
             await keys.db.close()
 
-    table = Table("key id", "name", "role", "plants", "created", "revoked")
+    table = Table("key id", "name", "role", "kind", "plants", "created", "revoked")
     for k in asyncio.run(run()):
-        table.add_row(k.key_id, k.name, k.role, ",".join(k.plants), k.created_at.isoformat(timespec="seconds"),
+        kind = k.kind or (f"({k.source_kind})" if k.source_kind else "")  # (mes): a key from before kinds
+        table.add_row(k.key_id, k.name, k.role, kind, ",".join(k.plants), k.created_at.isoformat(timespec="seconds"),
                       k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "")
     console.print(table)
 

@@ -294,7 +294,8 @@ async def plant_stack(client: Client, db: Database, reference: MemoryStore, base
         tag = uuid.uuid4().hex[:6]
         roles = {"erp": ("erp", [A, B]), f"mes-{A}": ("plant-system", [A]), f"mes-{B}": ("plant-system", [B]),
                  "qms": ("plant-system", [A, B]), "supervisor": ("supervisor", [A, B])}
-        keys = {who: (await ApiKeys(db).create(f"uc-{who}-{tag}", role, plants))[1]
+        kinds = {"qms": "qms"}  # the QMS's key speaks for the QMS (quality results and dispositions)
+        keys = {who: (await ApiKeys(db).create(f"uc-{who}-{tag}", role, plants, kind=kinds.get(who)))[1]
                 for who, (role, plants) in roles.items()}
         # SAP's business events go to the gateway's ERP intake, as S/4HANA's event mesh would send them.
         sap = stack.enter_context(SimulatorServer(str(base / "s4.db"), webhook_url=f"{gateway_url}/v1/erp/sap/events",
