@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 
 from plantbridge.canonical import OrderState
 from plantbridge.client import connect, current_details, order_summary, start_order, submit_event
-from plantbridge.connectors.reference import ReferenceRegistry, ReferenceStore
+from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
 from plantbridge.security.codec import (
     ENCODING,
     KEY_ID_META,
@@ -35,9 +35,9 @@ from plantbridge.security.codec import (
 )
 from plantbridge.security.codec_server import create_codec_app
 from plantbridge.store import ApiKeys, Database
-from plantbridge.workers.temporal_server import DevServer, free_port
 from plantbridge.workers.worker import build_worker
 from plantbridge.workflows import search_attributes as sa
+from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.conftest import event, fast_policy, new_order, qty
 
 QUEUE = "plantbridge-codec-test"
@@ -47,10 +47,10 @@ UI = "http://localhost:8233"
 
 
 @pytest.fixture(scope="module")
-async def sealed(temporal_server: DevServer, reference: ReferenceStore, db: Database) -> AsyncIterator[Client]:
+async def sealed(temporal_server: DevServer, reference: MemoryStore, db: Database) -> AsyncIterator[Client]:
     """A client and a worker of their own, both with the codec (key k1), on their own task queue."""
     client = await connect(temporal_server.address, codec=EncryptionCodec({"k1": K1}))
-    worker: Worker = build_worker(client, QUEUE, ReferenceRegistry(reference), db)
+    worker: Worker = build_worker(client, QUEUE, MemoryRegistry(reference), db)
     async with worker:
         yield client
 

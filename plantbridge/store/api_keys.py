@@ -49,7 +49,6 @@ class ApiKeyRecord(Base):
 
 
 # Columns added after the table first shipped: (name, DDL type), added to an existing table at start.
-_ADDED_COLUMNS = (("kind", "VARCHAR(8)"), ("sources", "JSON"))
 
 
 @dataclass(frozen=True)

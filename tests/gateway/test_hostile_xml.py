@@ -15,7 +15,7 @@ import pytest
 
 from plantbridge.gateway.idoc_loipro import IdocError, parse_loipro
 from plantbridge.gateway.openapi_examples import IDOC_EXAMPLE
-from plantbridge.workers.temporal_server import free_port
+from plantbridge_devtools.temporal_server import free_port
 from tests.gateway.conftest import Gateway
 
 SECRET = "s3cr3t-marker-7f1c"
