@@ -276,7 +276,8 @@ async def tcp_ok(url: str) -> bool:
 
 
 async def _both(first: Awaitable[bool], second: Awaitable[bool]) -> bool:
-    return await first and await second
+    results = await asyncio.gather(first, second)  # both awaited, always (no "never awaited" warning)
+    return all(results)
 
 
 async def log_says(path: Path, text: str) -> bool:
