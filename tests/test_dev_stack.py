@@ -91,6 +91,8 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
         assert sorted(odoo["states"].values()) == ["cancelled", "posted", "posted", "posted"], odoo
         assert odoo["mos"]["done"] == 3 and not odoo["doubled"] and not odoo["unbound"] and not odoo["not_done"]
         assert odoo["records"]["maintenance requests"] == 1 and odoo["records"]["scraps"] >= 4, odoo
+        [odoo_rejection] = [text for where, text in result["rejections"].items() if where.startswith("3000/")]
+        assert "not allowed to create" in odoo_rejection and "mrp.workcenter.productivity" in odoo_rejection
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -80,6 +80,7 @@ class Counts:
     downtimes: int = 0
     maintenance_requests: int = 0
     mes_events: int = 0
+    rejections: dict[str, str] = field(default_factory=dict)  # "plant/order" -> the ERP's text in the exception
     events: Counter[str] = field(default_factory=Counter)
 
 
@@ -369,6 +370,7 @@ class PlantDemo:
             await self.run_mes(order, script.final_0010(order.index, self.setup_of(order)))
             order.stage = f"{what} rejected: exception"
             exc = await self._open_exception(order)
+            self.counts.rejections[f"{order.plant}/{order.number}"] = str(exc.get("message", ""))
             self.counts.exceptions_opened += 1
             order.exceptions += 1
         finally:
@@ -536,6 +538,8 @@ class PlantDemo:
                                                           f"{self.counts.maintenance_requests}")
         table.add_row("elapsed", f"{elapsed:.1f} s")
         self.console.print(table)
+        for where, text in sorted(self.counts.rejections.items()):
+            self.console.print(f"rejected and retried, order {where}: {text.splitlines()[0][:160] if text else '-'}")
         plants = " OR ".join(f"Plant='{p}'" for p in sorted({o.plant for o in self.orders}))
         self.console.print(f"Temporal UI: {self.urls['ui']}/namespaces/default/workflows?query={quote(plants)}")
         wrong = [o for o in self.orders if o.state != o.expected]
@@ -552,7 +556,8 @@ class PlantDemo:
         self.console.print("[bold green]every order posted or cancelled as scripted, no duplicate postings[/]" if ok
                            else "[bold red]the demo did not end clean[/]")
         self.last = {"ok": ok, "states": {o.number: o.state for o in self.lane("sap")}, "duplicates": duplicates,
-                     "postings": dict(postings), "elapsed_s": round(elapsed, 1)}
+                     "postings": dict(postings), "elapsed_s": round(elapsed, 1),
+                     "rejections": dict(self.counts.rejections)}
         if odoo is not None:
             self.last["odoo"] = {"states": {o.number: o.state for o in self.lane("odoo")}, "mos": dict(odoo.mos),
                                  "records": dict(odoo.records), "doubled": odoo.doubled, "unbound": odoo.unbound,

@@ -290,7 +290,7 @@ async def tcp_ok(url: str) -> bool:
 
 
 async def _both(first: Awaitable[bool], second: Awaitable[bool]) -> bool:
-    return await first and await second
+    return all(await asyncio.gather(first, second))  # both awaited (no "never awaited" warning)
 
 
 async def log_says(path: Path, text: str) -> bool:
