@@ -1,5 +1,6 @@
 """`plantbridge dev` as a user runs it (a subprocess, free ports, its own state dir), then the demo
-against it, then SIGTERM: every child process is gone and dev.json removed."""
+against it (the hybrid landscape: plants 1000/2000 on SAP, 3000 on Odoo), then SIGTERM: every child
+process is gone and dev.json removed."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ def answers(url: str, headers: dict[str, str] | None = None) -> int:
     return httpx.get(url, headers=headers, timeout=10).status_code
 
 
+def odoo_work_centers(url: str, odoo: dict[str, str]) -> list[str]:
+    """Plant 3000's work centers, asked through Odoo's JSON-2 API with dev.json's Odoo entry."""
+    headers = {"Authorization": f"bearer {odoo['api_key']}", "X-Odoo-Database": odoo["database"]}
+    answer = httpx.post(f"{url}/json/2/mrp.workcenter/search_read", headers=headers, timeout=10,
+                        json={"domain": [["code", "in", ["EXTR-30", "SPOOL-30"]]], "fields": ["code"]})
+    assert answer.status_code == 200, answer.text
+    return sorted(r["code"] for r in answer.json())
+
+
 async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
     state = tmp_path / "state"
     log = tmp_path / "dev.out"
@@ -45,16 +55,24 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
     try:
         info = wait_for_dev_json(state / "dev.json", proc, log)
         urls, pids, keys = info["urls"], info["pids"], info["api_keys"]
-        assert set(urls) >= {"temporal", "ui", "gateway", "sap", "mes", "qms", "wms", "opcua"}
+        assert set(urls) >= {"temporal", "ui", "gateway", "sap", "mes", "qms", "wms", "opcua", "odoo"}
         assert set(keys) == {"erp", "plant-system", "edge", "supervisor"}
-        assert {"temporal", "sap", "mes", "qms", "wms", "machines", "worker", "gateway"} <= set(pids)
-        defaults = {"127.0.0.1:7233", "http://127.0.0.1:8233", "http://127.0.0.1:8080", "http://127.0.0.1:8101"}
-        assert not defaults & {urls["temporal"], urls["ui"], urls["gateway"], urls["sap"]}, urls
+        assert {"temporal", "sap", "odoo", "mes", "qms", "wms", "machines", "worker", "gateway"} <= set(pids)
+        defaults = {"127.0.0.1:7233", "http://127.0.0.1:8233", "http://127.0.0.1:8080", "http://127.0.0.1:8101",
+                    "http://127.0.0.1:8106"}
+        assert not defaults & {urls["temporal"], urls["ui"], urls["gateway"], urls["sap"], urls["odoo"]}, urls
+        assert info["odoo"]["database"] == "odoo" and info["odoo"]["login"] == "admin" and info["odoo"]["api_key"]
+        assert info["plants"] == ["1000", "2000", "3000"]
+        # dev.json's Odoo entry is what an integrator's script needs: Odoo's JSON-2 API answers with it.
+        centers = odoo_work_centers(urls["odoo"], info["odoo"])
+        assert centers == ["EXTR-30", "SPOOL-30"], centers
+        rendered = (state / "plants" / "3000.yaml").read_text()
+        assert f"url: {urls['odoo']}" in rendered and f"url: {urls['sap']}" not in rendered
         assert all(pid_alive(pid) for pid in pids.values()), pids
         supervisor = {"Authorization": f"Bearer {keys['supervisor']}"}
         assert answers(f"{urls['gateway']}/v1/orders?plant=2000", supervisor) == 200
         assert answers(f"{urls['gateway']}/v1/orders?plant=1000") == 401
-        for name in ("sap", "mes", "qms", "wms"):
+        for name in ("sap", "odoo", "mes", "qms", "wms"):
             assert answers(f"{urls[name]}/admin/health") == 200, name
         assert answers(urls["ui"]) == 200
         assert answers(f"{urls['machines']}/health") == 200
@@ -69,6 +87,12 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
         assert result["duplicates"] == 0
         assert sorted(result["states"].values()) == ["cancelled", "posted", "posted", "posted"]
         assert result["postings"]["confirmations"] >= 9 and result["postings"]["maintenance notifications"] == 1
+        odoo = result["odoo"]  # counted through Odoo's API by the demo
+        assert sorted(odoo["states"].values()) == ["cancelled", "posted", "posted", "posted"], odoo
+        assert odoo["mos"]["done"] == 3 and not odoo["doubled"] and not odoo["unbound"] and not odoo["not_done"]
+        assert odoo["records"]["maintenance requests"] == 1 and odoo["records"]["scraps"] >= 4, odoo
+        [odoo_rejection] = [text for where, text in result["rejections"].items() if where.startswith("3000/")]
+        assert "not allowed to create" in odoo_rejection and "mrp.workcenter.productivity" in odoo_rejection
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -30,6 +30,7 @@ def dev(
     qms_port: int = typer.Option(None, help="QMS simulator port (default 8103)"),
     wms_port: int = typer.Option(None, help="WMS simulator port (default 8104)"),
     opcua_port: int = typer.Option(None, help="machine simulator OPC UA port (default 4840)"),
+    odoo_port: int = typer.Option(None, help="Odoo simulator port (plant 3000; default 8106)"),
 ) -> None:
     """The local stack: Temporal dev server, simulators, worker, gateway, edge agent; writes dev.json."""
     from plantbridge_devtools.dev import run_dev
@@ -37,7 +38,7 @@ def dev(
 
     base = Ports.free() if free_ports else Ports().offset(ports_offset)
     ports = base.override(temporal=port, ui=ui_port, gateway=gateway_port, sap=sap_port, mes=mes_port,
-                          qms=qms_port, wms=wms_port, opcua=opcua_port)
+                          qms=qms_port, wms=wms_port, opcua=opcua_port, odoo=odoo_port)
     raise typer.Exit(asyncio.run(run_dev(state_dir, ports=ports, console=console)))
 
 

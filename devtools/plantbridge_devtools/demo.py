@@ -1,16 +1,19 @@
 """`plantbridge demo`: a simulated plant drives real orders through the local stack.
 
 Uses a running `plantbridge dev` (its `dev.json`) or starts its own stack on free ports in a
-temporary folder and stops it at the end. Orders are created and released in the SAP simulator
-(the release reaches the gateway as an S/4HANA business event, the saga starts, dispatches to the
-MES and stages material in the WMS); the MES simulator's script runner then executes each order
-(see `demo_script.py`), and scripted supervisors act through the gateway's API. The summary counts
-what SAP itself holds.
+temporary folder and stops it at the end. A hybrid landscape: plants 1000 and 2000 on SAP, plant 3000
+on Odoo. SAP orders are created and released in the SAP simulator (the release reaches the gateway
+as an S/4HANA business event); Odoo manufacturing orders are confirmed in the Odoo simulator (its
+automation rule posts the webhook to the gateway; the release poller catches a lost one). Either way
+the saga starts, dispatches to the MES and stages material in the WMS; the MES simulator's script
+runner then executes each order (see `demo_script.py`), and scripted supervisors act through the
+gateway's API. The summary counts what SAP and Odoo themselves hold (Odoo through its JSON-2 API).
 
 Phases: (1) every order starts and reports concurrently (downtime, maintenance request, quality
-hold released by QA, one cancellation); (2) with every posting settled, SAP's posting period is
-closed and one order's final confirmation is rejected, a supervisor reopens the period and retries;
-(3) every order runs to its end.
+hold released by QA, a duplicate resend, one cancellation per lane); (2) with every posting settled,
+SAP's posting period is closed and Odoo refuses the integration user a right: one order per lane
+has its final confirmation rejected, the cause is fixed and a supervisor retries; (3) every order
+runs to its end.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from rich.live import Live
 from rich.table import Table
 
 from plantbridge_devtools import demo_script as script
+from plantbridge_devtools.demo_odoo import OdooCount, count_odoo
+from plantbridge_devtools.odoo_seed import OdooApi
 from plantbridge_devtools.simulators.machines import MachineSpec
 from plantbridge_devtools.simulators.machines.mqtt_publisher import MqttMachinePublisher
 from plantbridge_devtools.stack import DEV_SECRETS, Ports, Stack, http_ok, read_dev_file
@@ -56,6 +61,7 @@ class DemoOrder:
     stage: str = "create in SAP"
     expected: str = "posted"
     exceptions: int = 0
+    erp: str = "sap"  # the lane: "sap" (plants 1000, 2000) or "odoo" (plant 3000)
 
     @property
     def label(self) -> str:
@@ -74,7 +80,13 @@ class Counts:
     downtimes: int = 0
     maintenance_requests: int = 0
     mes_events: int = 0
+    rejections: dict[str, str] = field(default_factory=dict)  # "plant/order" -> the ERP's text in the exception
     events: Counter[str] = field(default_factory=Counter)
+
+
+def odoo_orders(orders: int) -> int:
+    """The Odoo lane's size beside `orders` SAP orders: half as many, at least one per scripted role."""
+    return max(4, orders // 2)
 
 
 async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0,
@@ -94,12 +106,27 @@ class PlantDemo:
         self.console = console
         self.orders = [DemoOrder(i, script.plant_of(i).plant) for i in range(orders)]
         self.orders[script.CANCEL_ORDER].expected = "cancelled"
+        odoo = info.get("odoo")
+        self.odoo: OdooApi | None = None
+        if isinstance(odoo, dict) and self.urls.get("odoo"):  # the hybrid landscape: plant 3000 on Odoo
+            self.odoo = OdooApi(self.urls["odoo"], odoo["database"], odoo["api_key"])
+            lane = [DemoOrder(i, script.ODOO_PLANT, erp="odoo", stage="confirm in Odoo")
+                    for i in range(odoo_orders(orders))]
+            lane[script.CANCEL_ORDER].expected = "cancelled"
+            self.orders += lane
         self.counts = Counts()
         self.http = httpx.AsyncClient(timeout=30.0)
         self.phase = "setup"
         self.started = time.monotonic()
         self.last: dict[str, Any] = {}
         self.mqtt_machine: MqttMachinePublisher | None = None  # plant 2000's machine on the broker
+
+    @staticmethod
+    def setup_of(order: DemoOrder) -> script.PlantSetup:
+        return script.PLANTS[order.plant]
+
+    def lane(self, erp: str) -> list[DemoOrder]:
+        return [o for o in self.orders if o.erp == erp]
 
     # --- HTTP helpers --------------------------------------------------------------------------
 
@@ -139,14 +166,22 @@ class PlantDemo:
                             json={"material": p.component, "location": p.wms_location, "qty": "100000",
                                   "unit": p.wms_unit})
         await self.sap("PATCH", "rules", {"period_closed": False})
+        if self.odoo is not None:
+            await self.odoo.admin("PATCH", "settings", {"denied": {}})
 
     async def create(self, order: DemoOrder) -> None:
         await asyncio.sleep(order.index * 0.25)
-        created = await self.sap("POST", "orders", script.sap_order(order.index))
-        order.number = str(created["ManufacturingOrder"]).lstrip("0")
-        order.stage = "release in SAP"
-        await self.sap("POST", f"orders/{order.number}/release")
-        order.stage = "saga starts, MES dispatch"
+        if order.erp == "odoo":
+            assert self.odoo is not None
+            created = await self.odoo.admin("POST", "productions", script.odoo_production(order.index))
+            order.number = str(created["id"])  # plantbridge numbers an Odoo MO by its id (its name is WH/MO/...)
+            order.stage = "Odoo webhook, saga starts, MES dispatch"
+        else:
+            created = await self.sap("POST", "orders", script.sap_order(order.index))
+            order.number = str(created["ManufacturingOrder"]).lstrip("0")
+            order.stage = "release in SAP"
+            await self.sap("POST", f"orders/{order.number}/release")
+            order.stage = "saga starts, MES dispatch"
         order.state = "released"
 
         async def dispatched() -> bool:
@@ -171,8 +206,12 @@ class PlantDemo:
     async def phase_one(self, order: DemoOrder) -> None:
         await self.create(order)
         order.stage = "0010 started, partial reports"
-        await self.run_mes(order, script.first_part(order.index))
-        if order.index == script.DOWNTIME_ORDER:
+        await self.run_mes(order, script.first_part(order.index, self.setup_of(order)))
+        if order.index == script.DOWNTIME_ORDER and order.erp == "odoo":
+            await self.mes_downtime(order)
+            self.counts.downtimes += 1
+            self.counts.maintenance_requests += 1
+        elif order.index == script.DOWNTIME_ORDER:
             await self.machine_downtime(order)
             self.counts.downtimes += 1
             self.counts.maintenance_requests += 1
@@ -235,6 +274,16 @@ class PlantDemo:
 
         await eventually(f"downtime of {script.MACHINE} reported by the edge agent", reported)
 
+    async def mes_downtime(self, order: DemoOrder) -> None:
+        """The MES reported a downtime of the order's resource (its script): the saga's timeline shows it."""
+        order.stage = f"{self.setup_of(order).mes_resource} down (MES)"
+
+        async def reported() -> bool:
+            timeline = (await self.order_view(order))["summary"]["timeline"]
+            return any(t["text"].startswith("downtime_ended") for t in timeline)
+
+        await eventually(f"downtime of {self.setup_of(order).mes_resource} reported by the MES", reported)
+
     async def mqtt_downtime(self, order: DemoOrder) -> None:
         """Plant 2000's machine publishes Sparkplug B to the local broker: it runs the order, stops, runs again;
         plant 2000's edge agent reports the downtime."""
@@ -296,19 +345,39 @@ class PlantDemo:
     # --- phase 2: SAP rejects a posting ----------------------------------------------------------
 
     async def rejected_posting(self, order: DemoOrder) -> None:
-        order.stage = "SAP period closed"
-        await self.sap("PATCH", "rules", {"period_closed": True})
+        if order.erp == "odoo":  # Odoo: the integration user loses a right (AccessError), an admin gives it back
+            assert self.odoo is not None
+            odoo = self.odoo
+            what, fixed = "Odoo", "create right on work center time given back by the Odoo admin"
+
+            async def break_it() -> None:
+                await odoo.admin("PATCH", "settings", {"denied": {"mrp.workcenter.productivity": ["create"]}})
+
+            async def fix_it() -> None:
+                await odoo.admin("PATCH", "settings", {"denied": {}})
+        else:
+            what, fixed = "SAP", "period reopened by FI"
+
+            async def break_it() -> None:
+                await self.sap("PATCH", "rules", {"period_closed": True})
+
+            async def fix_it() -> None:
+                await self.sap("PATCH", "rules", {"period_closed": False})
+
+        order.stage = "SAP period closed" if order.erp == "sap" else "Odoo: access right removed"
+        await break_it()
         try:
-            await self.run_mes(order, script.final_0010(order.index))
-            order.stage = "SAP rejected: exception"
+            await self.run_mes(order, script.final_0010(order.index, self.setup_of(order)))
+            order.stage = f"{what} rejected: exception"
             exc = await self._open_exception(order)
+            self.counts.rejections[f"{order.plant}/{order.number}"] = str(exc.get("message", ""))
             self.counts.exceptions_opened += 1
             order.exceptions += 1
         finally:
-            await self.sap("PATCH", "rules", {"period_closed": False})  # the supervisor has FI open the period
+            await fix_it()  # the supervisor has the cause fixed in the ERP
         order.stage = "supervisor retries"
         await self.gateway("POST", f"/v1/orders/{order.plant}/{order.number}/exceptions/{exc['id']}/resolve",
-                           {"action": "retry", "comment": "period reopened by FI"})
+                           {"action": "retry", "comment": fixed})
 
         async def resolved() -> bool:
             view = await self.order_view(order)
@@ -339,9 +408,9 @@ class PlantDemo:
             return
         if order.index != script.REJECT_ORDER:
             order.stage = "0010 final report"
-            await self.run_mes(order, script.final_0010(order.index))
+            await self.run_mes(order, script.final_0010(order.index, self.setup_of(order)))
         order.stage = "0020 started and finished"
-        await self.run_mes(order, script.operation_0020(order.index))
+        await self.run_mes(order, script.operation_0020(order.index, self.setup_of(order)))
         order.stage = "goods receipt, completion"
 
         async def posted() -> bool:
@@ -383,8 +452,9 @@ class PlantDemo:
         await self.setup()
         self.phase = "1 · release, start, report"
         await asyncio.gather(*(self.phase_one(o) for o in self.orders))
-        self.phase = "2 · SAP rejects a posting"
-        await self.rejected_posting(self.orders[script.REJECT_ORDER])
+        self.phase = "2 · SAP and Odoo reject a posting"
+        await asyncio.gather(*(self.rejected_posting(lane[script.REJECT_ORDER])
+                               for lane in (self.lane("sap"), self.lane("odoo")) if lane))
         self.phase = "3 · finish"
         await asyncio.gather(*(self.phase_three(o) for o in self.orders))
         self.phase = "done"
@@ -405,7 +475,7 @@ class PlantDemo:
     async def sap_postings(self) -> tuple[Counter[str], int]:
         """Postings of this run's orders in SAP's own data, by type; duplicates (same external key)."""
         state = await self.sap("GET", "state")
-        mine = {o.number for o in self.orders if o.number}
+        mine = {o.number for o in self.lane("sap") if o.number}
         mine |= {n.zfill(12) for n in mine}
 
         def ours(row: dict[str, Any]) -> bool:
@@ -440,6 +510,9 @@ class PlantDemo:
 
     async def summary(self, elapsed: float, error: BaseException | None) -> bool:
         postings, duplicates = await self.sap_postings()
+        odoo: OdooCount | None = None
+        if self.odoo is not None:
+            odoo = await count_odoo(self.odoo, {int(o.number): o.expected for o in self.lane("odoo") if o.number})
         self.console.print()
         table = Table(title="plantbridge demo · summary", title_justify="left")
         table.add_column("what")
@@ -449,6 +522,13 @@ class PlantDemo:
         for kind, n in sorted(postings.items(), key=lambda kv: kv[0].strip()):
             table.add_row(f"SAP {kind}", str(n))
         table.add_row("duplicate postings in SAP (same external key)", str(duplicates))
+        if odoo is not None:
+            for state, n in sorted(odoo.mos.items()):
+                table.add_row(f"Odoo manufacturing orders {state}", str(n))
+            for kind, n in sorted(odoo.records.items()):
+                table.add_row(f"Odoo {kind}", str(n))
+            table.add_row("Odoo records with two __plantbridge__ ids", str(len(odoo.doubled)))
+            table.add_row("Odoo records of plantbridge without one", str(len(odoo.unbound)))
         table.add_row("MES events sent / resent", f"{self.counts.mes_events} / {self.counts.resent}")
         table.add_row("resent events answered duplicate", str(self.counts.duplicates_answered))
         table.add_row("exceptions opened / resolved", f"{self.counts.exceptions_opened} / "
@@ -458,23 +538,37 @@ class PlantDemo:
                                                           f"{self.counts.maintenance_requests}")
         table.add_row("elapsed", f"{elapsed:.1f} s")
         self.console.print(table)
+        for where, text in sorted(self.counts.rejections.items()):
+            self.console.print(f"rejected and retried, order {where}: {text.splitlines()[0][:160] if text else '-'}")
         plants = " OR ".join(f"Plant='{p}'" for p in sorted({o.plant for o in self.orders}))
         self.console.print(f"Temporal UI: {self.urls['ui']}/namespaces/default/workflows?query={quote(plants)}")
         wrong = [o for o in self.orders if o.state != o.expected]
-        ok = error is None and not wrong and duplicates == 0
+        odoo_bad = [] if odoo is None else [*(f"doubled in Odoo: {r}" for r in odoo.doubled),
+                                            *(f"no __plantbridge__ id in Odoo: {r}" for r in odoo.unbound),
+                                            *odoo.not_done]
+        ok = error is None and not wrong and duplicates == 0 and not odoo_bad
         if error is not None:
             self.console.print(f"[bold red]demo stopped:[/] {error}")
         for o in wrong:
             self.console.print(f"[red]order {o.label} (plant {o.plant}) is {o.state}, expected {o.expected}[/]")
+        for line in odoo_bad:
+            self.console.print(f"[red]{line}[/]")
         self.console.print("[bold green]every order posted or cancelled as scripted, no duplicate postings[/]" if ok
                            else "[bold red]the demo did not end clean[/]")
-        self.last = {"ok": ok, "states": {o.number: o.state for o in self.orders}, "duplicates": duplicates,
-                     "postings": dict(postings), "elapsed_s": round(elapsed, 1)}
+        self.last = {"ok": ok, "states": {o.number: o.state for o in self.lane("sap")}, "duplicates": duplicates,
+                     "postings": dict(postings), "elapsed_s": round(elapsed, 1),
+                     "rejections": dict(self.counts.rejections)}
+        if odoo is not None:
+            self.last["odoo"] = {"states": {o.number: o.state for o in self.lane("odoo")}, "mos": dict(odoo.mos),
+                                 "records": dict(odoo.records), "doubled": odoo.doubled, "unbound": odoo.unbound,
+                                 "not_done": odoo.not_done}
         return ok
 
     async def aclose(self) -> None:
         if self.mqtt_machine is not None:
             await self.mqtt_machine.stop()
+        if self.odoo is not None:
+            await self.odoo.aclose()
         await self.http.aclose()
 
 
@@ -488,12 +582,15 @@ async def running_dev(state_dir: Path) -> dict[str, Any] | None:
     checks = [http_ok(f"{urls.get('gateway')}/v1/orders?plant=1000", headers),
               http_ok(f"{urls.get('sap')}/admin/health"), http_ok(f"{urls.get('mes')}/admin/health"),
               http_ok(f"{urls.get('wms')}/admin/health")]
+    if urls.get("odoo"):
+        checks.append(http_ok(f"{urls['odoo']}/admin/health"))
     return info if all(await asyncio.gather(*checks)) else None
 
 
 async def run_demo(orders: int, console: Console, state_dir: Path = Path(".plantbridge"),
                    result: dict[str, Any] | None = None) -> bool:
-    """Run the demo; True when every order ended as scripted and SAP holds no duplicate posting."""
+    """Run the demo; True when every order ended as scripted and neither SAP nor Odoo holds a doubled posting
+    (nor, in Odoo, a record of plantbridge's without its external id, nor an MO not done that should be)."""
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
         info = await running_dev(state_dir)

@@ -1,6 +1,7 @@
-"""What the demo's simulated plant does: the SAP orders it creates and the MES scripts it runs.
+"""What the demo's simulated plant does: the ERP orders it creates and the MES scripts it runs.
 
-Order `i` of the run (plants alternate 1000, 2000):
+Two lanes run side by side (the hybrid landscape): the SAP lane (plants 1000 and 2000 alternate) and
+the Odoo lane (plant 3000, manufacturing orders in the Odoo simulator). Order `i` of a lane:
 
 - every order: start 0010, two partial reports with scrap and a scrap code, final report of 0010,
   start 0020, final report of 0020 (the MES's own codes and units: PCS / KG, L1-ASSY / L2-MACH);
@@ -10,6 +11,11 @@ Order `i` of the run (plants alternate 1000, 2000):
   confirmation, a supervisor opens the period and retries the exception through the gateway;
 - order 2: the shop floor puts it on quality hold; QA releases the hold through the gateway;
 - order 3: the planner cancels it through the gateway after the first reports.
+
+In the Odoo lane the same roles, where Odoo differs: order 0's downtime is reported by the MES (resource
+L3-EXTR, no machine on the edge), its maintenance request becomes an Odoo ``maintenance.request``;
+order 1's final 0010 report is refused by Odoo with an ``AccessError`` (the integration user lost the
+right to create work center time records), an administrator gives it back and a supervisor retries.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class PlantSetup:
     wms_unit: str
     scrap_codes: tuple[str, str]  # MES scrap codes
     inspection: str  # SAP inspection lot origin: 03 in-process (lot at release), 04 at goods receipt
+    erp: str = "sap"
+    mes_resource: str = ""  # the MES resource of operation 0010 (MES-reported downtime)
 
 
 PLANTS: dict[str, PlantSetup] = {
@@ -41,11 +49,25 @@ PLANTS: dict[str, PlantSetup] = {
                        "RM-A01", "EA", ("S-SCRATCH", "S-DENT"), "03"),
     "2000": PlantSetup("2000", "CMP-PA66-GF30", "KG", 500, "0002", ("MIX-20", "PACK-20"), "RM-PA66", 500,
                        "RM-B01", "KG", ("S-DIM", "S-MATL"), "04"),
+    # Odoo: the unit is Odoo's uom name (`m` = MTR); the MES reports metres as `M`, the component in `KG`.
+    "3000": PlantSetup("3000", "CBL-NYY-3X2.5", "m", 1200, "", ("EXTR-30", "SPOOL-30"), "RM-CU-WIRE", 180,
+                       "RM-B01", "KG", ("S-SETUP", "S-OTHER"), "", erp="odoo", mes_resource="L3-EXTR"),
 }
+ODOO_PLANT = "3000"
 
 
 def plant_of(i: int) -> PlantSetup:
     return PLANTS["1000" if i % 2 == 0 else "2000"]
+
+
+def odoo_production(i: int) -> dict[str, Any]:
+    """Body of the Odoo simulator's ``POST /admin/productions``: a confirmed MO (the automation rule fires)."""
+    p = PLANTS[ODOO_PLANT]
+    return {"product": p.material, "quantity": p.quantity, "uom": p.unit_sap, "origin": f"plantbridge demo #{i}",
+            "operations": [{"name": "Extrude", "workcenter": p.work_centers[0]},
+                           {"name": "Spool", "workcenter": p.work_centers[1]}],
+            "components": [{"product": p.component, "quantity": p.component_qty, "uom": "kg", "operation": 0}],
+            "confirm": True}
 
 
 def sap_order(i: int) -> dict[str, Any]:
@@ -65,24 +87,29 @@ def sap_order(i: int) -> dict[str, Any]:
     }
 
 
-def quantities(i: int) -> tuple[int, int, int]:
+def quantities(i: int, p: PlantSetup | None = None) -> tuple[int, int, int]:
     """(good in the partial reports, scrap, good in the final report of 0010)."""
-    p = plant_of(i)
+    p = p or plant_of(i)
     partial = p.quantity * 2 // 5
     scrap = 1 + i % 3
     return partial, scrap, p.quantity - partial - scrap
 
 
-def first_part(i: int) -> list[dict[str, Any]]:
+def first_part(i: int, p: PlantSetup | None = None) -> list[dict[str, Any]]:
     """Start and partial reports of 0010, with the order's extra shop-floor happenings."""
-    p = plant_of(i)
-    partial, scrap, _ = quantities(i)
+    p = p or plant_of(i)
+    partial, scrap, _ = quantities(i, p)
     actions: list[dict[str, Any]] = [
         {"do": "start", "step": "0010"},
         {"do": "report", "step": "0010", "good": partial, "scrap": scrap, "scrapCode": p.scrap_codes[i % 2],
          "chunks": 2, "everyMin": 20, "laborMin": 40, "machineMin": 35},
     ]
-    if i == DOWNTIME_ORDER:  # the downtime itself comes from machine M01 through the edge agent
+    if i == DOWNTIME_ORDER and p.erp == "odoo":  # no machine on the edge here: the MES reports the downtime
+        actions.append({"do": "downtime", "code": "D-MECH", "minutes": 12, "resource": p.mes_resource,
+                        "equipment": p.work_centers[0]})
+        actions.append({"do": "maintenance", "equipment": p.work_centers[0], "priority": 2,
+                        "text": "extruder 3: screw drive overheating"})
+    elif i == DOWNTIME_ORDER:  # the downtime itself comes from machine M01 through the edge agent
         actions.append({"do": "maintenance", "equipment": "PRESS-01", "priority": 2,
                         "text": "hydraulic leak at press 1"})
     if i == HOLD_ORDER:
@@ -90,14 +117,14 @@ def first_part(i: int) -> list[dict[str, Any]]:
     return actions
 
 
-def final_0010(i: int) -> list[dict[str, Any]]:
-    _, _, rest = quantities(i)
+def final_0010(i: int, p: PlantSetup | None = None) -> list[dict[str, Any]]:
+    _, _, rest = quantities(i, p)
     return [{"do": "finish", "step": "0010", "good": rest, "laborMin": 30, "machineMin": 25}]
 
 
-def operation_0020(i: int) -> list[dict[str, Any]]:
-    p = plant_of(i)
-    _, scrap, _ = quantities(i)
+def operation_0020(i: int, p: PlantSetup | None = None) -> list[dict[str, Any]]:
+    p = p or plant_of(i)
+    _, scrap, _ = quantities(i, p)
     return [
         {"do": "start", "step": "0020"},
         {"do": "finish", "step": "0020", "good": p.quantity - scrap, "laborMin": 20, "machineMin": 15},

@@ -1,6 +1,6 @@
 """`plantbridge dev`: the whole local stack in one process tree, until Ctrl-C / SIGTERM.
 
-Temporal dev server (SQLite, UI), the SAP / MES / QMS / WMS / machine simulators, the worker, the
+Temporal dev server (SQLite, UI), the SAP / Odoo / MES / QMS / WMS / machine simulators, the worker, the
 gateway and the edge agent hook (see `stack.py`). Writes `<state dir>/dev.json` once every service
 answers; removes it when it stops.
 """
@@ -25,7 +25,8 @@ def urls_table(stack: Stack) -> Table:
     table.add_column("pid", justify="right")
     table.add_column("health")
     u = stack.urls
-    where = {"temporal": u.temporal, "sap": f"{u.sap}/sap/opu/odata/sap/", "mes": f"{u.mes}/api/v2",
+    where = {"temporal": u.temporal, "sap": f"{u.sap}/sap/opu/odata/sap/ (plants 1000, 2000)",
+             "odoo": f"{u.odoo}/json/2/ (plant 3000, Odoo 19.0, database odoo)", "mes": f"{u.mes}/api/v2",
              "qms": u.qms, "wms": u.wms, "machines": f"{u.opcua} (control {u.machines})", "worker": "task queue "
              + contract.TASK_QUEUE, "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway",
              "edge-2000": f"{stack.mqtt} (Sparkplug group {stack.mqtt_group}) → gateway"}

@@ -2,8 +2,10 @@
 
 One child process per service, each in its own process group (so a Ctrl-C at the terminal reaches
 only `plantbridge dev`, which then stops the children in order): the Temporal dev server, the SAP,
-MES, QMS and WMS simulators, the OPC UA machine simulator, the worker, the gateway and, when the
-edge agent is installed, the edge agent. State (SQLite files, `<service>.log`, the rendered plant
+Odoo, MES, QMS and WMS simulators, the OPC UA machine simulator, the worker, the gateway and, when
+the edge agent is installed, the edge agent. The landscape is hybrid: plants 1000 and 2000 on the
+S/4HANA simulator, plant 3000 on the Odoo 19 simulator (seeded from its plant file by `odoo_seed.py`).
+State (SQLite files, `<service>.log`, the rendered plant
 files, `dev.json`) lives in the state directory.
 
 Stopping: SIGTERM to every group (edge, gateway and worker first, Temporal last), SIGKILL to what is
@@ -17,6 +19,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,7 +43,7 @@ from plantbridge_devtools.temporal_server import DevServer, free_port
 
 HOST = "127.0.0.1"
 DEV_FILE = "dev.json"
-DEV_PLANTS = ("1000", "2000")
+DEV_PLANTS = ("1000", "2000", "3000")
 # The dev plant files ship inside this package (package data), so the stack runs from any install,
 # not only from a checkout. pip installs packages unpacked, so the resource is a real folder.
 PLANTS_DIR = Path(str(resources.files("plantbridge_devtools") / "plants"))
@@ -55,7 +58,12 @@ DEV_SECRETS: dict[str, str] = {
     "PLANTBRIDGE_DEV_MES_KEY": "mes-dev-key",
     "PLANTBRIDGE_DEV_QMS_KEY": "qms-dev-key",
     "PLANTBRIDGE_DEV_WMS_KEY": "wms-dev-key",
+    "PLANTBRIDGE_DEV_ODOO_KEY": "0d00de7a11bda9f5e4c0ffee0d00de7a11bda9f5",  # an Odoo API key is 40 hex digits
 }
+# Plant 3000's Odoo: the simulator's database and login (the API key above); the webhook token is
+# drawn per start (`Stack.odoo_token`) and handed to the gateway in this variable.
+ODOO_DATABASE, ODOO_LOGIN, ODOO_VERSION = "odoo", "admin", "19.0"
+ODOO_WEBHOOK_ENV = "PLANTBRIDGE_DEV_ODOO_WEBHOOK"
 # The gateway's dev API keys: dev.json `api_keys` name -> role.
 KEY_ROLES: dict[str, str] = {"erp": "erp", "plant-system": "plant-system", "edge": "edge", "supervisor": "supervisor"}
 
@@ -87,6 +95,7 @@ class Ports:
     qms: int = 8103
     wms: int = 8104
     machines_control: int = 8105
+    odoo: int = 8106
     opcua: int = 4840
 
     def offset(self, n: int) -> Ports:
@@ -122,6 +131,7 @@ class StackUrls:
     wms: str
     opcua: str
     machines: str
+    odoo: str
 
     @classmethod
     def of(cls, ports: Ports) -> StackUrls:
@@ -129,7 +139,7 @@ class StackUrls:
         return cls(temporal=f"{HOST}:{ports.temporal}", ui=f"{http}:{ports.ui}", gateway=f"{http}:{ports.gateway}",
                    sap=f"{http}:{ports.sap}", mes=f"{http}:{ports.mes}", qms=f"{http}:{ports.qms}",
                    wms=f"{http}:{ports.wms}", opcua=f"opc.tcp://{HOST}:{ports.opcua}/plantbridge/",
-                   machines=f"{http}:{ports.machines_control}")
+                   machines=f"{http}:{ports.machines_control}", odoo=f"{http}:{ports.odoo}")
 
 
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -173,18 +183,22 @@ def plant_files(directory: Path) -> list[Path]:
 
 
 def render_plants(source: Path, target: Path, urls: StackUrls) -> list[str]:
-    """Copy the dev plant files into `target`, pointing each simulator-backed system at this stack's port."""
+    """Copy the dev plant files into `target`, pointing each simulator-backed system at this stack's port.
+
+    The ERP URL goes by the ERP's kind (hybrid landscape): `sap_odata` -> the SAP simulator, `odoo` -> the
+    Odoo simulator; other kinds (reference, sap_rfc) keep theirs."""
     target.mkdir(parents=True, exist_ok=True)
     for old in target.glob("*.yaml"):
         old.unlink()
-    system_urls = {"erp": urls.sap, "mes": urls.mes, "qms": urls.qms, "wms": urls.wms}
+    by_kind = {("erp", "sap_odata"): urls.sap, ("erp", "odoo"): urls.odoo, ("mes", "rest"): urls.mes,
+               ("qms", "rest"): urls.qms, ("wms", "rest"): urls.wms}
     plants = []
     for path in plant_files(source):
         data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for system, url in system_urls.items():
+        for system in ("erp", "mes", "qms", "wms"):
             cfg = data.get(system)
-            if isinstance(cfg, dict) and cfg.get("kind") in ("sap_odata", "rest"):
-                cfg["url"] = url
+            if isinstance(cfg, dict) and (system, str(cfg.get("kind"))) in by_kind:
+                cfg["url"] = by_kind[system, str(cfg.get("kind"))]
         (target / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         plants.append(str(data.get("plant")))
     return plants
@@ -276,8 +290,7 @@ async def tcp_ok(url: str) -> bool:
 
 
 async def _both(first: Awaitable[bool], second: Awaitable[bool]) -> bool:
-    results = await asyncio.gather(first, second)  # both awaited, always (no "never awaited" warning)
-    return all(results)
+    return all(await asyncio.gather(first, second))  # both awaited (no "never awaited" warning)
 
 
 async def log_says(path: Path, text: str) -> bool:
@@ -337,6 +350,7 @@ class Stack:
         self.started_at = 0.0
         self.mqtt: str | None = None  # the local broker, when one answers (plant 2000's machine, the UNS)
         self.edge_mqtt: Path | None = None
+        self.odoo_token = secrets.token_urlsafe(24)  # plant 3000's webhook token (in the webhook URL)
 
     @property
     def mqtt_group(self) -> str:
@@ -363,6 +377,7 @@ class Stack:
             "PLANTBRIDGE_GATEWAY_HOST": HOST,
             "PLANTBRIDGE_GATEWAY_PORT": str(self.ports.gateway),
             "PYTHONUNBUFFERED": "1",
+            ODOO_WEBHOOK_ENV: self.odoo_token,
         })
         if "edge" in self.api_keys:
             env["PLANTBRIDGE_EDGE_KEY"] = self.api_keys["edge"]
@@ -385,6 +400,10 @@ class Stack:
                             "--user", f"{SAP_USER}:{DEV_SECRETS['PLANTBRIDGE_DEV_SAP_PASSWORD']}",
                             "--log-level", "warning"],
                     url=u.sap, health=lambda: http_ok(f"{u.sap}/admin/health")),
+            Service("odoo", [py, "-m", f"{SIMULATORS}.odoo", "--port", str(p.odoo), "--db", str(s / "odoo.db"),
+                             "--version", ODOO_VERSION, "--database", ODOO_DATABASE, "--login", ODOO_LOGIN,
+                             "--api-key", DEV_SECRETS["PLANTBRIDGE_DEV_ODOO_KEY"], "--log-level", "warning"],
+                    url=u.odoo, health=lambda: http_ok(f"{u.odoo}/admin/health")),
             Service("mes", [py, "-m", f"{SIMULATORS}.mes", "--port", str(p.mes), "--db", str(s / "mes.db"),
                             "--plant", DEV_PLANTS[0], "--outbound", f"{u.gateway}/v1/plant/events",
                             "--outbound-token", self.api_keys["plant-system"],
@@ -481,17 +500,39 @@ class Stack:
             for service in second:
                 self._spawn(service)
             await self._wait_healthy(first + second, max(10.0, timeout_s - (time.monotonic() - self.started_at)))
+            await self.seed_odoo()
         except BaseException:
             self.stop()
             raise
         self.write_dev_file()
         return self
 
+    async def seed_odoo(self) -> None:
+        """Plant 3000's master data in the Odoo simulator (through Odoo's API) and the automation webhook
+        pointing at the gateway with the plant's token (set through the admin API, so the token is in no argv)."""
+        from plantbridge_devtools.odoo_seed import OdooApi, seed_plant
+
+        api = OdooApi(self.urls.odoo, ODOO_DATABASE, DEV_SECRETS["PLANTBRIDGE_DEV_ODOO_KEY"])
+        try:
+            odoo_plants = []
+            for path in plant_files(self.state_dir / "plants"):
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                if (data.get("erp") or {}).get("kind") == "odoo":
+                    await seed_plant(api, data)
+                    odoo_plants.append(str(data["plant"]))
+            if odoo_plants:  # one Odoo database, one automation rule: its plant's URL (the poller covers others)
+                await api.admin("PATCH", "settings", {
+                    "webhook_url": f"{self.urls.gateway}/v1/erp/odoo/events/{odoo_plants[0]}/{self.odoo_token}"})
+        finally:
+            await api.aclose()
+
     def info(self) -> dict[str, Any]:
         u = self.urls
         return {
             "urls": {"temporal": u.temporal, "ui": u.ui, "gateway": u.gateway, "sap": u.sap, "mes": u.mes,
-                     "qms": u.qms, "wms": u.wms, "opcua": u.opcua, "machines": u.machines},
+                     "qms": u.qms, "wms": u.wms, "opcua": u.opcua, "machines": u.machines, "odoo": u.odoo},
+            "odoo": {"database": ODOO_DATABASE, "login": ODOO_LOGIN, "api_key": DEV_SECRETS["PLANTBRIDGE_DEV_ODOO_KEY"],
+                     "version": ODOO_VERSION},
             "pids": {s.name: s.pid for s in self.services if s.pid is not None},
             "api_keys": dict(self.api_keys),
             "plants": self.plants,

@@ -1,9 +1,11 @@
 """`plantbridge status`: the business monitor a plant manager asks for, per plant.
 
 From Temporal visibility (search attributes) and the sagas' `summary` query: orders by state,
-unresolved holds and their age, open exceptions and their age. From the store: rejected postings
-and postings still unconfirmed by the target system (delayed). The same report feeds the business
-gauges on the metrics endpoint.
+the ERP behind each plant (`ErpSystem`: sap_s4, odoo, ...), unresolved holds and their age, open
+exceptions and their age; for an Odoo plant its release poller (`odoo-poller:{plant}`, its cursor).
+From the store: rejected postings, postings still unconfirmed by the target system (delayed) and
+failed releases (SAP business events / IDocs and Odoo webhooks that ended as dead letters). The same
+report feeds the business gauges on the metrics endpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from plantbridge.store.inbox import InboxMessage
 from plantbridge.store.models import LedgerEntry
 from plantbridge.workers.settings import Settings
 from plantbridge.workflows import search_attributes as sa
+from plantbridge.workflows.odoo_poller import POLLER_WORKFLOW, PollResult
+
+ODOO_CHANNEL_PREFIX = "odoo:"  # the inbox channel of a plant's Odoo webhook messages (gateway/odoo_intake.py)
 
 MAX_DETAIL_QUERIES = 200
 
@@ -40,6 +45,8 @@ class PlantStatus:
     delayed_postings: int = 0
     failed_releases: int = 0
     unreachable: int = 0
+    erp: set[str] = field(default_factory=set)  # ErpSystem of its running orders (a hybrid plant shows two)
+    odoo_poller: str | None = None  # Odoo plants: "running", "cursor <write_date>" or "no answer"
     exceptions: list[tuple[str, str, str, float]] = field(default_factory=list)  # order, id, message, age
 
 
@@ -62,6 +69,8 @@ async def collect_status(client: Client, db: Database | None = None, *, plant: s
         status = report.setdefault(p, PlantStatus(p))
         state = attrs.get(sa.ORDER_STATE) or "unknown"
         status.orders_by_state[state] += 1
+        if erp := attrs.get(sa.ERP_SYSTEM):
+            status.erp.add(erp)
         if (attrs.get(sa.OPEN_EXCEPTIONS) or 0) > 0 or state == "quality_hold":
             detail.append((p, attrs.get(sa.ORDER_NUMBER) or wf.id.split(":")[-1]))
     for p, order in detail[:MAX_DETAIL_QUERIES]:
@@ -79,13 +88,17 @@ async def collect_status(client: Client, db: Database | None = None, *, plant: s
             status.open_exceptions += 1
             status.oldest_exception_age_s = max(status.oldest_exception_age_s, age)
             status.exceptions.append((order, exc.id, exc.message, age))
+    await _odoo_pollers(client, report, plant)
     if db is not None:
         async with db.sessions() as session:
-            # Failed releases: ERP intake messages (business events, IDocs) that ended as dead letters.
-            dead = select(InboxMessage.plant).where(InboxMessage.status == "dead",
-                                                    InboxMessage.channel.in_(("sap_event", "sap_idoc")))
-            for (dead_plant,) in (await session.execute(dead)).all():
-                key = dead_plant or "?"
+            # Failed releases: ERP intake messages (SAP business events, IDocs, Odoo webhooks) that ended as
+            # dead letters. An Odoo webhook's channel names its plant (`odoo:<plant>`).
+            dead = select(InboxMessage.plant, InboxMessage.channel).where(
+                InboxMessage.status == "dead", InboxMessage.channel.in_(("sap_event", "sap_idoc"))
+                | InboxMessage.channel.startswith(ODOO_CHANNEL_PREFIX))
+            for dead_plant, channel in (await session.execute(dead)).all():
+                key = dead_plant or (channel.removeprefix(ODOO_CHANNEL_PREFIX) if channel.startswith(
+                    ODOO_CHANNEL_PREFIX) else "?")
                 if plant and key != plant:
                     continue
                 report.setdefault(key, PlantStatus(key)).failed_releases += 1
@@ -103,6 +116,24 @@ async def collect_status(client: Client, db: Database | None = None, *, plant: s
     return report
 
 
+async def _odoo_pollers(client: Client, report: dict[str, PlantStatus], plant: str | None) -> None:
+    """Each running Odoo release poller: its plant is an Odoo plant, shown with the poller's cursor."""
+    query = f"WorkflowType='{POLLER_WORKFLOW}' AND ExecutionStatus='Running'"
+    async for wf in client.list_workflows(query):
+        p = wf.id.split(":", 1)[-1]
+        if plant and p != plant:
+            continue
+        status = report.setdefault(p, PlantStatus(p))
+        status.erp.add("odoo")
+        try:
+            state = await client.get_workflow_handle(wf.id).query("poller_state", result_type=PollResult,
+                                                                  rpc_timeout=timedelta(seconds=3))
+        except Exception:  # no worker answers the query: the poller is running, its cursor unknown
+            status.odoo_poller = "running (no answer)"
+            continue
+        status.odoo_poller = f"cursor {state.cursor}" if state.cursor else "running"
+
+
 async def watch_business_metrics(client: Client, db: Database | None, *, interval_s: float = 15.0) -> None:
     """Publish the report as gauges on the runtime's metrics endpoint, every `interval_s`."""
     meter = client.service_client.config.runtime.metric_meter if client.service_client.config.runtime else None
@@ -114,6 +145,9 @@ async def watch_business_metrics(client: Client, db: Database | None, *, interva
     holds = meter.create_gauge("plantbridge_holds_open", "quality holds open by plant")
     hold_age = meter.create_gauge_float("plantbridge_oldest_hold_age", "age of the oldest open quality hold", "s")
     rejected = meter.create_gauge("plantbridge_rejected_postings", "ERP postings rejected and not re-posted")
+    failed = meter.create_gauge("plantbridge_failed_releases", "ERP releases (SAP events/IDocs, Odoo webhooks) "
+                                "that ended as dead letters")
+    erp_info = meter.create_gauge("plantbridge_plant_erp", "1 per plant and ERP behind it (sap_s4, odoo, ...)")
     seen: set[tuple[str, str]] = set()
     while True:
         report = await collect_status(client, db)
@@ -127,6 +161,9 @@ async def watch_business_metrics(client: Client, db: Database | None, *, interva
             holds.set(st.holds_open, {"plant": p})
             hold_age.set(st.oldest_hold_age_s, {"plant": p})
             rejected.set(st.rejected_postings, {"plant": p})
+            failed.set(st.failed_releases, {"plant": p})
+            for erp in st.erp:
+                erp_info.set(1, {"plant": p, "erp": erp})
         for p, state in seen - current:
             orders.set(0, {"plant": p, "state": state})
         seen |= current
@@ -153,15 +190,16 @@ async def print_status(settings: Settings, plant: str | None, console: Console) 
 
     batch = await collect_batch_status(client, plant=plant)
     table = Table(title="plantbridge status")
-    for col in ("plant", "orders by state", "open exceptions", "oldest", "holds", "oldest hold",
-                "rejected postings", "delayed postings", "failed releases"):
+    for col in ("plant", "erp", "orders by state", "open exceptions", "oldest", "holds", "oldest hold",
+                "rejected postings", "delayed postings", "failed releases", "release poller"):
         table.add_column(col)
     for p in sorted(report):
         st = report[p]
         states = ", ".join(f"{k} {v}" for k, v in sorted(st.orders_by_state.items())) or "-"
-        table.add_row(p, states, str(st.open_exceptions), _age(st.oldest_exception_age_s), str(st.holds_open),
+        table.add_row(p, ", ".join(sorted(st.erp)) or "-", states,
+                      str(st.open_exceptions), _age(st.oldest_exception_age_s), str(st.holds_open),
                       _age(st.oldest_hold_age_s), str(st.rejected_postings), str(st.delayed_postings),
-                      str(st.failed_releases))
+                      str(st.failed_releases), st.odoo_poller or "-")
     console.print(table)
     rows = [(p, e) for p, st in sorted(report.items()) for e in st.exceptions]
     if rows:

@@ -171,7 +171,7 @@ def _worker(server: DevServer, db: Database, reference_url: str, plant_dir: Path
 
 @pytest.mark.parametrize("odoo", ["19.0"], indirect=True)
 async def test_webhook_release_to_done_with_faults_and_a_worker_restart(
-    client: Client, odoo: OdooServer, temporal_server: DevServer, db: Database, reference: ReferenceStore,
+    client: Client, odoo: OdooServer, temporal_server: DevServer, db: Database, sqlite_reference: ReferenceStore,
     gateway_for: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -197,14 +197,14 @@ async def test_webhook_release_to_done_with_faults_and_a_worker_restart(
     admin(odoo, "PUT", "faults", {"error_5xx_ratio": 0.1, "hang_ratio": 0.1, "hang_seconds": 3,
                                   "lost_answer_ratio": 0.1, "seed": 7})
     log = tmp_path / "worker.log"
-    first = _worker(temporal_server, db, reference.url, tmp_path / "plants", queue, log)
+    first = _worker(temporal_server, db, sqlite_reference.url, tmp_path / "plants", queue, log)
     second = None
     try:
         sender = asyncio.create_task(run_order(client, order, ack_wait=timedelta(seconds=90)))
         await eventually(lambda: _some_posted(conn, odoo), timeout=90)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        second = _worker(temporal_server, db, reference.url, tmp_path / "plants", queue, log)
+        second = _worker(temporal_server, db, sqlite_reference.url, tmp_path / "plants", queue, log)
         await asyncio.wait_for(sender, 180)
         result = await asyncio.wait_for(order_handle(client, plant, number).result(), 180)
     finally:
