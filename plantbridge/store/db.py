@@ -7,8 +7,6 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from plantbridge.store.models import Base
-
 DEFAULT_URL = "sqlite+aiosqlite:///.plantbridge/plantbridge.db"
 
 
@@ -36,11 +34,14 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    # Every table registers with Base when its module loads. The gateway's tables live in
-    # api_keys.py and inbox.py, which import this module; the package's __init__ loads them all, and
-    # Python runs it before any `plantbridge.store.*` module, so Base knows every table here.
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    """Bring the schema to the newest migration (plantbridge/store/migrations; `plantbridge store upgrade`).
+
+    Every table registers with Base when its module loads (the package's __init__ loads them all);
+    tests/store/test_migrations.py checks that the migrations build exactly that metadata.
+    """
+    from plantbridge.store.migrate import upgrade_engine
+
+    await upgrade_engine(engine)
 
 
 class Database:
