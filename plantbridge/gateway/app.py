@@ -41,6 +41,9 @@ async def redrive_deferred_forever(intake: Intake, every: float = 1.0) -> None:
             handled = await intake.redrive_deferred()
             if handled:
                 log.info("re-drove %d deferred messages", handled)
+            stale = await intake.redrive_stale_received()
+            if stale:
+                log.info("re-drove %d messages a gateway left 'received' (its lease ran out)", stale)
         except asyncio.CancelledError:
             raise
         except Exception:  # the store or Temporal is away: try again on the next round

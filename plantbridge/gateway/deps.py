@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +24,11 @@ DEFAULT_BODY_LIMIT = 1024 * 1024
 
 def default_policy(_plant: str) -> PlantPolicy:
     return PlantPolicy()
+
+
+def instance_id() -> str:
+    """This gateway process among several on one store: host, pid and a random part (the inbox lease owner)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def no_translation(event: dict[str, Any]) -> dict[str, Any]:
@@ -50,3 +58,7 @@ class GatewayDeps:
     # webhook token in their URL (`/v1/erp/odoo/events/{plant}/{token}`).
     order_sources: dict[str, OrderSource] = field(default_factory=dict)
     odoo_tokens: dict[str, str] = field(default_factory=dict)
+    # Several gateways on one store: this process's id, and how long it holds an inbox row it drives
+    # (stamped on receipt, cleared when finished); a re-driver only claims rows whose lease ran out.
+    instance: str = field(default_factory=instance_id)
+    inbox_lease: timedelta = timedelta(seconds=60)

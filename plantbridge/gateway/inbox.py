@@ -57,7 +57,7 @@ def _hint(obj: Any, name: str, size: int) -> str | None:
 class Intake:
     def __init__(self, deps: GatewayDeps) -> None:
         self.deps = deps
-        self.inbox = Inbox(deps.db)
+        self.inbox = Inbox(deps.db, owner=deps.instance, lease=deps.inbox_lease)
         self.keys = ApiKeys(deps.db)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -212,7 +212,9 @@ class Intake:
     async def deliver_waiting(self, plant: str, order: str) -> int:
         """Deliver the events that waited for this order's saga, oldest first; how many were delivered."""
         delivered = 0
-        for msg in await self.inbox.waiting_for(plant, order):
+        rows = await self.inbox.waiting_for(plant, order)
+        claimed = set(await self.inbox.claim([r.id for r in rows], status="waiting"))
+        for msg in (r for r in rows if r.id in claimed):  # another gateway delivers the others
             event = PlantEvent.model_validate(self.deps.translate(json.loads(msg.body)))
             out = await self.deliver(msg.id, event)
             delivered += out.http_status < 300 and (await self.inbox.get(msg.id) or msg).status == "processed"
@@ -244,12 +246,26 @@ class Intake:
             return await erp.idoc(msg.id, msg.body, caller)
         return await self.dead(msg.id, ApiError(422, "unknown_channel", f"unknown channel {msg.channel!r}"))
 
+    async def redrive_claimed(self, rows: list[InboxMessage], status: str) -> list[tuple[int, Outcome]]:
+        """Re-drive those of `rows` this gateway claims (a lease on each; another gateway drives the rest)."""
+        claimed = set(await self.inbox.claim([r.id for r in rows], status=status))
+        done: list[tuple[int, Outcome]] = []
+        for row in rows:
+            if row.id in claimed:
+                done.append((row.id, await self.redrive(row)))
+        return done
+
     async def redrive_deferred(self) -> int:
         """Deliver again the deferred messages whose backoff ran out; how many were handled."""
         rows = await self.inbox.due_deferred(datetime.now(UTC))
-        for row in rows:
-            await self.redrive(row)
-        return len(rows)
+        return len(await self.redrive_claimed(rows, "deferred"))
+
+    async def redrive_stale_received(self) -> int:
+        """Re-drive `received` messages whose lease ran out: the gateway that stored them died before
+        finishing them (a live request holds its row's lease, so it is never taken from under it)."""
+        before = datetime.now(UTC) - self.deps.inbox_lease
+        rows = [r for r in await self.inbox.messages(status="received", received_before=before) if r.parent_id is None]
+        return len(await self.redrive_claimed(rows, "received"))
 
     async def replay(self, *, status: str | None = None, msg_id: int | None = None,
                      received_before: datetime | None = None) -> list[tuple[int, Outcome]]:
@@ -265,5 +281,5 @@ class Intake:
         for row in rows:
             if row.status == "processed":
                 continue
-            done.append((row.id, await self.redrive(row)))
+            done.extend(await self.redrive_claimed([row], row.status))
         return done

@@ -44,7 +44,8 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
 
     deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
-                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {})
+                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
+                       inbox_lease=timedelta(seconds=settings.inbox_lease_s))
     uns_config = settings.uns()
     if uns_config is not None:
         deps.uns = OrderStates.from_config(uns_config, client)

@@ -15,6 +15,9 @@ class GatewaySettings(Settings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     ack_wait_s: float = Field(default=2.0, gt=0, le=60)
     body_limit: int = Field(default=1024 * 1024, ge=1024)
+    # How long a gateway holds an inbox row it drives; a row left `received` by a dead gateway is
+    # re-driven by another (or its restart) once this ran out.
+    inbox_lease_s: float = Field(default=60.0, ge=1, le=3600)
     # The Unified Namespace out (plantbridge.uns): order state changes, retained, QoS 1. No URL: off.
     uns_url: str | None = None
     uns_enterprise: str = "plantbridge"
