@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.connectors.ports import OrderSource
+from plantbridge.gateway.ratelimit import LOOKUP_RATE, Rate
 from plantbridge.store.db import Database
 
 if TYPE_CHECKING:
@@ -61,4 +62,12 @@ class GatewayDeps:
     # Several gateways on one store: this process's id, and how long it holds an inbox row it drives
     # (stamped on receipt, cleared when finished); a re-driver only claims rows whose lease ran out.
     instance: str = field(default_factory=instance_id)
+    # A plant event stamped further than this in the future is refused (422): a plant clock gone wrong
+    # would otherwise date postings.
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    # Token buckets per API key, by role (None: `ratelimit.DEFAULT_RATES`), and for look-ups of unknown keys.
+    rate_limits: dict[str, Rate] | None = None
+    lookup_rate: Rate = LOOKUP_RATE
+    # A LOIPRO IDoc with more orders than this is refused (413): one message, bounded work.
+    max_orders_per_idoc: int = 200
     inbox_lease: timedelta = timedelta(seconds=60)

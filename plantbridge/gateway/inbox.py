@@ -121,7 +121,35 @@ class Intake:
         if not caller.may(event.plant):
             forbidden = ApiError(403, "forbidden_plant", forbidden_plant_reason(caller, event.plant))
             return await self.dead(msg_id, forbidden, obj)
+        ahead = event.occurred_at - datetime.now(UTC)
+        if ahead > self.deps.max_clock_skew:
+            msg = (f"occurred_at is {ahead.total_seconds():.0f} s in the future (more than the allowed clock skew "
+                   f"of {self.deps.max_clock_skew.total_seconds():.0f} s): check the sending system's clock")
+            return await self.dead(msg_id, ApiError(422, "validation_error", msg,
+                                                    [{"loc": [*(prefix or []), "occurred_at"], "message": msg}]), obj)
+        conflict = await self._conflict(msg_id, event)
+        if conflict is not None:
+            return await self.dead(msg_id, conflict, obj)
         return await self.deliver(msg_id, event)
+
+    async def _conflict(self, msg_id: int, event: PlantEvent) -> ApiError | None:
+        """A resent event id with other content: 409 naming the differing fields (kept dead, for a person);
+        the saga would answer `duplicate` and the second content would vanish."""
+        earlier = await self.inbox.earlier_with_event_id(event.event_id, before_id=msg_id)
+        if earlier is None:
+            return None
+        try:
+            before = PlantEvent.model_validate(self.deps.translate(json.loads(earlier.body))).model_dump(mode="json")
+        except (ValueError, ValidationError, RecursionError):  # the earlier body is not one event: nothing to compare
+            return None
+        now = event.model_dump(mode="json")
+        differing = sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+        if not differing:
+            return None
+        msg = (f"event {event.event_id} was received before (message {earlier.id}) with other content: "
+               f"{', '.join(differing)} differ; kept as a dead letter for a person, not delivered")
+        return ApiError(409, "conflict", msg[:500], [{"loc": [f], "message": f"differs from message {earlier.id}"}
+                                                     for f in differing])
 
     async def deliver(self, msg_id: int, event: PlantEvent) -> Outcome:
         """Hand the event to its saga (the `submit_event` update) and record the answer."""
@@ -148,6 +176,8 @@ class Intake:
                                          f"could not reach the order saga ({err})"[:300], retry_after=5)
             if ack.status == "rejected" and await self._planned(event):
                 return await self._wait(msg_id, event, "the order is not released yet")
+            if ack.order_state is None and ack.status in ("accepted", "duplicate"):
+                ack = await self._with_state(ack, event)
             if self.deps.uns is not None:  # fire-and-forget: never blocks nor fails the answer
                 self.deps.uns.acknowledged(event, ack)
             pending = ack.erp is not None and ack.erp.status == "pending"
@@ -178,6 +208,14 @@ class Intake:
                                 order=event.order, event_id=event.event_id)
         return out
 
+    async def _with_state(self, ack: Acknowledgement, event: PlantEvent) -> Acknowledgement:
+        """The answer with the order's current state (the saga leaves it out of some answers)."""
+        try:
+            view = await order_state(self.deps.client, event.plant, event.order, timeout=RPC_TIMEOUT)
+        except Exception:  # the answer stands without it
+            return ack
+        return ack.model_copy(update={"order_state": view.state})
+
     async def _planned(self, event: PlantEvent) -> bool:
         try:
             view = await order_state(self.deps.client, event.plant, event.order, timeout=RPC_TIMEOUT)
@@ -188,6 +226,7 @@ class Intake:
     async def _wait(self, msg_id: int, event: PlantEvent, why: str) -> Outcome:
         ack = Acknowledgement(
             event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"),
+            order_state=None if why.startswith("no saga") else OrderState.PLANNED,
             reason=f"{why}: the event waits in the gateway's inbox (message {msg_id}) and is delivered "
                    "when the order is released",
         )

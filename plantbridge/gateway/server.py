@@ -16,6 +16,7 @@ from plantbridge.client import connect
 from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.ratelimit import parse_rates
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.gateway.uns import OrderStates
 from plantbridge.store.db import Database
@@ -45,7 +46,9 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
     return GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
                        translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
-                       inbox_lease=timedelta(seconds=settings.inbox_lease_s))
+                       inbox_lease=timedelta(seconds=settings.inbox_lease_s),
+                       max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),
+                       rate_limits=parse_rates(settings.rate_limits), max_orders_per_idoc=settings.max_orders_per_idoc)
 
 
 def gateway_deps_from_plants(settings: GatewaySettings, client: Client, db: Database) -> GatewayDeps:

@@ -161,6 +161,15 @@ class Inbox:
                     .order_by(InboxMessage.id))
             return list((await session.scalars(stmt)).all())
 
+    async def earlier_with_event_id(self, event_id: str, *, before_id: int) -> InboxMessage | None:
+        """The first message with this event id that was taken (processed, waiting or deferred), if any."""
+        async with self.db.sessions() as session:
+            stmt = (select(InboxMessage)
+                    .where(InboxMessage.event_id == event_id, InboxMessage.id != before_id,
+                           InboxMessage.status.in_(["processed", "waiting", "deferred"]))
+                    .order_by(InboxMessage.id).limit(1))
+            return (await session.scalars(stmt)).first()
+
     async def due_deferred(self, now: datetime, *, limit: int = 200) -> list[InboxMessage]:
         """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order)."""
         rows = await self.messages(status="deferred", limit=limit)
