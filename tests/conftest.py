@@ -27,6 +27,7 @@ from plantbridge.store import AuditTrail, Database, Ledger, sqlite_url
 from plantbridge.workers.worker import build_worker
 from plantbridge_devtools.temporal_server import DevServer
 from tests.support import free_port
+from tests.support.postgres import postgres_database
 
 TASK_QUEUE = "plantbridge-orders-test"
 _orders = itertools.count(1)
@@ -51,11 +52,30 @@ async def client(temporal_server: DevServer) -> Client:
     return await connect(temporal_server.address)
 
 
+# The store and gateway suites run on both backends; the rest (the sagas) on SQLite only, to keep the
+# suite's time in check.
+BOTH_BACKENDS = ("tests/store/", "tests/gateway/")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    path = str(metafunc.definition.path).replace(os.sep, "/")
+    if "db" in metafunc.fixturenames and any(part in path for part in BOTH_BACKENDS):
+        metafunc.parametrize("db", ["sqlite", "postgresql"], indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-async def db(tmp_state: Path) -> AsyncIterator[Database]:
-    database = await Database(sqlite_url(tmp_state / "plantbridge.db")).init()
-    yield database
-    await database.close()
+async def db(request: pytest.FixtureRequest, tmp_state: Path) -> AsyncIterator[Database]:
+    """The store, on SQLite, or on PostgreSQL in a database of its own (created here, dropped at the end)."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        database = await Database(sqlite_url(tmp_state / "plantbridge.db")).init()
+        yield database
+        await database.close()
+        return
+    async with postgres_database() as url:
+        database = await Database(url).init()
+        yield database
+        await database.close()
 
 
 @pytest.fixture(scope="session")

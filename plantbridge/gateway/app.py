@@ -18,6 +18,7 @@ from plantbridge.gateway.health import install_health
 from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.odoo_intake import install_log_redaction
 from plantbridge.gateway.openapi import install_openapi
+from plantbridge.gateway.ratelimit import DEFAULT_RATES, RateLimiter
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.telemetry import tracing_enabled
 
@@ -41,6 +42,9 @@ async def redrive_deferred_forever(intake: Intake, every: float = 1.0) -> None:
             handled = await intake.redrive_deferred()
             if handled:
                 log.info("re-drove %d deferred messages", handled)
+            stale = await intake.redrive_stale_received()
+            if stale:
+                log.info("re-drove %d messages a gateway left 'received' (its lease ran out)", stale)
         except asyncio.CancelledError:
             raise
         except Exception:  # the store or Temporal is away: try again on the next round
@@ -77,6 +81,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.state.deps = deps
     app.state.intake = intake
     app.state.keys = ApiKeys(deps.db)
+    app.state.limiter = RateLimiter(rates=dict(deps.rate_limits or DEFAULT_RATES), lookup=deps.lookup_rate)
     install_error_handlers(app)
 
     install_health(app, deps)

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from plantbridge.canonical.events import EventType
 from plantbridge.gateway.errors import ApiError
+from plantbridge.gateway.ratelimit import RateLimiter
 from plantbridge.store.api_keys import ApiKeys, KeyInfo
 
 Caller = KeyInfo
@@ -31,9 +32,17 @@ async def authenticate(request: Request) -> Caller:
         raise ApiError(401, "unauthenticated", "the Authorization header must read 'Bearer <key>'",
                        headers=_CHALLENGE)
     keys: ApiKeys = request.app.state.keys
+    limiter: RateLimiter = request.app.state.limiter
+    if keys.needs_lookup(token.strip()) and (wait := limiter.for_lookup()):
+        raise ApiError(429, "rate_limited", "too many look-ups of keys this gateway does not know; retry later",
+                       headers={"Retry-After": str(wait)})
     caller = await keys.authenticate(token.strip())
     if caller is None:
         raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=_CHALLENGE)
+    if wait := limiter.for_key(caller.key_id, caller.role):
+        rate = limiter.rates[caller.role]
+        raise ApiError(429, "rate_limited", f"key {caller.name!r} sends more than its rate ({rate.per_second:g}/s, "
+                       f"bursts of {rate.burst}); retry after {wait} s", headers={"Retry-After": str(wait)})
     return caller
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,6 +16,7 @@ from plantbridge.canonical.events import EventType
 from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.connectors.ports import OrderSource
+from plantbridge.gateway.ratelimit import LOOKUP_RATE, Rate
 from plantbridge.store.db import Database
 
 if TYPE_CHECKING:
@@ -23,6 +27,11 @@ DEFAULT_BODY_LIMIT = 1024 * 1024
 
 def default_policy(_plant: str) -> PlantPolicy:
     return PlantPolicy()
+
+
+def instance_id() -> str:
+    """This gateway process among several on one store: host, pid and a random part (the inbox lease owner)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def no_translation(event: dict[str, Any]) -> dict[str, Any]:
@@ -58,3 +67,15 @@ class GatewayDeps:
     odoo_tokens: dict[str, str] = field(default_factory=dict)
     # Per plant: which source kinds may send which event types (the plant file's `event_sources`).
     event_rules: Callable[[str], dict[EventType, tuple[SourceKind, ...]]] = default_event_rules
+    # Several gateways on one store: this process's id, and how long it holds an inbox row it drives
+    # (stamped on receipt, cleared when finished); a re-driver only claims rows whose lease ran out.
+    instance: str = field(default_factory=instance_id)
+    # A plant event stamped further than this in the future is refused (422): a plant clock gone wrong
+    # would otherwise date postings.
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    # Token buckets per API key, by role (None: `ratelimit.DEFAULT_RATES`), and for look-ups of unknown keys.
+    rate_limits: dict[str, Rate] | None = None
+    lookup_rate: Rate = LOOKUP_RATE
+    # A LOIPRO IDoc with more orders than this is refused (413): one message, bounded work.
+    max_orders_per_idoc: int = 200
+    inbox_lease: timedelta = timedelta(seconds=60)

@@ -97,6 +97,10 @@ class ErpIntake:
     async def idoc(self, msg_id: int, raw: bytes, caller: Caller) -> Outcome:
         try:
             orders = parse_loipro(raw, self.deps.idoc_plant_map)
+            if len(orders) > self.deps.max_orders_per_idoc:
+                return await self.intake.dead(msg_id, ApiError(
+                    413, "too_many_orders", f"the IDoc carries {len(orders)} orders; at most "
+                    f"{self.deps.max_orders_per_idoc} per IDoc: send them in several IDocs"))
         except IdocError as err:
             return await self.intake.dead(msg_id, ApiError(422, "invalid_idoc", str(err)[:1000],
                                                            [{"loc": ["body"], "message": str(err)[:1000]}]))

@@ -57,7 +57,7 @@ def _hint(obj: Any, name: str, size: int) -> str | None:
 class Intake:
     def __init__(self, deps: GatewayDeps) -> None:
         self.deps = deps
-        self.inbox = Inbox(deps.db)
+        self.inbox = Inbox(deps.db, owner=deps.instance, lease=deps.inbox_lease)
         self.keys = ApiKeys(deps.db)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -124,7 +124,35 @@ class Intake:
         denied = ownership_denial(caller, event.event_type, event.source, self.deps.event_rules(event.plant))
         if denied is not None:
             return await self.dead(msg_id, denied, obj)
+        ahead = event.occurred_at - datetime.now(UTC)
+        if ahead > self.deps.max_clock_skew:
+            msg = (f"occurred_at is {ahead.total_seconds():.0f} s in the future (more than the allowed clock skew "
+                   f"of {self.deps.max_clock_skew.total_seconds():.0f} s): check the sending system's clock")
+            return await self.dead(msg_id, ApiError(422, "validation_error", msg,
+                                                    [{"loc": [*(prefix or []), "occurred_at"], "message": msg}]), obj)
+        conflict = await self._conflict(msg_id, event)
+        if conflict is not None:
+            return await self.dead(msg_id, conflict, obj)
         return await self.deliver(msg_id, event)
+
+    async def _conflict(self, msg_id: int, event: PlantEvent) -> ApiError | None:
+        """A resent event id with other content: 409 naming the differing fields (kept dead, for a person);
+        the saga would answer `duplicate` and the second content would vanish."""
+        earlier = await self.inbox.earlier_with_event_id(event.event_id, before_id=msg_id)
+        if earlier is None:
+            return None
+        try:
+            before = PlantEvent.model_validate(self.deps.translate(json.loads(earlier.body))).model_dump(mode="json")
+        except (ValueError, ValidationError, RecursionError):  # the earlier body is not one event: nothing to compare
+            return None
+        now = event.model_dump(mode="json")
+        differing = sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+        if not differing:
+            return None
+        msg = (f"event {event.event_id} was received before (message {earlier.id}) with other content: "
+               f"{', '.join(differing)} differ; kept as a dead letter for a person, not delivered")
+        return ApiError(409, "conflict", msg[:500], [{"loc": [f], "message": f"differs from message {earlier.id}"}
+                                                     for f in differing])
 
     async def deliver(self, msg_id: int, event: PlantEvent) -> Outcome:
         """Hand the event to its saga (the `submit_event` update) and record the answer."""
@@ -151,6 +179,8 @@ class Intake:
                                          f"could not reach the order saga ({err})"[:300], retry_after=5)
             if ack.status == "rejected" and await self._planned(event):
                 return await self._wait(msg_id, event, "the order is not released yet")
+            if ack.order_state is None and ack.status in ("accepted", "duplicate"):
+                ack = await self._with_state(ack, event)
             if self.deps.uns is not None:  # fire-and-forget: never blocks nor fails the answer
                 self.deps.uns.acknowledged(event, ack)
             pending = ack.erp is not None and ack.erp.status == "pending"
@@ -181,6 +211,14 @@ class Intake:
                                 order=event.order, event_id=event.event_id)
         return out
 
+    async def _with_state(self, ack: Acknowledgement, event: PlantEvent) -> Acknowledgement:
+        """The answer with the order's current state (the saga leaves it out of some answers)."""
+        try:
+            view = await order_state(self.deps.client, event.plant, event.order, timeout=RPC_TIMEOUT)
+        except Exception:  # the answer stands without it
+            return ack
+        return ack.model_copy(update={"order_state": view.state})
+
     async def _planned(self, event: PlantEvent) -> bool:
         try:
             view = await order_state(self.deps.client, event.plant, event.order, timeout=RPC_TIMEOUT)
@@ -191,6 +229,7 @@ class Intake:
     async def _wait(self, msg_id: int, event: PlantEvent, why: str) -> Outcome:
         ack = Acknowledgement(
             event_id=event.event_id, status="accepted", erp=ErpOutcome(status="pending"),
+            order_state=None if why.startswith("no saga") else OrderState.PLANNED,
             reason=f"{why}: the event waits in the gateway's inbox (message {msg_id}) and is delivered "
                    "when the order is released",
         )
@@ -215,7 +254,9 @@ class Intake:
     async def deliver_waiting(self, plant: str, order: str) -> int:
         """Deliver the events that waited for this order's saga, oldest first; how many were delivered."""
         delivered = 0
-        for msg in await self.inbox.waiting_for(plant, order):
+        rows = await self.inbox.waiting_for(plant, order)
+        claimed = set(await self.inbox.claim([r.id for r in rows], status="waiting"))
+        for msg in (r for r in rows if r.id in claimed):  # another gateway delivers the others
             event = PlantEvent.model_validate(self.deps.translate(json.loads(msg.body)))
             out = await self.deliver(msg.id, event)
             delivered += out.http_status < 300 and (await self.inbox.get(msg.id) or msg).status == "processed"
@@ -247,12 +288,26 @@ class Intake:
             return await erp.idoc(msg.id, msg.body, caller)
         return await self.dead(msg.id, ApiError(422, "unknown_channel", f"unknown channel {msg.channel!r}"))
 
+    async def redrive_claimed(self, rows: list[InboxMessage], status: str) -> list[tuple[int, Outcome]]:
+        """Re-drive those of `rows` this gateway claims (a lease on each; another gateway drives the rest)."""
+        claimed = set(await self.inbox.claim([r.id for r in rows], status=status))
+        done: list[tuple[int, Outcome]] = []
+        for row in rows:
+            if row.id in claimed:
+                done.append((row.id, await self.redrive(row)))
+        return done
+
     async def redrive_deferred(self) -> int:
         """Deliver again the deferred messages whose backoff ran out; how many were handled."""
         rows = await self.inbox.due_deferred(datetime.now(UTC))
-        for row in rows:
-            await self.redrive(row)
-        return len(rows)
+        return len(await self.redrive_claimed(rows, "deferred"))
+
+    async def redrive_stale_received(self) -> int:
+        """Re-drive `received` messages whose lease ran out: the gateway that stored them died before
+        finishing them (a live request holds its row's lease, so it is never taken from under it)."""
+        before = datetime.now(UTC) - self.deps.inbox_lease
+        rows = [r for r in await self.inbox.messages(status="received", received_before=before) if r.parent_id is None]
+        return len(await self.redrive_claimed(rows, "received"))
 
     async def replay(self, *, status: str | None = None, msg_id: int | None = None,
                      received_before: datetime | None = None) -> list[tuple[int, Outcome]]:
@@ -268,5 +323,5 @@ class Intake:
         for row in rows:
             if row.status == "processed":
                 continue
-            done.append((row.id, await self.redrive(row)))
+            done.extend(await self.redrive_claimed([row], row.status))
         return done

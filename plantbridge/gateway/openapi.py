@@ -125,7 +125,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             note = (f"**Roles:** {who}; the key must be bound to the plant concerned (or to `*`). "
                     "Authenticate with `Authorization: Bearer <key>`.")
             op["description"] = f"{op['description']}\n\n{note}" if op.get("description") else note
-            for status in (401, 403):
+            for status in (401, 403, 429):  # 429: the key's token bucket, or the look-up limit of unknown keys
                 op["responses"].setdefault(str(status), _error_response(status))
     return schema
 

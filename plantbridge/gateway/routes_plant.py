@@ -64,7 +64,11 @@ def respond(out: Outcome, msg_id: int) -> JSONResponse:
         200: success(PlantEventAnswer, "Decided (accepted, rejected or duplicate); for a batch, `{results: [...]}`, "
                      "each with its own `http_status`", INBOX_ID),
         202: success(Acknowledgement, "Accepted, ERP outcome pending (or waiting for the order's release)", INBOX_ID),
-        **errors(403, 413, 415, 422, 503, headers=INBOX_ID,
+        **errors(403, 409, 413, 415, 422, 503, headers=INBOX_ID,
+                 e409="`conflict`: the event id was received before with other content; `fields` names the "
+                      "differing fields; kept as a dead letter for a person",
+                 e422="The event does not match the schema, or `occurred_at` lies further in the future than the "
+                      "allowed clock skew: `fields` names each invalid field",
                  e403="The key's role is not `plant-system`/`edge`, or it is not bound to the event's plant",
                  e503="Temporal is unavailable or overloaded, or the saga is busy: the event is kept in the inbox "
                       "(dead, for replay); send it again after `Retry-After` seconds"),

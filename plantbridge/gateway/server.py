@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
+from temporalio.client import Client
 
 from plantbridge.canonical.events import EventType
 from plantbridge.canonical.ownership import SourceKind, event_sources
@@ -17,21 +18,21 @@ from plantbridge.client import connect
 from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.ratelimit import parse_rates
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.gateway.uns import OrderStates
 from plantbridge.store.db import Database
 from plantbridge.telemetry import setup_tracing
 
 
-async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | None = None,
-                      policy_for: Callable[[str], PlantPolicy] | None = None,
-                      plants: dict[str, PlantConfig] | None = None,
-                      order_sources: dict[str, OrderSource] | None = None,
-                      odoo_tokens: dict[str, str] | None = None) -> None:
-    """Serve until interrupted. With plant files: their policies, cross-references and ERP order source."""
-    setup_tracing("plantbridge-gateway")
-    client = await connect(settings.temporal_address, settings.namespace)
-    db = await Database(settings.store_url).init()
+def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
+                 order_source: OrderSource | None = None,
+                 policy_for: Callable[[str], PlantPolicy] | None = None,
+                 plants: dict[str, PlantConfig] | None = None,
+                 order_sources: dict[str, OrderSource] | None = None,
+                 odoo_tokens: dict[str, str] | None = None) -> GatewayDeps:
+    """The gateway's dependencies, the one way: plant policies (on the settings' task queue), the plants'
+    cross-references, ERP order sources and Odoo tokens. `plantbridge replay` builds its own with this too."""
     queue = settings.task_queue
     plants = plants or {}
 
@@ -48,10 +49,37 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
         cfg = plants.get(plant)
         return cfg.event_rules() if cfg is not None else event_sources()
 
-    deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
+    return GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
                        translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
+                       inbox_lease=timedelta(seconds=settings.inbox_lease_s),
+                       max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),
+                       rate_limits=parse_rates(settings.rate_limits), max_orders_per_idoc=settings.max_orders_per_idoc,
                        event_rules=event_rules)
+
+
+def gateway_deps_from_plants(settings: GatewaySettings, client: Client, db: Database) -> GatewayDeps:
+    """`gateway_deps` for the plant files of `settings.plants_dir` (as `plantbridge gateway` serves them)."""
+    from plantbridge.workers.plants import load_plants
+    from plantbridge.workers.registry import erp_order_source, odoo_intake
+
+    plants = load_plants(settings.plants_dir) if settings.plants_dir else {}
+    sources, tokens = odoo_intake(plants)
+    return gateway_deps(settings, client, db, plants=plants, order_source=erp_order_source(plants),
+                        order_sources=sources, odoo_tokens=tokens)
+
+
+async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | None = None,
+                      policy_for: Callable[[str], PlantPolicy] | None = None,
+                      plants: dict[str, PlantConfig] | None = None,
+                      order_sources: dict[str, OrderSource] | None = None,
+                      odoo_tokens: dict[str, str] | None = None) -> None:
+    """Serve until interrupted. With plant files: their policies, cross-references and ERP order source."""
+    setup_tracing("plantbridge-gateway")
+    client = await connect(settings.temporal_address, settings.namespace)
+    db = await Database(settings.store_url).init()
+    deps = gateway_deps(settings, client, db, order_source=order_source, policy_for=policy_for, plants=plants,
+                        order_sources=order_sources, odoo_tokens=odoo_tokens)
     uns_config = settings.uns()
     if uns_config is not None:
         deps.uns = OrderStates.from_config(uns_config, client)

@@ -15,6 +15,14 @@ class GatewaySettings(Settings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     ack_wait_s: float = Field(default=2.0, gt=0, le=60)
     body_limit: int = Field(default=1024 * 1024, ge=1024)
+    # How long a gateway holds an inbox row it drives; a row left `received` by a dead gateway is
+    # re-driven by another (or its restart) once this ran out.
+    inbox_lease_s: float = Field(default=60.0, ge=1, le=3600)
+    # How far in the future a plant event may be stamped (the plant's clock ahead of ours).
+    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    # Per role `role=rate/burst,...` over the defaults (plantbridge/gateway/ratelimit.py), e.g. `edge=100/400`.
+    rate_limits: str = ""
+    max_orders_per_idoc: int = Field(default=200, ge=1)
     # The Unified Namespace out (plantbridge.uns): order state changes, retained, QoS 1. No URL: off.
     uns_url: str | None = None
     uns_enterprise: str = "plantbridge"

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -99,6 +101,19 @@ def _info(rec: ApiKeyRecord) -> KeyInfo:
 
 
 CACHE_SECONDS = 10.0
+# Key ids that are not in the store, remembered (at most this many, least recently used out) so a
+# key tried again and again costs no read; see also the gateway's look-up rate limit.
+NEGATIVE_CACHE_SIZE = 10_000
+NEGATIVE_CACHE_SECONDS = 60.0
+_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
+
+
+def key_id_of(key: str) -> str | None:
+    """The key id of a well-formed key (`pbk_<12 hex>_<secret>`), else None (no look-up needed)."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    key_id = key[len(KEY_PREFIX):].split("_", 1)[0]
+    return key_id if _KEY_ID.match(key_id) else None
 
 
 class ApiKeys:
@@ -109,7 +124,21 @@ class ApiKeys:
     def __init__(self, db: Database, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self.db = db
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._cache: dict[str, tuple[float, ApiKeyRecord]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # the negative cache: key id -> when seen
+        self.lookups = 0  # store reads by `authenticate` (tests and metrics)
+
+    def needs_lookup(self, key: str) -> bool:
+        """Would `authenticate(key)` read the store? (False for malformed keys and cached ids.)"""
+        key_id = key_id_of(key)
+        if key_id is None:
+            return False
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return False
+        seen = self._unknown.get(key_id)
+        return seen is None or now - seen >= NEGATIVE_CACHE_SECONDS
 
     async def create(self, name: str, role: str, plants: list[str], *, kind: str | None = None,
                      sources: list[str] | None = None) -> tuple[KeyInfo, str]:
@@ -144,19 +173,30 @@ class ApiKeys:
 
     async def authenticate(self, key: str) -> KeyInfo | None:
         """The key's record when the key is valid and not revoked, else None."""
-        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        key_id = key_id_of(key)
+        if key_id is None:
             return None
-        key_id = key[len(KEY_PREFIX):].split("_", 1)[0]
         now = time.monotonic()
         cached = self._cache.get(key_id)
+        rec: ApiKeyRecord | None
         if cached is not None and now - cached[0] < self.cache_seconds:
             rec = cached[1]
+        elif (seen := self._unknown.get(key_id)) is not None and now - seen < NEGATIVE_CACHE_SECONDS:
+            self._unknown.move_to_end(key_id)
+            return None
         else:
+            self.lookups += 1
             async with self.db.sessions() as session:
                 rec = await session.get(ApiKeyRecord, key_id)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key_id] = (now, rec)
+            if rec is None:
+                self._unknown[key_id] = now
+                self._unknown.move_to_end(key_id)
+                while len(self._unknown) > NEGATIVE_CACHE_SIZE:
+                    self._unknown.popitem(last=False)
+            else:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[key_id] = (now, rec)
         if rec is None or rec.revoked_at is not None:
             return None
         if not hmac.compare_digest(rec.key_hash, _hash(key)):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-
-from plantbridge.store.models import Base
 
 DEFAULT_URL = "sqlite+aiosqlite:///.plantbridge/plantbridge.db"
 
@@ -36,25 +34,14 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    # Every table registers with Base when its module loads. The gateway's tables live in
-    # api_keys.py and inbox.py, which import this module; the package's __init__ loads them all, and
-    # Python runs it before any `plantbridge.store.*` module, so Base knows every table here.
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-        await conn.run_sync(add_missing_columns)
+    """Bring the schema to the newest migration (plantbridge/store/migrations; `plantbridge store upgrade`).
 
+    Every table registers with Base when its module loads (the package's __init__ loads them all);
+    tests/store/test_migrations.py checks that the migrations build exactly that metadata.
+    """
+    from plantbridge.store.migrate import upgrade_engine
 
-def add_missing_columns(conn: Connection) -> None:
-    """Bring an older store up to date where a release only added nullable columns (e.g. `api_keys.kind`).
-
-    Additive only; anything else is a schema migration."""
-    inspector = inspect(conn)
-    for table in Base.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in have and column.nullable and not column.primary_key:
-                ddl = column.type.compile(dialect=conn.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+    await upgrade_engine(engine)
 
 
 class Database:

@@ -5,6 +5,11 @@ plant event for an order without a saga yet), `deferred` (Temporal did not take 
 frozen or over a per-workflow limit; the gateway delivers it again by itself, with backoff), `dead`
 (malformed, forbidden or failed for good; with the reason). Nothing is deleted; `plantbridge replay`
 re-drives `dead` and `waiting` rows.
+
+Several gateways may share one store: a row is leased to the process driving it (`lease_owner` until
+`lease_until`; stamped when the row is received, cleared when it is finished). A re-driver `claim`s rows
+first and only gets those whose lease ran out: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the same conditional
+UPDATE under SQLite's single writer, so no row is driven by two gateways at once.
 """
 
 from __future__ import annotations
@@ -13,7 +18,20 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import JSON, DateTime, Index, Integer, LargeBinary, String, Text, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantbridge.store.db import Database
@@ -28,6 +46,7 @@ class InboxMessage(Base):
     __table_args__ = (
         Index("ix_inbox_status", "status"),
         Index("ix_inbox_plant_order", "plant", "order_number"),
+        Index("ix_inbox_event_id", "event_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -46,11 +65,26 @@ class InboxMessage(Base):
     order_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
     event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The gateway process driving the row, and until when (see the module's docstring).
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+DEFAULT_LEASE = timedelta(seconds=60)
 
 
 class Inbox:
-    def __init__(self, db: Database) -> None:
+    """The inbox; `owner` (a gateway process's id) leases the rows it receives for `lease`."""
+
+    def __init__(self, db: Database, *, owner: str | None = None, lease: timedelta = DEFAULT_LEASE) -> None:
         self.db = db
+        self.owner = owner
+        self.lease = lease
+
+    def _lease_values(self, now: datetime) -> dict[str, Any]:
+        if self.owner is None:
+            return {}
+        return {"lease_owner": self.owner, "lease_until": now + self.lease}
 
     async def receive(
         self, channel: str, body: bytes, *, content_type: str = "", key_id: str | None = None,
@@ -60,7 +94,7 @@ class Inbox:
         now = utcnow()
         stmt = insert(InboxMessage).values(
             channel=channel, body=body, content_type=content_type[:100], key_id=key_id, parent_id=parent_id,
-            status=status, reason=reason, received_at=now, updated_at=now, attempts=0,
+            status=status, reason=reason, received_at=now, updated_at=now, attempts=0, **self._lease_values(now),
         ).returning(InboxMessage.id)
         async with self.db.engine.begin() as conn:  # Core, not the ORM: one statement on the hot path
             return int((await conn.execute(stmt)).scalar_one())
@@ -68,8 +102,9 @@ class Inbox:
     async def receive_many(self, channel: str, bodies: Iterable[bytes], *, parent_id: int,
                            key_id: str | None) -> list[int]:
         async with self.db.sessions() as session:
+            lease = self._lease_values(utcnow())
             msgs = [InboxMessage(channel=channel, body=b, content_type="application/json", key_id=key_id,
-                                 parent_id=parent_id, status="received") for b in bodies]
+                                 parent_id=parent_id, status="received", **lease) for b in bodies]
             session.add_all(msgs)
             await session.commit()
             return [m.id for m in msgs]
@@ -79,7 +114,8 @@ class Inbox:
         plant: str | None = None, order: str | None = None, event_id: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None, "answer": answer,
-                                  "attempts": InboxMessage.attempts + 1, "updated_at": utcnow()}
+                                  "attempts": InboxMessage.attempts + 1, "updated_at": utcnow(),
+                                  "lease_owner": None, "lease_until": None}
         if plant is not None:
             values["plant"] = plant
         if order is not None:
@@ -125,10 +161,50 @@ class Inbox:
                     .order_by(InboxMessage.id))
             return list((await session.scalars(stmt)).all())
 
+    async def earlier_with_event_id(self, event_id: str, *, before_id: int) -> InboxMessage | None:
+        """The first message with this event id that was taken (processed, waiting or deferred), if any."""
+        async with self.db.sessions() as session:
+            stmt = (select(InboxMessage)
+                    .where(InboxMessage.event_id == event_id, InboxMessage.id != before_id,
+                           InboxMessage.status.in_(["processed", "waiting", "deferred"]))
+                    .order_by(InboxMessage.id).limit(1))
+            return (await session.scalars(stmt)).first()
+
     async def due_deferred(self, now: datetime, *, limit: int = 200) -> list[InboxMessage]:
         """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order)."""
         rows = await self.messages(status="deferred", limit=limit)
         return [r for r in rows if _aware(r.updated_at) + deferral_backoff(r.attempts) <= now]
+
+    async def claim(self, ids: Iterable[int], *, status: str, now: datetime | None = None) -> list[int]:
+        """Lease those of `ids` that still have `status` and no running lease to this owner; the ids claimed.
+
+        On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED` (a row another gateway is claiming at
+        this moment is skipped, not waited for); on SQLite the one UPDATE runs under the single writer lock.
+        Either way the lease condition is checked again on the row as it is when it is updated.
+        """
+        wanted = list(ids)
+        if not wanted:
+            return []
+        if self.owner is None:
+            raise RuntimeError("claiming inbox rows needs an owner (Inbox(db, owner=...))")
+        now = now or utcnow()
+        free = or_(InboxMessage.lease_until.is_(None), InboxMessage.lease_until < now)
+        pick = select(InboxMessage.id).where(InboxMessage.id.in_(wanted), InboxMessage.status == status, free)
+        if self.db.engine.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (update(InboxMessage)
+                .where(InboxMessage.id.in_(pick.scalar_subquery()), InboxMessage.status == status, free)
+                .values(lease_owner=self.owner, lease_until=now + self.lease)
+                .returning(InboxMessage.id))
+        async with self.db.engine.begin() as conn:
+            return sorted(int(i) for i in (await conn.execute(stmt)).scalars().all())
+
+    async def release(self, msg_id: int) -> None:
+        """Give a lease back (the row was claimed but not finished, e.g. the re-driver was stopped)."""
+        async with self.db.engine.begin() as conn:
+            await conn.execute(update(InboxMessage)
+                               .where(InboxMessage.id == msg_id, InboxMessage.lease_owner == self.owner)
+                               .values(lease_owner=None, lease_until=None))
 
     async def count(self, status: str | None = None) -> int:
         async with self.db.sessions() as session:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from plantbridge.store.db import Database
@@ -73,9 +73,9 @@ class Ledger:
                 message=existing.message,
                 attempts=existing.attempts,
             )
-            if existing.status != "succeeded":
-                existing.attempts += 1
-                existing.updated_at = utcnow()
+            if existing.status != "succeeded":  # counted in SQL: concurrent retries lose no count
+                await session.execute(update(LedgerEntry).where(LedgerEntry.key == key)
+                                      .values(attempts=LedgerEntry.attempts + 1, updated_at=utcnow()))
                 await session.commit()
             return previous
 

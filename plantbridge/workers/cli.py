@@ -109,6 +109,9 @@ def _mount_supervisor_commands() -> None:
     from plantbridge.workers.export_cli import export_app
 
     app.add_typer(export_app, name="export", help="export documents: B2MML of one order")
+    from plantbridge.workers.store_cli import store_app
+
+    app.add_typer(store_app, name="store", help="the store's schema: upgrade | current")
 
 
 _mount_supervisor_commands()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +26,9 @@ from plantbridge.store.api_keys import ROLE_KINDS, ROLES, ApiKeyError, ApiKeys
 from plantbridge.store.audit import AuditTrail
 from plantbridge.store.db import Database
 from plantbridge.workers.settings import Settings
+
+if TYPE_CHECKING:
+    from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.workflows import search_attributes as sa
 
 console = Console()
@@ -233,26 +237,35 @@ def keys_revoke(name_or_id: str, store_url: str = STORE) -> None:
     console.print(f"revoked {name_or_id}")
 
 
+async def replay_messages(settings: GatewaySettings, *, status: str = "dead",
+                          msg_id: int | None = None) -> list[tuple[int, Any]]:
+    """Re-drive inbox messages with the gateway's own dependencies (plant policies, cross-references,
+    ERP order sources: `gateway_deps_from_plants`), so a replayed message is handled as on arrival."""
+    from plantbridge.gateway.inbox import Intake
+    from plantbridge.gateway.server import gateway_deps_from_plants
+
+    db = await Database(settings.store_url).init()
+    try:
+        client = await connect(settings.temporal_address, settings.namespace)
+        intake = Intake(gateway_deps_from_plants(settings, client, db))
+        return await intake.replay(status=status, msg_id=msg_id)
+    finally:
+        await db.close()
+
+
 def replay(status: str = typer.Option("dead", "--status", help="dead | waiting | deferred | received"),
            msg_id: int = typer.Option(None, "--id", help="one inbox message"),
-           temporal: str = TEMPORAL, store_url: str = STORE) -> None:
+           temporal: str = TEMPORAL, store_url: str = STORE,
+           plants_dir: Path = typer.Option(None, "--plants-dir", help="folder of plant files (PLANTBRIDGE_PLANTS_DIR)"),
+           task_queue: str = typer.Option(None, "--task-queue", help="the workers' task queue")) -> None:
     """Re-drive inbox messages (after the cause is fixed); an event processed before answers `duplicate`."""
-    from plantbridge.gateway.deps import GatewayDeps
-    from plantbridge.gateway.inbox import Intake
+    from plantbridge.gateway.settings import GatewaySettings
 
     if status not in ("dead", "waiting", "deferred", "received"):
         raise typer.BadParameter("use dead, waiting, deferred or received", param_hint="--status")
-
-    async def run() -> list[tuple[int, Any]]:
-        s = _settings(temporal, store_url)
-        db = await Database(s.store_url).init()
-        try:
-            intake = Intake(GatewayDeps(client=await connect(s.temporal_address, s.namespace), db=db))
-            return await intake.replay(status=status, msg_id=msg_id)
-        finally:
-            await db.close()
-
-    results = asyncio.run(run())
+    settings = GatewaySettings.from_env(temporal_address=temporal, store_url=store_url, plants_dir=plants_dir,
+                                        task_queue=task_queue)
+    results = asyncio.run(replay_messages(settings, status=status, msg_id=msg_id))
     for mid, out in results:
         typer.echo(json.dumps({"id": mid, "http_status": out.http_status, "body": out.body}))
     console.print(f"re-drove {len(results)} message(s)")

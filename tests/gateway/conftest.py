@@ -18,6 +18,7 @@ from plantbridge.connectors.memory import MemoryErp, MemoryStore
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.inbox import Intake
+from plantbridge.gateway.ratelimit import DEFAULT_RATES, Rate
 from plantbridge.store import ApiKeys, Database
 from tests.conftest import fast_policy
 from tests.support import eventually as eventually  # the gateway tests import it from here
@@ -61,7 +62,10 @@ KEYS = {
 async def gateway(client: Client, db: Database, worker: object) -> AsyncIterator[Gateway]:
     source = MemoryStore().systems().erp
     deps = GatewayDeps(client=client, db=db, policy_for=gateway_policy, order_source=source,
-                       ack_wait=timedelta(seconds=5), redrive_on_startup=False)
+                       ack_wait=timedelta(seconds=5), redrive_on_startup=False,
+                       # the suite sends bursts (fuzzing, the contract test): rate limits are tested apart
+                       rate_limits={role: Rate(10_000, 100_000) for role in DEFAULT_RATES},
+                       lookup_rate=Rate(10_000, 100_000))
     app = create_app(deps)
     served = await serve_app(app)
     gw = Gateway(url=served.url, app=app, deps=deps, source=source)

@@ -19,7 +19,11 @@ from plantbridge.store import ApiKeys, Database, Inbox, sqlite_url
 from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import TASK_QUEUE, fast_policy, new_order, qty
 from tests.gateway.conftest import wire
-from tests.support import free_port
+from tests.support import eventually, free_port
+
+
+async def _none_received(inbox: Inbox) -> bool:
+    return await inbox.count("received") == 0
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +32,8 @@ def start_gateway(port: int, temporal: str, store_url: str, log: Path) -> subpro
     cmd = [sys.executable, "-m", "plantbridge.gateway", "--port", str(port), "--temporal", temporal,
            "--store-url", store_url, "--task-queue", TASK_QUEUE]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PLANTBRIDGE_ACK_WAIT_S": "5"}, start_new_session=True)
+                            env={**os.environ, "PLANTBRIDGE_ACK_WAIT_S": "5", "PLANTBRIDGE_INBOX_LEASE_S": "2"},
+                            start_new_session=True)
 
 
 async def wait_ready(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
@@ -80,6 +85,10 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
                 r = await http.post("/v1/plant/events", json=ev, headers=headers)
                 assert r.status_code in (200, 202), r.text
                 assert r.json()["status"] in ("accepted", "duplicate")
+            # The row in flight at the kill stays leased to the dead process for its lease (2 s here),
+            # then the restarted gateway's re-driver takes it over.
+            inbox = Inbox(db)
+            await eventually(lambda: _none_received(inbox), 60, what="the row left 'received' re-driven")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -92,6 +101,5 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     assert summary.operations["0010"].confirmations == len(ids)
     confirmations = await reference.calls(system="erp", operation="confirm_operation", order=order.number)
     assert len(confirmations) == len(ids) and len({c.external_key for c in confirmations}) == len(ids)
-    inbox = Inbox(db)
     assert await inbox.count("received") == 0 and await inbox.count("dead") == 0
     await db.close()
