@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
@@ -17,6 +18,13 @@ if TYPE_CHECKING:
     from plantbridge.gateway.uns import OrderStates
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
+
+
+def default_telemetry_root(plant: str) -> Path:
+    """`<state dir>/exports/<plant>/telemetry` (the dev stack's export target)."""
+    from plantbridge.workers.settings import state_dir
+
+    return state_dir() / "exports" / plant / "telemetry"
 
 
 def default_policy(_plant: str) -> PlantPolicy:
@@ -50,3 +58,6 @@ class GatewayDeps:
     # webhook token in their URL (`/v1/erp/odoo/events/{plant}/{token}`).
     order_sources: dict[str, OrderSource] = field(default_factory=dict)
     odoo_tokens: dict[str, str] = field(default_factory=dict)
+    # Where a plant's telemetry archive (Parquet, `POST /v1/plant/telemetry`) lives: the plant's
+    # export directory + `telemetry/` (see gateway/server.py), by default under the state dir.
+    telemetry_root: Callable[[str], Path] = default_telemetry_root

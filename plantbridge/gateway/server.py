@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from plantbridge.canonical.batch_config import DirectoryExport
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.client import connect
 from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway.app import create_app
-from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.deps import GatewayDeps, default_telemetry_root
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.gateway.uns import OrderStates
 from plantbridge.store.db import Database
@@ -42,9 +44,16 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
         cfg = plants.get(str(event.get("plant")))
         return cfg.translate_event(event) if cfg is not None else event
 
+    def telemetry_root(plant: str) -> Path:
+        cfg = plants.get(plant)
+        if cfg is not None and isinstance(cfg.exports, DirectoryExport):
+            return Path(cfg.exports.path) / "telemetry"
+        return default_telemetry_root(plant)  # no plant file, or an HTTP export target: kept here
+
     deps = GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
-                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {})
+                       translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
+                       telemetry_root=telemetry_root)
     uns_config = settings.uns()
     if uns_config is not None:
         deps.uns = OrderStates.from_config(uns_config, client)
