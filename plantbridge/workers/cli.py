@@ -109,6 +109,9 @@ def _mount_supervisor_commands() -> None:
     from plantbridge.workers.export_cli import export_app
 
     app.add_typer(export_app, name="export", help="export documents: B2MML of one order")
+    from plantbridge.workers.plant_cli import plant_app
+
+    app.add_typer(plant_app, name="plant", help="onboarding a site: plant new PLANT --from TEMPLATE | plant check")
 
 
 _mount_supervisor_commands()
