@@ -25,13 +25,14 @@ import pytest
 import uvicorn
 from temporalio.client import Client
 
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.openapi import render
 from plantbridge.store import ApiKeys, Database, sqlite_url
 from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.conftest import new_order
-from tests.gateway.conftest import DictOrderSource, gateway_policy
+from tests.gateway.conftest import gateway_policy
 
 CHECKS = [
     "not_a_server_error",
@@ -62,7 +63,7 @@ class ContractGateway:
 async def contract_gateway(client: Client, worker: object, tmp_path_factory: pytest.TempPathFactory,
                            ) -> AsyncIterator[ContractGateway]:
     db = await Database(sqlite_url(tmp_path_factory.mktemp("contract") / "gateway.db")).init()
-    source = DictOrderSource()
+    source = MemoryStore().systems().erp  # its own ERP: the order below is seen by this gateway only
     # The SAP event example reads order 1004157 back: known to the ERP but not released, so it is recorded
     # (200) without starting a saga other tests could meet.
     source.put(new_order(number="1004157", released=False))
