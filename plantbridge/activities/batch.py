@@ -19,11 +19,11 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
-from plantbridge.batch.archive import archive_store, dead_letter_waiting
+from plantbridge.batch.archive import archive_store, dead_letter_waiting, last_cutoff
 from plantbridge.batch.b2mml import InvalidB2MML
 from plantbridge.batch.export import Document, export, shift_documents
 from plantbridge.batch.masterdata import MasterDataReport, compare, read_mes
-from plantbridge.batch.sources import accepted_events, facts_from_events
+from plantbridge.batch.sources import LATE_ARRIVAL, accepted_events, facts_from_events
 from plantbridge.batch.summary import summarize
 from plantbridge.canonical.batch_config import DirectoryExport, ExportTarget, RetentionPolicy
 from plantbridge.canonical.batch_jobs import (
@@ -33,6 +33,7 @@ from plantbridge.canonical.batch_jobs import (
     INVALID_B2MML,
     MASTERDATA_CHECK_ACTIVITY,
     ORDER_WORKFLOW,
+    SHIFT_ARCHIVED,
     SHIFT_SUMMARY_ACTIVITY,
     AuditArchiveJob,
     AuditArchiveResult,
@@ -44,6 +45,7 @@ from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.plant_time import ShiftWindow, last_ended, window, windows_between
 from plantbridge.store.audit import AuditTrail
 from plantbridge.store.db import Database
+from plantbridge.store.inbox import InboxMessage
 
 # A schedule fires at shift end + grace; its run may start a little later (jitter, catch-up).
 MATCH_TOLERANCE = timedelta(minutes=1)
@@ -108,6 +110,7 @@ class BatchActivities:
             raise ApplicationError(str(err), type="ConfigurationError", non_retryable=True) from err
         if win is None:
             return ShiftSummaryResult(plant=job.plant, skipped="no worked shift ended then (day off or holiday)")
+        await self._not_archived(cfg, win)
         events = [e for e in await accepted_events(self.db, cfg, win.start, win.end) if e.plant == cfg.plant]
         confirmations, downtimes = facts_from_events(events)
         summary = summarize(
@@ -126,6 +129,21 @@ class BatchActivities:
             written=[w.location for w in written], new=[w.location for w in written if w.new],
             orders=summary.orders,
         )
+
+    async def _not_archived(self, cfg: PlantConfig, win: ShiftWindow) -> None:
+        """Refuse a shift whose plant events (read back to LATE_ARRIVAL before it) the audit archive
+        already moved out of the inbox: a summary of what is left would be empty or short, and being
+        named by its content it would not even replace the right one later."""
+        cutoff = await asyncio.to_thread(last_cutoff, self.exports_root / "archive", InboxMessage.__tablename__)
+        reads_from = win.start - LATE_ARRIVAL
+        if cutoff is not None and reads_from < cutoff:
+            raise ApplicationError(
+                f"shift {win.shift} of {win.plant_day} (plant {cfg.plant}, from {win.start.isoformat()}) is older than "
+                f"the inbox archive: plant events received before {cutoff.isoformat()} were moved to "
+                f"{self.exports_root / 'archive'} by audit-archive, and this summary reads from "
+                f"{reads_from.isoformat()}. Nothing was written; summarize only shifts that started after "
+                f"{(cutoff + LATE_ARRIVAL).isoformat()}, or lengthen the inbox retention",
+                type=SHIFT_ARCHIVED, non_retryable=True)
 
     @activity.defn(name=AUDIT_ARCHIVE_ACTIVITY)
     async def audit_archive(self, job: AuditArchiveJob) -> AuditArchiveResult:

@@ -113,6 +113,20 @@ async def archive_rows(db: Database, model: type[Base], time_col: InstrumentedAt
         out.append(archived)
 
 
+def last_cutoff(root: Path, table: str) -> datetime | None:
+    """The latest cutoff up to which `table`'s rows were moved to archives under `root` (from the
+    manifests; None when nothing was ever archived, so nothing is missing from the store)."""
+    latest: datetime | None = None
+    for manifest in (root / table).glob("*.manifest.json"):
+        try:
+            cutoff = datetime.fromisoformat(json.loads(manifest.read_text())["cutoff"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if latest is None or cutoff > latest:
+            latest = cutoff
+    return latest
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     id: int

@@ -16,6 +16,8 @@ SHIFT_SUMMARY_WORKFLOW = "ShiftSummary"
 SHIFT_SUMMARY_ACTIVITY = "batch.shift_summary"
 # Error type of a document that fails its schema: the run fails loudly, never retried.
 INVALID_B2MML = "InvalidB2MML"
+# A shift whose plant events were moved to the archive: the summary is refused, not written empty.
+SHIFT_ARCHIVED = "ShiftArchived"
 SCHEDULED_START_ATTRIBUTE = "TemporalScheduledStartTime"
 
 

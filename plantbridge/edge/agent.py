@@ -25,6 +25,7 @@ from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.outbox import Forwarder, Outbox, open_db
 from plantbridge.edge.rollups import MachineRollup, write_rollups
 from plantbridge.edge.session import EndpointSession
+from plantbridge.edge.telemetry_upload import TelemetryUploader
 from plantbridge.uns import UnsPublisher
 
 _log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class EdgeAgent:
         self.db: sqlite3.Connection | None = None
         self.outbox: Outbox | None = None
         self.forwarder: Forwarder | None = None
+        self.uploader: TelemetryUploader | None = None
         self.uns: UnsPublisher | None = None
         self.sessions: list[EndpointSession | MqttSession] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,6 +86,11 @@ class EdgeAgent:
             asyncio.create_task(self._process_loop(), name="edge-processor"),
             asyncio.create_task(self._rollup_loop(), name="edge-rollups"),
         ]
+        if self.config.telemetry_upload.enabled:
+            self.uploader = TelemetryUploader(
+                self.db, plant=self.config.plant, source=self.config.source, gateway_url=self.config.gateway.url,
+                api_key=api_key, config=self.config.telemetry_upload)
+            self._tasks.append(asyncio.create_task(self.uploader.run(), name="edge-telemetry-upload"))
         for name, endpoint in self.config.endpoints.items():
             machines = [m for m in self.config.machines if m.endpoint == name]
             if not machines:
@@ -114,6 +121,8 @@ class EdgeAgent:
             await session.stop()
         if self.forwarder is not None:
             self.forwarder.stop()
+        if self.uploader is not None:
+            self.uploader.stop()
         self._wake.set()
         _, pending = await asyncio.wait(self._tasks, timeout=5.0)
         for task in pending:
@@ -300,6 +309,8 @@ class EdgeAgent:
             "invalid_events": ts.invalid_events,
             "unknown_states": ts.unknown_states,
             "rollups_written": self.rollups_written,
+            "rollups_pending_upload": self.uploader.pending_count() if self.uploader and self.db else None,
+            "telemetry_upload_last_error": self.uploader.stats.last_error if self.uploader else None,
         }
 
 

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from plantbridge.edge.mqtt_config import JsonSource, MqttEndpointConfig, SparkplugSource
+from plantbridge.edge.telemetry_upload import TelemetryUploadConfig
 from plantbridge.uns import UnsConfig
 
 UINT32_MAX = 2**32 - 1
@@ -172,6 +173,10 @@ class EdgeConfig(_Strict):
         default=False, description="an order/operation change ends the previous operation (final confirmation)"
     )
     rollup_interval_s: float = Field(default=60.0, gt=0)
+    telemetry_upload: TelemetryUploadConfig = Field(
+        default_factory=TelemetryUploadConfig,
+        description="rollups to the gateway's telemetry archive (POST /v1/plant/telemetry) and local history",
+    )
     outbox_path: Path = Path(".plantbridge/edge-outbox.db")
     counter_max: int = Field(default=UINT32_MAX, ge=1)
     wrap_window: int | None = Field(

@@ -107,10 +107,14 @@ def write_rollups(
 
 def read_rollups(db: sqlite3.Connection, machine_id: str | None = None) -> list[dict[str, Any]]:
     """Rollup rows as dicts (for batch jobs and tests), oldest first."""
-    cur = db.execute(
-        "SELECT * FROM telemetry_rollups" + (" WHERE machine_id = ?" if machine_id else "") + " ORDER BY bucket_start",
-        (machine_id,) if machine_id else (),
-    )
+    if machine_id:
+        return read_rollup_rows(db, "WHERE r.machine_id = ? ORDER BY r.bucket_start", (machine_id,))
+    return read_rollup_rows(db, "ORDER BY r.bucket_start")
+
+
+def read_rollup_rows(db: sqlite3.Connection, tail: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """`SELECT r.* FROM telemetry_rollups r {tail}` as dicts, `telemetry` parsed."""
+    cur = db.execute(f"SELECT r.* FROM telemetry_rollups r {tail}", params)
     names = [d[0] for d in cur.description]
     rows = []
     for row in cur.fetchall():

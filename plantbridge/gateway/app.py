@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from plantbridge.batch.telemetry_archive import TelemetryArchive
 from plantbridge.connectors.ports import OrderSource
-from plantbridge.gateway import routes_erp, routes_odoo, routes_orders, routes_plant
+from plantbridge.gateway import routes_erp, routes_odoo, routes_orders, routes_plant, routes_telemetry
 from plantbridge.gateway.deps import GatewayDeps, default_policy
 from plantbridge.gateway.errors import install_error_handlers
 from plantbridge.gateway.health import install_health
@@ -82,10 +83,12 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.state.intake = intake
     app.state.keys = ApiKeys(deps.db)
     app.state.limiter = RateLimiter(rates=dict(deps.rate_limits or DEFAULT_RATES), lookup=deps.lookup_rate)
+    app.state.telemetry = TelemetryArchive(deps.telemetry_root)
     install_error_handlers(app)
 
     install_health(app, deps)
     app.include_router(routes_plant.router)
+    app.include_router(routes_telemetry.router)
     app.include_router(routes_erp.router)
     app.include_router(routes_odoo.router)
     install_log_redaction()

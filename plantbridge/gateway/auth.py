@@ -18,6 +18,7 @@ Caller = KeyInfo
 
 ERP = frozenset({"erp"})
 PLANT = frozenset({"plant-system", "edge"})
+EDGE = frozenset({"edge"})
 SUPERVISOR = frozenset({"supervisor"})
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="plantbridge"'}

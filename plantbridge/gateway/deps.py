@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from plantbridge.gateway.uns import OrderStates
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
+
+
+def default_telemetry_root(plant: str) -> Path:
+    """`<state dir>/exports/<plant>/telemetry` (the dev stack's export target)."""
+    from plantbridge.workers.settings import state_dir
+
+    return state_dir() / "exports" / plant / "telemetry"
 
 
 def default_policy(_plant: str) -> PlantPolicy:
@@ -79,3 +87,6 @@ class GatewayDeps:
     # A LOIPRO IDoc with more orders than this is refused (413): one message, bounded work.
     max_orders_per_idoc: int = 200
     inbox_lease: timedelta = timedelta(seconds=60)
+    # Where a plant's telemetry archive (Parquet, `POST /v1/plant/telemetry`) lives: the plant's
+    # export directory + `telemetry/` (see gateway/server.py), by default under the state dir.
+    telemetry_root: Callable[[str], Path] = default_telemetry_root

@@ -114,8 +114,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             op = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
             if op is None:
                 continue
-            if op.pop("x-plantbridge-body", None) == "plant_events":
+            marker = op.pop("x-plantbridge-body", None)
+            if marker == "plant_events":
                 op["requestBody"] = body
+            elif marker == "telemetry":
+                op["requestBody"] = _telemetry_body()
             if roles is None:
                 op["security"] = []
                 continue
@@ -131,15 +134,22 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _body_schemas() -> dict[str, Any]:
+    from plantbridge.canonical.rollup import TelemetryBatch
     from plantbridge.gateway.erp_intake import CloudEvent
     from plantbridge.gateway.routes_orders import LeverBody, ResolveBody
 
     out: dict[str, Any] = {}
-    for model in (ResolveBody, LeverBody, CloudEvent):
+    for model in (ResolveBody, LeverBody, CloudEvent, TelemetryBatch):
         s = model.model_json_schema(ref_template="#/components/schemas/{model}")
         out.update(s.pop("$defs", {}))
         out[model.__name__] = s
     return out
+
+
+def _telemetry_body() -> dict[str, Any]:
+    return {"required": True,
+            "description": "JSON; may be compressed with `Content-Encoding: gzip` (the whole body)",
+            "content": {"application/json": {"schema": _ref("TelemetryBatch")}}}
 
 
 def install_openapi(app: FastAPI) -> None:

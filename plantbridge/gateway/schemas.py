@@ -167,3 +167,14 @@ class InboxRow(_Answer):
 
 class InboxList(_Answer):
     messages: list[InboxRow]
+
+
+class TelemetryAnswer(_Answer):
+    """What `POST /v1/plant/telemetry` archived."""
+
+    plant: str
+    received: int = Field(description="Rollups in the batch")
+    stored: int = Field(description="Rollups newly written to the archive")
+    duplicate: int = Field(description="Rollups the archive already held (same `machine_id@bucket_start`), not "
+                                       "stored again")
+    files: list[str] = Field(description="Parquet files written, relative to the plant's `telemetry/` directory")

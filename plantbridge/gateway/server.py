@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from temporalio.client import Client
 
+from plantbridge.canonical.batch_config import DirectoryExport
 from plantbridge.canonical.events import EventType
 from plantbridge.canonical.ownership import SourceKind, event_sources
 from plantbridge.canonical.plant_config import PlantConfig
@@ -17,7 +19,7 @@ from plantbridge.canonical.policy import PlantPolicy
 from plantbridge.client import connect
 from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway.app import create_app
-from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.deps import GatewayDeps, default_telemetry_root
 from plantbridge.gateway.ratelimit import parse_rates
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.gateway.uns import OrderStates
@@ -45,6 +47,12 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
         cfg = plants.get(str(event.get("plant")))
         return cfg.translate_event(event) if cfg is not None else event
 
+    def telemetry_root(plant: str) -> Path:
+        cfg = plants.get(plant)
+        if cfg is not None and isinstance(cfg.exports, DirectoryExport):
+            return Path(cfg.exports.path) / "telemetry"
+        return default_telemetry_root(plant)  # no plant file, or an HTTP export target: kept here
+
     def event_rules(plant: str) -> dict[EventType, tuple[SourceKind, ...]]:
         cfg = plants.get(plant)
         return cfg.event_rules() if cfg is not None else event_sources()
@@ -55,7 +63,7 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
                        inbox_lease=timedelta(seconds=settings.inbox_lease_s),
                        max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),
                        rate_limits=parse_rates(settings.rate_limits), max_orders_per_idoc=settings.max_orders_per_idoc,
-                       event_rules=event_rules)
+                       event_rules=event_rules, telemetry_root=telemetry_root)
 
 
 def gateway_deps_from_plants(settings: GatewaySettings, client: Client, db: Database) -> GatewayDeps:

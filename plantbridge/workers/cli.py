@@ -113,6 +113,10 @@ def _mount_supervisor_commands() -> None:
 
     app.add_typer(store_app, name="store", help="the store's schema: upgrade | current")
 
+    from plantbridge.workers.plant_cli import plant_app
+
+    app.add_typer(plant_app, name="plant", help="onboarding a site: plant new PLANT --from TEMPLATE | plant check")
+
 
 _mount_supervisor_commands()
 

@@ -63,7 +63,7 @@ class ContractGateway:
 async def contract_gateway(client: Client, worker: object, tmp_path_factory: pytest.TempPathFactory,
                            ) -> AsyncIterator[ContractGateway]:
     db = await Database(sqlite_url(tmp_path_factory.mktemp("contract") / "gateway.db")).init()
-    source = MemoryStore().systems().erp
+    source = MemoryStore().systems().erp  # its own ERP: the order below is seen by this gateway only
     # The SAP event example reads order 1004157 back: known to the ERP but not released, so it is recorded
     # (200) without starting a saga other tests could meet.
     source.put(new_order(number="1004157", released=False))
