@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         failure_info,
         open_exception,
         refusal,
+        step_heartbeat_timeout,
         step_retry_policy,
     )
     from plantbridge.workflows.timers import escalate_until
@@ -159,6 +160,7 @@ class MaintenanceRequestWorkflow:
                     ),
                     result_type=c.StepResult,
                     start_to_close_timeout=request.policy.activity_timeout,
+                    heartbeat_timeout=step_heartbeat_timeout(request.policy),
                     retry_policy=step_retry_policy(request.policy),
                 )
                 step.status, step.documents, step.message = "done", result.documents, result.message
