@@ -67,6 +67,9 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
         stack.push_async_callback(db.close)
         plants: dict[str, PlantConfig] = load_plants(settings.plants_dir) if settings.plants_dir else {}
         check_activity_timeouts(plants)
+        for code, cfg in sorted(plants.items()):
+            for endpoint in cfg.insecure_endpoints():  # allowed by `allow_insecure: true`
+                log.warning("plant %s: INSECURE %s (allow_insecure: true in its plant file)", code, endpoint)
         if registry is None:
             store = await ReferenceStore(settings.reference_url).init()
             stack.push_async_callback(store.close)
