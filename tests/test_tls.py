@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -24,10 +27,14 @@ from plantbridge.client import connect
 from plantbridge.connectors.errors import TransientError
 from plantbridge.connectors.qms_rest import QmsRestConnector
 from plantbridge.connectors.rest_common import RestConnector
+from plantbridge.gateway.server import serve_async
+from plantbridge.gateway.settings import GatewaySettings
+from plantbridge.store import Database
+from plantbridge.store.api_keys import ApiKeys
 from plantbridge_devtools.simulators.qms.app import create_app as qms_app
 from plantbridge_devtools.temporal_server import DevServer
 from tests.connectors.test_plant_connectors import key, make_order
-from tests.support import free_port, serve_app
+from tests.support import eventually, free_port, serve_app
 from tests.support.certs import TestCA
 
 
@@ -147,3 +154,81 @@ async def test_temporal_client_over_tls_and_mutual_tls(
         # A real call through the TLS hop: the server answers.
         count = await client.count_workflows()
         assert count.count >= 0
+
+
+def _edge_event(order: str) -> dict[str, object]:
+    return {"event_id": f"tls-{uuid.uuid4().hex[:20]}", "event_type": "downtime_started", "source": "edge-1000",
+            "plant": "1000", "order": order, "occurred_at": datetime.now(UTC).isoformat(),
+            "work_center": "ASSY-01", "reason": "MAT"}
+
+
+@contextlib.asynccontextmanager
+async def https_gateway(settings: GatewaySettings) -> AsyncIterator[str]:
+    task = asyncio.create_task(serve_async(settings))
+    url = f"https://127.0.0.1:{settings.gateway_port}"
+    try:
+        async def listening() -> bool:
+            if task.done():
+                task.result()
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", settings.gateway_port)
+            except OSError:
+                return False
+            writer.close()
+            return True
+
+        await eventually(listening, timeout=30, what="the gateway listens")
+        yield url
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, SystemExit):
+            await task
+
+
+async def test_gateway_over_https_with_an_edge_client_certificate(
+    temporal_server: DevServer, db: Database, ca: TestCA
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    keys = ApiKeys(db)
+    edge, edge_key = await keys.create(f"edge-1000-{suffix}", "edge", ["1000"])
+    _, other_key = await keys.create(f"edge-2000-{suffix}", "edge", ["2000"])
+    server = ca.issue("localhost", server=True)
+    edge_cert = ca.issue(edge.name, server=False)
+
+    def client_context(cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(ca.pem.cert))
+        if cert is not None:
+            context.load_cert_chain(cert, key)
+        return context
+
+    base = {"temporal_address": temporal_server.address, "store_url": db.url, "gateway_tls_cert": str(server.cert),
+            "gateway_tls_key": str(server.key), "gateway_tls_client_ca": str(ca.pem.cert)}
+    event = _edge_event("4999001")
+    async with https_gateway(GatewaySettings.model_validate({**base, "gateway_port": free_port()})) as url:
+        with_cert = client_context(edge_cert.cert, edge_cert.key)
+        async with httpx.AsyncClient(base_url=url, verify=with_cert, timeout=30) as http:
+            r = await http.post("/v1/plant/events", json=event, headers={"Authorization": f"Bearer {edge_key}"})
+            assert r.status_code in (200, 202), r.text  # the edge, named by its certificate, with its own key
+            # The certificate names another edge than the key (a stolen key used from edge 1000's box).
+            r = await http.post("/v1/plant/events", json=_edge_event("4999001"),
+                                headers={"Authorization": f"Bearer {other_key}"})
+            assert r.status_code == 403 and r.json()["error"]["code"] == "certificate_mismatch", r.text
+            assert "edge-" not in r.text  # the error names no key
+        # Client certificates configured: an edge key without its certificate is refused.
+        async with httpx.AsyncClient(base_url=url, verify=client_context(), timeout=30) as http:
+            r = await http.post("/v1/plant/events", json=_edge_event("4999001"),
+                                headers={"Authorization": f"Bearer {edge_key}"})
+            assert r.status_code == 403 and r.json()["error"]["code"] == "certificate_required", r.text
+        # Plain HTTP to the HTTPS port: no answer in clear.
+        async with httpx.AsyncClient(base_url=url.replace("https", "http"), timeout=10) as http:
+            with pytest.raises(httpx.HTTPError):
+                (await http.get("/healthz")).raise_for_status()
+    # Required at the handshake: without a certificate, no connection at all.
+    required = {**base, "gateway_port": free_port(), "gateway_tls_client_required": True}
+    async with https_gateway(GatewaySettings.model_validate(required)) as url:
+        async with httpx.AsyncClient(base_url=url, verify=client_context(), timeout=10) as http:
+            with pytest.raises(httpx.HTTPError):
+                await http.get("/healthz")
+        async with httpx.AsyncClient(base_url=url, verify=client_context(edge_cert.cert, edge_cert.key),
+                                     timeout=10) as http:
+            assert (await http.get("/healthz")).status_code == 200

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from plantbridge.canonical.events import EventType
 from plantbridge.gateway.errors import ApiError
+from plantbridge.gateway.tls import client_cert_cn
 from plantbridge.store.api_keys import ApiKeys, KeyInfo
 
 Caller = KeyInfo
@@ -34,6 +35,11 @@ async def authenticate(request: Request) -> Caller:
     caller = await keys.authenticate(token.strip())
     if caller is None:
         raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=_CHALLENGE)
+    cn = client_cert_cn(request)
+    if cn is not None and cn != caller.name:
+        raise ApiError(403, "certificate_mismatch", "the client certificate names another holder than this key's")
+    if cn is None and caller.source_kind == "edge" and getattr(request.app.state, "edge_cert_required", False):
+        raise ApiError(403, "certificate_required", "an edge key needs its client certificate (mutual TLS)")
     return caller
 
 

@@ -15,6 +15,12 @@ class GatewaySettings(Settings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     ack_wait_s: float = Field(default=2.0, gt=0, le=60)
     body_limit: int = Field(default=1024 * 1024, ge=1024)
+    # HTTPS (gateway/tls.py): server certificate and key; a CA to verify client certificates (edge
+    # agents), required at the handshake or not.
+    gateway_tls_cert: str | None = None
+    gateway_tls_key: str | None = None
+    gateway_tls_client_ca: str | None = None
+    gateway_tls_client_required: bool = False
     # The Unified Namespace out (plantbridge.uns): order state changes, retained, QoS 1. No URL: off.
     uns_url: str | None = None
     uns_enterprise: str = "plantbridge"
