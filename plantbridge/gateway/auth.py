@@ -34,7 +34,7 @@ async def authenticate(request: Request) -> Caller:
     keys: ApiKeys = request.app.state.keys
     caller = await keys.authenticate(token.strip())
     if caller is None:
-        raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=_CHALLENGE)
+        raise ApiError(401, "invalid_key", "the API key is unknown, revoked or expired", headers=_CHALLENGE)
     cn = client_cert_cn(request)
     if cn is not None and cn != caller.name:
         raise ApiError(403, "certificate_mismatch", "the client certificate names another holder than this key's")
