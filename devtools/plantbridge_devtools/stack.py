@@ -17,6 +17,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ import yaml
 from sqlalchemy import delete
 
 from plantbridge import contract
+from plantbridge.security.codec import new_key
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
 from plantbridge_devtools.temporal_server import DevServer, free_port
@@ -56,8 +58,11 @@ DEV_SECRETS: dict[str, str] = {
     "PLANTBRIDGE_DEV_QMS_KEY": "qms-dev-key",
     "PLANTBRIDGE_DEV_WMS_KEY": "wms-dev-key",
 }
-# The gateway's dev API keys: dev.json `api_keys` name -> role.
-KEY_ROLES: dict[str, str] = {"erp": "erp", "plant-system": "plant-system", "edge": "edge", "supervisor": "supervisor"}
+# The gateway's dev API keys: dev.json `api_keys` name -> (role, source kind). `qms` sends quality
+# results, holds and dispositions (which `plant-system` = mes may not: canonical/ownership.py).
+KEY_ROLES: dict[str, tuple[str, str | None]] = {
+    "erp": ("erp", None), "plant-system": ("plant-system", None), "qms": ("plant-system", "qms"),
+    "edge": ("edge", None), "supervisor": ("supervisor", None)}
 
 
 class StackError(RuntimeError):
@@ -88,6 +93,7 @@ class Ports:
     wms: int = 8104
     machines_control: int = 8105
     opcua: int = 4840
+    codec: int = 8107
 
     def offset(self, n: int) -> Ports:
         return Ports(**{f.name: getattr(self, f.name) + n for f in fields(self)})
@@ -122,6 +128,7 @@ class StackUrls:
     wms: str
     opcua: str
     machines: str
+    codec: str
 
     @classmethod
     def of(cls, ports: Ports) -> StackUrls:
@@ -129,7 +136,7 @@ class StackUrls:
         return cls(temporal=f"{HOST}:{ports.temporal}", ui=f"{http}:{ports.ui}", gateway=f"{http}:{ports.gateway}",
                    sap=f"{http}:{ports.sap}", mes=f"{http}:{ports.mes}", qms=f"{http}:{ports.qms}",
                    wms=f"{http}:{ports.wms}", opcua=f"opc.tcp://{HOST}:{ports.opcua}/plantbridge/",
-                   machines=f"{http}:{ports.machines_control}")
+                   machines=f"{http}:{ports.machines_control}", codec=f"{http}:{ports.codec}")
 
 
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -247,8 +254,8 @@ async def create_dev_keys(store_url: str, plants: list[str]) -> dict[str, str]:
             await session.commit()
         keys = ApiKeys(db)
         out: dict[str, str] = {}
-        for name, role in KEY_ROLES.items():
-            _, key = await keys.create(f"dev-{name}", role, plants)
+        for name, (role, kind) in KEY_ROLES.items():
+            _, key = await keys.create(f"dev-{name}", role, plants, kind=kind)
             out[name] = key
         return out
     finally:
@@ -336,6 +343,10 @@ class Stack:
         self.started_at = 0.0
         self.mqtt: str | None = None  # the local broker, when one answers (plant 2000's machine, the UNS)
         self.edge_mqtt: Path | None = None
+        # Payloads in Temporal are encrypted with a per-stack key; the UI decodes through the codec
+        # server under a per-stack path secret (urls.codec itself answers 401 without a supervisor key).
+        self.codec_keys = new_key("dev")
+        self.codec_secret = secrets.token_urlsafe(24)
 
     @property
     def mqtt_group(self) -> str:
@@ -361,6 +372,8 @@ class Stack:
             "PLANTBRIDGE_STATE_DIR": str(self.state_dir),
             "PLANTBRIDGE_GATEWAY_HOST": HOST,
             "PLANTBRIDGE_GATEWAY_PORT": str(self.ports.gateway),
+            "PLANTBRIDGE_CODEC_KEYS": self.codec_keys,
+            "PLANTBRIDGE_CODEC_PATH_SECRET": self.codec_secret,
             "PYTHONUNBUFFERED": "1",
         })
         if "edge" in self.api_keys:
@@ -375,7 +388,8 @@ class Stack:
         """(first wave: Temporal and the simulators; second wave: worker, gateway, edge)."""
         py = sys.executable
         p, u, s = self.ports, self.urls, self.state_dir
-        temporal = DevServer(db_file=s / "temporal.db", port=p.temporal, ui_port=p.ui, http_port=p.temporal_http)
+        temporal = DevServer(db_file=s / "temporal.db", port=p.temporal, ui_port=p.ui, http_port=p.temporal_http,
+                             ui_codec_endpoint=f"{u.codec}/{self.codec_secret}")
         first = [
             Service("temporal", temporal.command(), url=u.temporal, health=lambda: temporal_ok(u.temporal)),
             Service("sap", [py, "-m", f"{SIMULATORS}.sap", "--port", str(p.sap), "--db", str(s / "sap.db"),
@@ -403,6 +417,9 @@ class Stack:
         second = [
             Service("worker", [py, "-m", "plantbridge.workers.cli", "worker", "--plants-dir", str(s / "plants")],
                     health=lambda: worker_polling(u.temporal, TASK_QUEUE)),
+            Service("codec", [py, "-m", "plantbridge.workers.cli", "codec-server", "--port", str(p.codec),
+                              "--ui-origin", u.ui],
+                    url=u.codec, health=lambda: http_ok(f"{u.codec}/healthz")),
             Service("gateway", [py, "-m", "plantbridge.workers.cli", "gateway", "--port", str(p.gateway),
                                 "--plants-dir", str(s / "plants")],
                     url=u.gateway, health=lambda: http_ok(f"{u.gateway}/healthz")),
@@ -490,7 +507,7 @@ class Stack:
         u = self.urls
         return {
             "urls": {"temporal": u.temporal, "ui": u.ui, "gateway": u.gateway, "sap": u.sap, "mes": u.mes,
-                     "qms": u.qms, "wms": u.wms, "opcua": u.opcua, "machines": u.machines},
+                     "qms": u.qms, "wms": u.wms, "opcua": u.opcua, "machines": u.machines, "codec": u.codec},
             "pids": {s.name: s.pid for s in self.services if s.pid is not None},
             "api_keys": dict(self.api_keys),
             "plants": self.plants,
