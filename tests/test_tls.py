@@ -25,8 +25,10 @@ from plantbridge.canonical.commands import Inspection
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.client import connect
 from plantbridge.connectors.errors import TransientError
+from plantbridge.connectors.mes_rest import MesRestConnector
 from plantbridge.connectors.qms_rest import QmsRestConnector
 from plantbridge.connectors.rest_common import RestConnector
+from plantbridge.connectors.wms_rest import WmsRestConnector
 from plantbridge.gateway.server import serve_async
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.store import Database
@@ -84,6 +86,17 @@ async def test_connector_to_an_https_simulator_with_a_private_ca(
         await anonymous.aclose()
     finally:
         await sim.stop()
+
+
+async def test_every_rest_connector_takes_the_plant_files_tls(ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PB_TLS_TEST_KEY", "k")
+    client = ca.issue("plantbridge-worker", server=False)
+    tls = {"kind": "rest", "url": "https://127.0.0.1:1", "api_key_env": "PB_TLS_TEST_KEY",
+           "ca_bundle": str(ca.pem.cert), "client_cert": str(client.cert), "client_key": str(client.key)}
+    plant = PlantConfig.model_validate({"plant": "1000", "mes": tls, "qms": tls, "wms": tls})
+    for cls in (MesRestConnector, QmsRestConnector, WmsRestConnector):
+        conn = cls.from_plant(plant)
+        await conn.aclose()
 
 
 def test_clear_http_to_another_host_is_refused_unless_allowed() -> None:
