@@ -198,6 +198,10 @@ def exception_alert_key(exc_id: str, attempts: int) -> str:
     return f"{exc_id}-{attempts}"
 
 
+# The audit key of a maintenance request's completion (one per request workflow).
+MAINTENANCE_COMPLETED_AUDIT: Final = "maintenance-completed"
+
+
 def exception_audit_key(exc_id: str, what: str, attempts: int) -> str:
     """``{exception id}:{opened|retry|skip|override}:{attempts}``."""
     return f"{exc_id}:{what}:{attempts}"

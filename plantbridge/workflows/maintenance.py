@@ -132,6 +132,10 @@ class MaintenanceRequestWorkflow:
         await workflow.wait_condition(lambda: self._completion is not None)
         done = self._completion
         assert done is not None
+        if workflow.patched(patches.MAINTENANCE_COMPLETION_AUDIT):
+            # Who reported the job done (Temporal UI, CLI), with their note, in the audit trail.
+            await self._audit(contract.MAINTENANCE_COMPLETED_AUDIT, done.by, "maintenance_completed",
+                              reason=done.reason)
         self.state.status = "completed"
         self.state.completed_at = workflow.now()
         self.state.completed_by = done.by
