@@ -31,7 +31,7 @@ from temporalio.common import (
 from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from plantbridge import contract
 from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
@@ -80,19 +80,26 @@ RPC_TIMEOUT = timedelta(seconds=5)
 
 async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *, runtime: Runtime | None = None,
                   interceptors: Sequence[Interceptor] = (),
-                  codec: PayloadCodec | Literal["env"] | None = "env") -> Client:
+                  codec: PayloadCodec | Literal["env"] | None = "env",
+                  tls: TLSConfig | bool | Literal["env"] = "env",
+                  api_key: str | Literal["env"] | None = "env") -> Client:
     """A client with the pydantic converter, plus tracing and metrics when the process has them.
+
+    `tls` / `api_key` = "env": TLS, mTLS and a Temporal Cloud API key from `PLANTBRIDGE_TEMPORAL_TLS*`
+    and `PLANTBRIDGE_TEMPORAL_API_KEY` (plantbridge.security.temporal_tls); none set: plain gRPC.
 
     `codec="env"` (the default) encrypts payloads when `PLANTBRIDGE_CODEC_KEYS(_FILE)` is set
     (plantbridge.security.codec); `None` never does (e.g. to read a history as stored).
     """
     from plantbridge.security.codec import codec_from_env, data_converter
+    from plantbridge.security.temporal_tls import api_key_from_env, tls_from_env
     from plantbridge.telemetry import metrics_runtime, temporal_plugins
 
     payload_codec = codec_from_env() if codec == "env" else codec
     return await Client.connect(
         address, namespace=namespace, data_converter=data_converter(payload_codec), interceptors=list(interceptors),
         plugins=temporal_plugins(), runtime=runtime or metrics_runtime(),
+        tls=tls_from_env() if tls == "env" else tls, api_key=api_key_from_env() if api_key == "env" else api_key,
     )
 
 

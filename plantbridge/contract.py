@@ -92,6 +92,8 @@ BUSINESS_REJECTION: Final = "BusinessRejection"  # the target system refused the
 IDEMPOTENCY_CONFLICT: Final = "IdempotencyConflict"  # the same key came with a different request
 # Neither transient nor a business rejection, and still failing after a bounded number of attempts.
 UNEXPECTED_ERROR: Final = "UnexpectedError"
+# An earlier attempt's call to the same system is still in flight (its ledger lease): retried.
+POSTING_IN_FLIGHT: Final = "PostingInFlight"
 DUPLICATE_EVENT: Final = "DuplicateEvent"  # `submit_event` validator: seen before
 EVENT_REJECTED: Final = "EventRejected"  # `submit_event` validator: not valid for the order now
 SAGA_BUSY: Final = "SagaBusy"  # `submit_event` validator: rolling over (continue-as-new)
@@ -194,6 +196,10 @@ def exception_id(number: int) -> str:
 def exception_alert_key(exc_id: str, attempts: int) -> str:
     """``{exception id}-{attempts}``: the alert of each time a step is refused."""
     return f"{exc_id}-{attempts}"
+
+
+# The audit key of a maintenance request's completion (one per request workflow).
+MAINTENANCE_COMPLETED_AUDIT: Final = "maintenance-completed"
 
 
 def exception_audit_key(exc_id: str, what: str, attempts: int) -> str:

@@ -4,8 +4,10 @@ process is gone and dev.json removed."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
 from plantbridge_devtools.demo import run_demo
@@ -28,6 +31,10 @@ def wait_for_dev_json(path: Path, proc: subprocess.Popen[bytes], log: Path, time
         time.sleep(0.3)
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def decode(url: str, payloads: list[Any], headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(url, json={"payloads": payloads}, headers=headers, timeout=10)
 
 
 def answers(url: str, headers: dict[str, str] | None = None) -> int:
@@ -55,9 +62,9 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
     try:
         info = wait_for_dev_json(state / "dev.json", proc, log)
         urls, pids, keys = info["urls"], info["pids"], info["api_keys"]
-        assert set(urls) >= {"temporal", "ui", "gateway", "sap", "mes", "qms", "wms", "opcua", "odoo"}
-        assert set(keys) == {"erp", "plant-system", "edge", "supervisor"}
-        assert {"temporal", "sap", "odoo", "mes", "qms", "wms", "machines", "worker", "gateway"} <= set(pids)
+        assert set(urls) >= {"temporal", "ui", "gateway", "sap", "mes", "qms", "wms", "opcua", "odoo", "codec"}
+        assert set(keys) == {"erp", "plant-system", "qms", "edge", "supervisor"}
+        assert {"temporal", "sap", "odoo", "mes", "qms", "wms", "machines", "worker", "gateway", "codec"} <= set(pids)
         defaults = {"127.0.0.1:7233", "http://127.0.0.1:8233", "http://127.0.0.1:8080", "http://127.0.0.1:8101",
                     "http://127.0.0.1:8106"}
         assert not defaults & {urls["temporal"], urls["ui"], urls["gateway"], urls["sap"], urls["odoo"]}, urls
@@ -75,6 +82,12 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
         for name in ("sap", "odoo", "mes", "qms", "wms"):
             assert answers(f"{urls[name]}/admin/health") == 200, name
         assert answers(urls["ui"]) == 200
+        # The codec server: 401 without credentials, decodes for a supervisor key; the UI is pointed
+        # at it with the stack's path secret (in its command line, not in dev.json).
+        assert decode(f"{urls['codec']}/decode", []).status_code == 401
+        assert decode(f"{urls['codec']}/decode", [], supervisor).status_code == 200
+        ui_codec = re.search(r"--ui-codec-endpoint (\S+)", (state / "temporal.log").read_text())
+        assert ui_codec is not None and ui_codec.group(1).startswith(urls["codec"] + "/")
         assert answers(f"{urls['machines']}/health") == 200
         assert urls["opcua"].startswith("opc.tcp://127.0.0.1:")
         for name in ("temporal", "sap", "gateway", "worker"):
@@ -93,6 +106,20 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
         assert odoo["records"]["maintenance requests"] == 1 and odoo["records"]["scraps"] >= 4, odoo
         [odoo_rejection] = [text for where, text in result["rejections"].items() if where.startswith("3000/")]
         assert "not allowed to create" in odoo_rejection and "mrp.workcenter.productivity" in odoo_rejection
+        # Temporal's history holds no clear order data: the dev stack encrypts payloads.
+        from plantbridge.client import connect
+        raw = await connect(urls["temporal"], codec=None)
+        async for wf in raw.list_workflows("WorkflowType = 'ProductionOrder'"):
+            async for ev in raw.get_workflow_handle(wf.id).fetch_history_events():
+                if ev.HasField("workflow_execution_started_event_attributes"):
+                    [payload] = ev.workflow_execution_started_event_attributes.input.payloads
+                    assert payload.metadata["encoding"] == b"binary/encrypted"
+                    # ... which the UI's codec endpoint (the path secret) decodes for the developer.
+                    r = decode(f"{ui_codec.group(1)}/decode", [MessageToDict(payload)])
+                    assert r.status_code == 200, r.text
+                    [clear] = r.json()["payloads"]
+                    assert wf.id.split(":")[-1] in base64.b64decode(clear["data"]).decode()
+            break
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -134,6 +134,29 @@ async def test_record_history_maintenance_exception(client: Client, worker: obje
     (HISTORIES / "maintenance_request_exception.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_maintenance_completion_audit(client: Client, worker: object,
+                                                          reference: MemoryStore) -> None:
+    """A `MaintenanceRequest` completed by a named technician: the completion is audited (patch
+    `maintenance-completion-audit`)."""
+    order = new_order(components=False)
+    await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "maintenance_requested", equipment="PUMP-7", priority=3,
+                                     description="bearing noise"))
+
+    async def child() -> str | None:
+        started = [m for m in (await order_summary(client, order.plant, order.number)).maintenance if m.workflow_id]
+        return started[0].workflow_id if started else None
+
+    await eventually(child)
+    handle = client.get_workflow_handle(await child() or "", result_type=MaintenanceState)
+    await handle.signal(MaintenanceRequestWorkflow.complete_maintenance,
+                        SupervisorAction(by="tech.lee", reason="bearing replaced"))
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "maintenance_completion_audit.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

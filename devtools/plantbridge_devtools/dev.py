@@ -29,7 +29,8 @@ def urls_table(stack: Stack) -> Table:
              "odoo": f"{u.odoo}/json/2/ (plant 3000, Odoo 19.0, database odoo)", "mes": f"{u.mes}/api/v2",
              "qms": u.qms, "wms": u.wms, "machines": f"{u.opcua} (control {u.machines})", "worker": "task queue "
              + contract.TASK_QUEUE, "gateway": f"{u.gateway} (OpenAPI {u.gateway}/docs)", "edge": "→ gateway",
-             "edge-2000": f"{stack.mqtt} (Sparkplug group {stack.mqtt_group}) → gateway"}
+             "edge-2000": f"{stack.mqtt} (Sparkplug group {stack.mqtt_group}) → gateway",
+             "codec": f"{u.codec} (the UI decodes payloads here; others need a supervisor key)"}
     for s in stack.services:
         state = "[green]up[/]" if s.healthy and s.alive() else ("[yellow]running[/]" if s.alive() else "[red]down[/]")
         table.add_row(s.name, where.get(s.name, s.url or ""), str(s.pid or ""), state)

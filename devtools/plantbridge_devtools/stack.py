@@ -37,6 +37,7 @@ import yaml
 from sqlalchemy import delete
 
 from plantbridge import contract
+from plantbridge.security.codec import new_key
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
 from plantbridge_devtools.temporal_server import DevServer, free_port
@@ -64,8 +65,11 @@ DEV_SECRETS: dict[str, str] = {
 # drawn per start (`Stack.odoo_token`) and handed to the gateway in this variable.
 ODOO_DATABASE, ODOO_LOGIN, ODOO_VERSION = "odoo", "admin", "19.0"
 ODOO_WEBHOOK_ENV = "PLANTBRIDGE_DEV_ODOO_WEBHOOK"
-# The gateway's dev API keys: dev.json `api_keys` name -> role.
-KEY_ROLES: dict[str, str] = {"erp": "erp", "plant-system": "plant-system", "edge": "edge", "supervisor": "supervisor"}
+# The gateway's dev API keys: dev.json `api_keys` name -> (role, source kind). `qms` sends quality
+# results, holds and dispositions (which `plant-system` = mes may not: canonical/ownership.py).
+KEY_ROLES: dict[str, tuple[str, str | None]] = {
+    "erp": ("erp", None), "plant-system": ("plant-system", None), "qms": ("plant-system", "qms"),
+    "edge": ("edge", None), "supervisor": ("supervisor", None)}
 
 
 class StackError(RuntimeError):
@@ -97,6 +101,7 @@ class Ports:
     machines_control: int = 8105
     odoo: int = 8106
     opcua: int = 4840
+    codec: int = 8107
 
     def offset(self, n: int) -> Ports:
         return Ports(**{f.name: getattr(self, f.name) + n for f in fields(self)})
@@ -132,6 +137,7 @@ class StackUrls:
     opcua: str
     machines: str
     odoo: str
+    codec: str
 
     @classmethod
     def of(cls, ports: Ports) -> StackUrls:
@@ -139,7 +145,8 @@ class StackUrls:
         return cls(temporal=f"{HOST}:{ports.temporal}", ui=f"{http}:{ports.ui}", gateway=f"{http}:{ports.gateway}",
                    sap=f"{http}:{ports.sap}", mes=f"{http}:{ports.mes}", qms=f"{http}:{ports.qms}",
                    wms=f"{http}:{ports.wms}", opcua=f"opc.tcp://{HOST}:{ports.opcua}/plantbridge/",
-                   machines=f"{http}:{ports.machines_control}", odoo=f"{http}:{ports.odoo}")
+                   machines=f"{http}:{ports.machines_control}", odoo=f"{http}:{ports.odoo}",
+                   codec=f"{http}:{ports.codec}")
 
 
 HealthCheck = Callable[[], Awaitable[bool]]
@@ -261,8 +268,8 @@ async def create_dev_keys(store_url: str, plants: list[str]) -> dict[str, str]:
             await session.commit()
         keys = ApiKeys(db)
         out: dict[str, str] = {}
-        for name, role in KEY_ROLES.items():
-            _, key = await keys.create(f"dev-{name}", role, plants)
+        for name, (role, kind) in KEY_ROLES.items():
+            _, key = await keys.create(f"dev-{name}", role, plants, kind=kind)
             out[name] = key
         return out
     finally:
@@ -351,6 +358,10 @@ class Stack:
         self.mqtt: str | None = None  # the local broker, when one answers (plant 2000's machine, the UNS)
         self.edge_mqtt: Path | None = None
         self.odoo_token = secrets.token_urlsafe(24)  # plant 3000's webhook token (in the webhook URL)
+        # Payloads in Temporal are encrypted with a per-stack key; the UI decodes through the codec
+        # server under a per-stack path secret (urls.codec itself answers 401 without a supervisor key).
+        self.codec_keys = new_key("dev")
+        self.codec_secret = secrets.token_urlsafe(24)
 
     @property
     def mqtt_group(self) -> str:
@@ -376,6 +387,8 @@ class Stack:
             "PLANTBRIDGE_STATE_DIR": str(self.state_dir),
             "PLANTBRIDGE_GATEWAY_HOST": HOST,
             "PLANTBRIDGE_GATEWAY_PORT": str(self.ports.gateway),
+            "PLANTBRIDGE_CODEC_KEYS": self.codec_keys,
+            "PLANTBRIDGE_CODEC_PATH_SECRET": self.codec_secret,
             "PYTHONUNBUFFERED": "1",
             ODOO_WEBHOOK_ENV: self.odoo_token,
         })
@@ -391,7 +404,8 @@ class Stack:
         """(first wave: Temporal and the simulators; second wave: worker, gateway, edge)."""
         py = sys.executable
         p, u, s = self.ports, self.urls, self.state_dir
-        temporal = DevServer(db_file=s / "temporal.db", port=p.temporal, ui_port=p.ui, http_port=p.temporal_http)
+        temporal = DevServer(db_file=s / "temporal.db", port=p.temporal, ui_port=p.ui, http_port=p.temporal_http,
+                             ui_codec_endpoint=f"{u.codec}/{self.codec_secret}")
         first = [
             Service("temporal", temporal.command(), url=u.temporal, health=lambda: temporal_ok(u.temporal)),
             Service("sap", [py, "-m", f"{SIMULATORS}.sap", "--port", str(p.sap), "--db", str(s / "sap.db"),
@@ -423,6 +437,9 @@ class Stack:
         second = [
             Service("worker", [py, "-m", "plantbridge.workers.cli", "worker", "--plants-dir", str(s / "plants")],
                     health=lambda: worker_polling(u.temporal, TASK_QUEUE)),
+            Service("codec", [py, "-m", "plantbridge.workers.cli", "codec-server", "--port", str(p.codec),
+                              "--ui-origin", u.ui],
+                    url=u.codec, health=lambda: http_ok(f"{u.codec}/healthz")),
             Service("gateway", [py, "-m", "plantbridge.workers.cli", "gateway", "--port", str(p.gateway),
                                 "--plants-dir", str(s / "plants")],
                     url=u.gateway, health=lambda: http_ok(f"{u.gateway}/healthz")),
@@ -530,7 +547,8 @@ class Stack:
         u = self.urls
         return {
             "urls": {"temporal": u.temporal, "ui": u.ui, "gateway": u.gateway, "sap": u.sap, "mes": u.mes,
-                     "qms": u.qms, "wms": u.wms, "opcua": u.opcua, "machines": u.machines, "odoo": u.odoo},
+                     "qms": u.qms, "wms": u.wms, "opcua": u.opcua, "machines": u.machines, "odoo": u.odoo,
+                     "codec": u.codec},
             "odoo": {"database": ODOO_DATABASE, "login": ODOO_LOGIN, "api_key": DEV_SECRETS["PLANTBRIDGE_DEV_ODOO_KEY"],
                      "version": ODOO_VERSION},
             "pids": {s.name: s.pid for s in self.services if s.pid is not None},

@@ -45,6 +45,8 @@ class DevServer:
     headless: bool = False
     http_port: int | None = None
     log_file: Path | None = None
+    # The Temporal UI decodes payloads through this codec server (`plantbridge dev`: its path-secret URL).
+    ui_codec_endpoint: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -67,6 +69,8 @@ class DevServer:
             cmd.append("--headless")
         else:
             cmd += ["--ui-port", str(self.ui_port), "--ui-ip", "127.0.0.1"]
+            if self.ui_codec_endpoint:
+                cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         return cmd
 
     async def start(self, timeout: float = 60.0) -> DevServer:

@@ -12,12 +12,31 @@
    request; `UNEXPECTED_ERROR_ATTEMPTS` otherwise). Then it becomes a non-retryable
    `ApplicationError` of type `UnexpectedError` naming the exception's class and message, and the
    saga parks the step as an open exception for a supervisor (retry after the fix, skip, override).
+
+No two attempts post side by side. When Temporal times an attempt out while its connector call is
+still in flight (an ERP slower than `policy.activity_timeout`), the next attempt must not look the
+posting up (not there yet) and post a second document. So:
+
+- the attempt that calls the system holds a **lease** on the ledger row (`ledger.acquire`), renewed
+  by a background **heartbeat** task (which also heartbeats to Temporal, so a dead worker's attempt
+  is retried after the heartbeat timeout instead of the whole start-to-close);
+- another attempt that finds a live lease **waits** (bounded by its own start-to-close) until the
+  row is finished or the lease lapses, then reads the ledger (succeeded: the stored documents) or
+  looks the posting up as before; still held at the bound, it fails retryably (`PostingInFlight`);
+- an attempt cancelled (Temporal's timeout, seen on the heartbeat) lets its in-flight call finish
+  and records the outcome, so the waiting attempt finds it: cutting the HTTP call off would leave
+  the outcome unknown while the system may still be posting.
+
+The worker refuses to start when a plant's `activity_timeout` is shorter than its connectors' worst
+case (`workers/timeouts.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -31,7 +50,15 @@ from plantbridge.store.ledger import IdempotencyConflict, Ledger, request_hash
 BUSINESS_REJECTION = contract.BUSINESS_REJECTION
 IDEMPOTENCY_CONFLICT = contract.IDEMPOTENCY_CONFLICT
 UNEXPECTED_ERROR = contract.UNEXPECTED_ERROR
+POSTING_IN_FLIGHT = contract.POSTING_IN_FLIGHT
 UNEXPECTED_ERROR_ATTEMPTS = 5
+# Without a heartbeat timeout from the caller, heartbeat (and renew the lease) this often.
+HEARTBEAT_INTERVAL = timedelta(seconds=5)
+# A cancelled attempt (timed out, or its worker stopping) lets its call in flight end for at least
+# this long (the connector's own timeouts end it sooner: the worker checks them at start).
+IN_FLIGHT_GRACE = timedelta(minutes=2)
+# How often a waiting attempt looks at the ledger row again.
+LEASE_POLL = 0.25
 
 Call = Callable[[PlantSystems, str, bool], Awaitable[StepResult]]
 
@@ -55,9 +82,69 @@ class ActivityBase:
             raise ApplicationError(str(err), type=IDEMPOTENCY_CONFLICT, non_retryable=True) from err
         if previous is not None and previous.status == "succeeded":
             return StepResult(documents=previous.documents, message=previous.message, replayed=True)
-        # An earlier attempt may have reached the system: this one, a Temporal retry, or a
-        # supervisor's retry after a rejection.
-        retry = previous is not None or activity.info().attempt > 1
+        info = activity.info()
+        owner = f"{info.workflow_id}/{info.activity_id}/{info.attempt}"
+        interval, ttl = _lease_timing(info.heartbeat_timeout)
+        keep_alive = asyncio.create_task(self._keep_alive(req.idempotency_key, owner, interval, ttl))
+        try:
+            done = await self._wait_for_lease(req, owner, ttl, info.start_to_close_timeout)
+            if done is not None:
+                return done
+            # An earlier attempt may have reached the system: this one, a Temporal retry, or a
+            # supervisor's retry after a rejection.
+            retry = previous is not None or info.attempt > 1
+            posting = asyncio.create_task(self._post(req, call, retry))
+            try:
+                return await asyncio.shield(posting)
+            except asyncio.CancelledError:
+                # Timed out (or the worker stops): let the call in flight end and record its
+                # outcome, holding the lease meanwhile, so the next attempt finds it.
+                await _let_finish(posting, max(info.start_to_close_timeout or IN_FLIGHT_GRACE, IN_FLIGHT_GRACE))
+                raise
+        finally:
+            keep_alive.cancel()
+            with contextlib.suppress(Exception):
+                await self.ledger.release(req.idempotency_key, owner)
+
+    async def _keep_alive(self, key: str, owner: str, interval: timedelta, ttl: timedelta) -> None:
+        """Heartbeat to Temporal and renew this attempt's lease while it runs."""
+        while True:
+            await asyncio.sleep(interval.total_seconds())
+            activity.heartbeat()
+            try:
+                await self.ledger.renew(key, owner, ttl)
+            except Exception as err:  # the store hiccups: the lease may lapse, the look-up still guards
+                activity.logger.warning("cannot renew the lease of %s: %s", key, err)
+
+    async def _wait_for_lease(
+        self, req: StepRequest, owner: str, ttl: timedelta, start_to_close: timedelta | None
+    ) -> StepResult | None:
+        """Take the row's lease, waiting while another attempt's call is in flight.
+
+        Returns the stored result when that attempt succeeded meanwhile, else None (lease held).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 0.8 * (start_to_close or timedelta(seconds=60)).total_seconds()
+        waited = False
+        while not await self.ledger.acquire(req.idempotency_key, owner, ttl):
+            state = await self.ledger.get(req.idempotency_key)
+            if state is not None and state.status == "succeeded":
+                activity.logger.info("%s: the earlier attempt posted it while this one waited", req.step_id)
+                return StepResult(documents=state.documents, message=state.message, replayed=True)
+            if not waited:
+                activity.logger.info("%s: an earlier attempt's call is in flight; waiting for it", req.step_id)
+                waited = True
+            if loop.time() > deadline:
+                raise ApplicationError(
+                    f"{req.step_id}: an earlier attempt's call to {req.kind.system} is still in flight",
+                    {"system": req.kind.system, "code": POSTING_IN_FLIGHT, "details": []},
+                    type=POSTING_IN_FLIGHT,
+                )
+            await asyncio.sleep(LEASE_POLL)
+        return None
+
+    async def _post(self, req: StepRequest, call: Call, retry: bool) -> StepResult:
+        """The connector call, classified, its outcome recorded in the ledger."""
         systems = self.registry.for_plant(req.order.plant)
         try:
             result = await call(systems, external_key(req.idempotency_key), retry)
@@ -72,6 +159,8 @@ class ActivityBase:
             ) from err
         except TransientError as err:
             activity.logger.warning("transient %s error on %s: %s", err.system, req.step_id, err.message)
+            raise
+        except asyncio.CancelledError:
             raise
         except Exception as err:
             attempt, cap = activity.info().attempt, req.unexpected_error_attempts or UNEXPECTED_ERROR_ATTEMPTS
@@ -89,6 +178,29 @@ class ActivityBase:
         await self.ledger.finish(req.idempotency_key, "succeeded", result.documents, result.message)
         _metrics_success(req, result)
         return result
+
+
+async def _let_finish(posting: asyncio.Task[StepResult], bound: timedelta) -> None:
+    """Wait up to `bound` for a call in flight, through further cancellations."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound.total_seconds()
+    while not posting.done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            posting.cancel()
+            return
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled again: the call still ends first
+            await asyncio.wait({posting}, timeout=remaining)
+    if not posting.cancelled():
+        posting.exception()  # retrieved: its outcome is in the ledger
+
+
+def _lease_timing(heartbeat_timeout: timedelta | None) -> tuple[timedelta, timedelta]:
+    """Heartbeat interval and lease time: three beats per heartbeat timeout; the lease outlives
+    two missed beats, so it lapses soon after the worker holding it dies."""
+    timeout = heartbeat_timeout or 3 * HEARTBEAT_INTERVAL
+    interval = min(timeout / 3, HEARTBEAT_INTERVAL)
+    return interval, max(timeout, 3 * interval)
 
 
 def _metrics_success(req: StepRequest, result: StepResult) -> None:

@@ -7,9 +7,11 @@ MES's work centers, reason codes, units) into the ERP's, before an event becomes
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +27,48 @@ ErpKind = Literal["sap_odata", "sap_rfc", "odoo", "reference"]
 SystemKind = Literal["rest", "reference"]
 
 
+class TlsSettings(BaseModel):
+    """A connector's TLS (connectors/tls.py): the CAs to trust and the client certificate to show."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_bundle: str | None = Field(default=None, description="PEM file of the CAs trusted for the server certificate")
+    client_cert: str | None = Field(default=None, description="PEM client certificate (mutual TLS)")
+    client_key: str | None = Field(default=None, description="PEM private key of client_cert, when a separate file")
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TlsSettings:
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key without client_cert")
+        return self
+
+
+def insecure_reason(url: str | None) -> str | None:
+    """Why `url` is an insecure endpoint (clear HTTP to another host than this one), or None."""
+    if not url or urlsplit(url).scheme != "http":
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "localhost.localdomain"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"{url} is clear HTTP to another host"
+
+
+class OAuth2ClientCredentials(BaseModel):
+    """OAuth 2.0 client credentials (SAP S/4HANA Cloud communication arrangements)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_url: str
+    client_id: str
+    client_secret_env: str = Field(description="environment variable holding the client secret")
+    scope: str | None = None
+
+
 class UsageDecisionCode(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +77,7 @@ class UsageDecisionCode(BaseModel):
     valuation: Literal["A", "R"]
 
 
-class ErpConfig(BaseModel):
+class ErpConfig(TlsSettings):
     model_config = ConfigDict(extra="forbid")
 
     kind: ErpKind = "reference"
@@ -42,6 +86,8 @@ class ErpConfig(BaseModel):
     client: str = "100"
     user: str | None = None
     password_env: str | None = Field(default=None, description="environment variable holding the password")
+    # SAP OData: OAuth 2.0 client credentials instead of user + password (S/4HANA Cloud).
+    oauth2: OAuth2ClientCredentials | None = None
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     # SAP RFC (pyrfc) connection parameters, e.g. ashost, sysnr, client, user; password via password_env.
     rfc: dict[str, str] = Field(default_factory=dict)
@@ -68,8 +114,8 @@ class ErpConfig(BaseModel):
     def _endpoint(self) -> ErpConfig:
         if self.kind in ("sap_odata", "odoo") and not self.url:
             raise ValueError(f"erp kind {self.kind} needs `url` (the system's address)")
-        if self.kind == "sap_odata" and not (self.user and self.password_env):
-            raise ValueError(f"erp kind {self.kind} needs `user` and `password_env`")
+        if self.kind == "sap_odata" and not (self.user and self.password_env) and self.oauth2 is None:
+            raise ValueError(f"erp kind {self.kind} needs `user` and `password_env` (or `oauth2`)")
         if self.kind == "odoo" and not (self.database and self.login and self.api_key_env):
             raise ValueError("erp kind odoo needs `database`, `login` and `api_key_env`")
         if self.kind == "odoo" and self.api == "json2" and self.version != "19.0":
@@ -79,7 +125,7 @@ class ErpConfig(BaseModel):
         return self
 
 
-class SystemConfig(BaseModel):
+class SystemConfig(TlsSettings):
     """A plant system (MES, QMS, WMS) reached over its REST API."""
 
     model_config = ConfigDict(extra="forbid")
@@ -166,8 +212,26 @@ class PlantConfig(BaseModel):
         if "shift-summary" in self.batch.jobs and not self.shifts:
             raise ValueError("batch job shift-summary needs `shifts` (the plant's shift calendar)")
         return self
+    # Clear `http://` to a host other than this machine is refused unless this says so (a warning
+    # at worker start then).
+    allow_insecure: bool = False
     # Which source kinds may send which event types (overrides of canonical/ownership.py's defaults).
     event_sources: dict[EventType, list[SourceKind]] = Field(default_factory=dict)
+
+    def insecure_endpoints(self) -> list[str]:
+        """The systems reached over clear HTTP off this machine."""
+        systems = {"erp": self.erp.url, "mes": self.mes.url, "qms": self.qms.url, "wms": self.wms.url}
+        if self.erp.oauth2 is not None:
+            systems["erp oauth2"] = self.erp.oauth2.token_url
+        return [f"{name}: {why}" for name, url in systems.items() if (why := insecure_reason(url))]
+
+    @model_validator(mode="after")
+    def _secure_endpoints(self) -> PlantConfig:
+        if not self.allow_insecure and (insecure := self.insecure_endpoints()):
+            raise ValueError(
+                "; ".join(insecure) + " (use https://, or `allow_insecure: true` to accept clear HTTP)"
+            )
+        return self
 
     def event_rules(self) -> dict[EventType, tuple[SourceKind, ...]]:
         """The plant's rule table: event type -> the source kinds that may send it."""

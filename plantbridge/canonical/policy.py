@@ -36,8 +36,10 @@ class PlantPolicy(BaseModel):
     # A downtime longer than this raises a downtime alert.
     long_downtime: timedelta = timedelta(minutes=30)
     # Activity timeouts and retries (transient errors are retried with backoff, forever: the
-    # posting SLA alerts a supervisor when a system stays down).
-    activity_timeout: timedelta = timedelta(seconds=60)
+    # posting SLA alerts a supervisor when a system stays down). The start-to-close must exceed the
+    # connectors' worst case from their configured timeouts (the worker checks it at start:
+    # workers/timeouts.py); a dead worker's attempt is retried after the heartbeat timeout.
+    activity_timeout: timedelta = timedelta(seconds=300)
     retry_initial: timedelta = timedelta(seconds=1)
     retry_max_interval: timedelta = timedelta(minutes=5)
     # Errors that are neither transient nor business rejections (a defect, e.g. a KeyError in a

@@ -118,9 +118,17 @@ class MemoryStore:
         return StepResult(documents=[document])
 
     def hang_seconds(self, system: str, operation: str, order: str) -> float:
-        """How long a `hang` rule holds this call (0: none)."""
-        return max((float(r.code or 60) for r in self._rules if r.kind == "hang" and r.system == system
-                    and r.operation == operation and r.order in (None, order)), default=0.0)
+        """How long a `hang` rule holds this call (0: none); a rule with `times` holds that many calls."""
+        seconds = 0.0
+        for r in self._rules:
+            if r.kind != "hang" or r.system != system or r.operation != operation or r.order not in (None, order):
+                continue
+            if r.remaining is not None:
+                if r.remaining <= 0:
+                    continue
+                r.remaining -= 1
+            seconds = max(seconds, float(r.code or 60))
+        return seconds
 
     def _rule(self, system: str, operation: str, order: str) -> _Rule | None:
         for rule in self._rules:

@@ -33,9 +33,10 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
-from plantbridge.canonical.plant_config import PlantConfig, SystemConfig
+from plantbridge.canonical.plant_config import PlantConfig, SystemConfig, TlsSettings
 from plantbridge.connectors.errors import BusinessRejection, TransientError
 from plantbridge.connectors.ports import CommandDispatch
+from plantbridge.connectors.tls import http_client
 
 log = logging.getLogger("plantbridge.connectors.rest")
 
@@ -112,9 +113,11 @@ class RestClient:
         timeout: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
         api_key_header: str = "X-API-Key",
+        tls: TlsSettings | None = None,
     ) -> None:
         self.system = system
-        self._http = httpx.AsyncClient(
+        self._http = http_client(
+            tls=tls,
             base_url=url.rstrip("/"),
             headers={api_key_header: api_key, "Accept": "application/json"},
             timeout=timeout,
@@ -224,15 +227,16 @@ class RestConnector(CommandDispatch):
         plant_config: PlantConfig,
         timeout: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.plant = plant_config
-        self.http = RestClient(self.SYSTEM, url, api_key=api_key, timeout=timeout, transport=transport)
+        self.http = RestClient(self.SYSTEM, url, api_key=api_key, timeout=timeout, transport=transport, tls=tls)
 
     @classmethod
     def from_plant(cls, plant_config: PlantConfig, **kwargs: Any) -> Self:
         cfg: SystemConfig = getattr(plant_config, cls.SYSTEM)
         return cls(system_url(cfg, cls.SYSTEM), api_key=api_key_for(cfg, cls.SYSTEM, cls.DEV_KEY),
-                   plant_config=plant_config, timeout=cfg.timeout_s, **kwargs)
+                   plant_config=plant_config, timeout=cfg.timeout_s, tls=cfg, **kwargs)
 
     async def aclose(self) -> None:
         await self.http.aclose()

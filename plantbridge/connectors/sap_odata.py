@@ -43,6 +43,7 @@ from plantbridge.canonical.commands import (
 )
 from plantbridge.canonical.fields import Quantity, normalize_order_number, sap_order_number
 from plantbridge.canonical.order import Component, Operation, ProductionOrder
+from plantbridge.canonical.plant_config import TlsSettings
 from plantbridge.canonical.units import from_sap, to_sap
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
 from plantbridge.connectors.ports import CommandDispatch
@@ -104,7 +105,7 @@ class SapODataConnector(CommandDispatch):
         base_url: str,
         *,
         user: str,
-        password: str,
+        password: str | None,
         client: str = "100",
         timeout: float = 30.0,
         plant: str | None = None,
@@ -112,8 +113,11 @@ class SapODataConnector(CommandDispatch):
         ud_codes: Mapping[str, tuple[str, str, str]] | None = None,
         notification_type: str = "M2",
         overdelivery_tolerance_pct: Decimal = Decimal(0),
+        tls: TlsSettings | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
-        self.http = SapHttp(base_url, user=user, password=password, client=client, timeout=timeout, transport=transport)
+        self.http = SapHttp(base_url, user=user, password=password, client=client, timeout=timeout, transport=transport,
+                            tls=tls, auth=auth)
         self.plant = plant
         self.ud_codes = dict(ud_codes or DEFAULT_UD_CODES)
         self.notification_type = notification_type

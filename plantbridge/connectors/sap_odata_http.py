@@ -34,7 +34,10 @@ from typing import Any
 
 import httpx
 
+from plantbridge.canonical.plant_config import TlsSettings
 from plantbridge.connectors.errors import BusinessRejection, ConnectorError, TransientError
+from plantbridge.connectors.oauth2 import ClientCredentials
+from plantbridge.connectors.tls import http_client
 
 log = logging.getLogger("plantbridge.connectors.sap_odata")
 
@@ -267,17 +270,21 @@ class SapHttp:
         base_url: str,
         *,
         user: str,
-        password: str,
+        password: str | None = None,
         client: str = "100",
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        tls: TlsSettings | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.user = user
         self.client = client
         self.timeout = timeout
-        self._http = httpx.AsyncClient(
+        self._auth = auth
+        self._http = http_client(
+            tls=tls,
             base_url=base_url.rstrip("/"),
-            auth=httpx.BasicAuth(user, password),
+            auth=auth or httpx.BasicAuth(user, password or ""),
             params={"sap-client": client},
             headers={"Accept": "application/json", "sap-client": client},
             timeout=timeout,
@@ -288,6 +295,8 @@ class SapHttp:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if isinstance(self._auth, ClientCredentials):
+            await self._auth.aclose()
 
     @staticmethod
     def path(service: str, resource: str = "") -> str:

@@ -47,7 +47,7 @@ import httpx
 from plantbridge.canonical.commands import Reservation, ShipmentReady, Stage, StepResult, StockBlock, Transfer
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import ProductionOrder
-from plantbridge.canonical.plant_config import PlantConfig
+from plantbridge.canonical.plant_config import PlantConfig, TlsSettings
 from plantbridge.connectors.errors import BusinessRejection
 from plantbridge.connectors.rest_common import (
     RestConnector,
@@ -85,8 +85,10 @@ class WmsRestConnector(RestConnector):
         timeout: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
         locations: Mapping[str, str] | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
-        super().__init__(url, api_key=api_key, plant_config=plant_config, timeout=timeout, transport=transport)
+        super().__init__(url, api_key=api_key, plant_config=plant_config, timeout=timeout, transport=transport,
+                         tls=tls)
         configured: Mapping[str, str] = plant_config.xref.locations
         self.locations: dict[str, str] = {**DEFAULT_LOCATIONS, **configured, **(locations or {})}
 

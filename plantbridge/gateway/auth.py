@@ -12,6 +12,7 @@ from fastapi import Request
 from plantbridge.canonical.events import EventType
 from plantbridge.gateway.errors import ApiError
 from plantbridge.gateway.ratelimit import RateLimiter
+from plantbridge.gateway.tls import client_cert_cn
 from plantbridge.store.api_keys import ApiKeys, KeyInfo
 
 Caller = KeyInfo
@@ -39,7 +40,12 @@ async def authenticate(request: Request) -> Caller:
                        headers={"Retry-After": str(wait)})
     caller = await keys.authenticate(token.strip())
     if caller is None:
-        raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=_CHALLENGE)
+        raise ApiError(401, "invalid_key", "the API key is unknown, revoked or expired", headers=_CHALLENGE)
+    cn = client_cert_cn(request)
+    if cn is not None and cn != caller.name:
+        raise ApiError(403, "certificate_mismatch", "the client certificate names another holder than this key's")
+    if cn is None and caller.source_kind == "edge" and getattr(request.app.state, "edge_cert_required", False):
+        raise ApiError(403, "certificate_required", "an edge key needs its client certificate (mutual TLS)")
     if wait := limiter.for_key(caller.key_id, caller.role):
         rate = limiter.rates[caller.role]
         raise ApiError(429, "rate_limited", f"key {caller.name!r} sends more than its rate ({rate.per_second:g}/s, "

@@ -22,6 +22,7 @@ from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps, default_telemetry_root
 from plantbridge.gateway.ratelimit import parse_rates
 from plantbridge.gateway.settings import GatewaySettings
+from plantbridge.gateway.tls import uvicorn_tls_options
 from plantbridge.gateway.uns import OrderStates
 from plantbridge.store.db import Database
 from plantbridge.telemetry import setup_tracing
@@ -91,8 +92,13 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
     uns_config = settings.uns()
     if uns_config is not None:
         deps.uns = OrderStates.from_config(uns_config, client)
-    config = uvicorn.Config(create_app(deps), host=settings.gateway_host, port=settings.gateway_port,
-                            log_level="info", access_log=False, lifespan="on")
+    app = create_app(deps)
+    # Client certificates configured: an edge key must come with its certificate (auth.py).
+    app.state.edge_cert_required = bool(settings.gateway_tls_client_ca)
+    tls = uvicorn_tls_options(settings.gateway_tls_cert, settings.gateway_tls_key, settings.gateway_tls_client_ca,
+                              settings.gateway_tls_client_required)
+    config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
+                            log_level="info", access_log=False, lifespan="on", **tls)
     try:
         await uvicorn.Server(config).serve()
     finally:

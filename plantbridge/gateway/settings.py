@@ -23,6 +23,12 @@ class GatewaySettings(Settings):
     # Per role `role=rate/burst,...` over the defaults (plantbridge/gateway/ratelimit.py), e.g. `edge=100/400`.
     rate_limits: str = ""
     max_orders_per_idoc: int = Field(default=200, ge=1)
+    # HTTPS (gateway/tls.py): server certificate and key; a CA to verify client certificates (edge
+    # agents), required at the handshake or not.
+    gateway_tls_cert: str | None = None
+    gateway_tls_key: str | None = None
+    gateway_tls_client_ca: str | None = None
+    gateway_tls_client_required: bool = False
     # The Unified Namespace out (plantbridge.uns): order state changes, retained, QoS 1. No URL: off.
     uns_url: str | None = None
     uns_enterprise: str = "plantbridge"

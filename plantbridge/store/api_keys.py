@@ -8,6 +8,12 @@ types it may send, see canonical/ownership.py) and to the `source` values it may
 (prefixes; by default its kind, e.g. `qms` admits `qms-1710`). Keys created before kinds existed
 have none: a plant-system key then counts as `mes` and an edge key as `edge`, and their `source`
 is not checked (migration; re-issue them with `--kind`).
+
+Lifetime: a key may carry `expires_at` (refused after it, as a revoked one); `last_used_at` shows
+which keys are still in use (written at most once a minute per key and process). `rotate` gives a
+key a new secret under the same id; the old secret keeps working for a grace period so the system
+holding it can switch without downtime. Creations, rotations and revocations are audited with the
+identity of who did them (`actor`), in the audit trail under `api-key:<key id>`.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy import JSON, DateTime, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from plantbridge.store.audit import AuditTrail
 from plantbridge.store.db import Database
 from plantbridge.store.models import Base, utcnow
 
@@ -48,6 +55,11 @@ class ApiKeyRecord(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
     sources: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # After a rotation: the previous secret's hash and until when it is still accepted.
+    previous_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 # Columns added after the table first shipped: (name, DDL type), added to an existing table at start.
@@ -63,6 +75,9 @@ class KeyInfo:
     revoked_at: datetime | None
     kind: str | None = None  # as stored; None for keys from before kinds (see `source_kind`)
     sources: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    previous_until: datetime | None = None
 
     def may(self, plant: str) -> bool:
         return "*" in self.plants or plant in self.plants
@@ -97,7 +112,19 @@ def _hash(key: str) -> str:
 
 def _info(rec: ApiKeyRecord) -> KeyInfo:
     return KeyInfo(rec.key_id, rec.name, rec.role, tuple(rec.plants or []), rec.created_at, rec.revoked_at,
-                   rec.kind, tuple(rec.sources) if rec.sources is not None else None)
+                   rec.kind, tuple(rec.sources) if rec.sources is not None else None,
+                   _aware(rec.expires_at), _aware(rec.last_used_at), _aware(rec.previous_until))
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    if at is not None and at.tzinfo is None:
+        return at.replace(tzinfo=utcnow().tzinfo)
+    return at
+
+
+def _new_key(key_id: str) -> str:
+    return f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
 
 
 CACHE_SECONDS = 10.0
@@ -116,6 +143,12 @@ def key_id_of(key: str) -> str | None:
     return key_id if _KEY_ID.match(key_id) else None
 
 
+# `last_used_at` is written at most this often per key (and gateway process).
+LAST_USED_EVERY = 60.0
+# How long a rotated key's old secret keeps working by default.
+ROTATION_GRACE = timedelta(hours=24)
+
+
 class ApiKeys:
     """API keys, stored hashed. `authenticate` keeps a key's record for `CACHE_SECONDS` (so a busy
     gateway reads the store once per key, not once per request); a revocation takes effect within
@@ -127,6 +160,13 @@ class ApiKeys:
         self._cache: dict[str, tuple[float, ApiKeyRecord]] = {}
         self._unknown: OrderedDict[str, float] = OrderedDict()  # the negative cache: key id -> when seen
         self.lookups = 0  # store reads by `authenticate` (tests and metrics)
+        self._used: dict[str, float] = {}
+        self.audit = AuditTrail(db)
+
+    async def _audit(self, rec: ApiKeyRecord, action: str, actor: str, detail: dict[str, object]) -> None:
+        await self.audit.record(workflow_id=f"api-key:{rec.key_id}", plant=",".join(rec.plants or [])[:10],
+                                order="", actor=actor[:100], action=action,
+                                detail={"key_id": rec.key_id, "name": rec.name, "role": rec.role, **detail})
 
     def needs_lookup(self, key: str) -> bool:
         """Would `authenticate(key)` read the store? (False for malformed keys and cached ids.)"""
@@ -141,7 +181,8 @@ class ApiKeys:
         return seen is None or now - seen >= NEGATIVE_CACHE_SECONDS
 
     async def create(self, name: str, role: str, plants: list[str], *, kind: str | None = None,
-                     sources: list[str] | None = None) -> tuple[KeyInfo, str]:
+                     sources: list[str] | None = None, expires_at: datetime | None = None,
+                     actor: str = "cli") -> tuple[KeyInfo, str]:
         """Create a key; returns its record and the key itself (shown once, never stored).
 
         `kind`: the source kind of a plant-system (mes, qms, wms) or edge (edge) key; `sources`: the
@@ -161,14 +202,36 @@ class ApiKeys:
         if not name.strip():
             raise ApiKeyError("a key needs a name")
         key_id = secrets.token_hex(6)
-        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        key = _new_key(key_id)
         rec = ApiKeyRecord(key_id=key_id, name=name.strip(), role=role, plants=plants, key_hash=_hash(key),
-                           kind=kind, sources=sources)
+                           kind=kind, sources=sources, expires_at=expires_at)
         async with self.db.sessions() as session:
             if await session.scalar(select(ApiKeyRecord).where(ApiKeyRecord.name == rec.name)) is not None:
                 raise ApiKeyError(f"a key named {rec.name!r} exists; revoke it or pick another name")
             session.add(rec)
             await session.commit()
+        await self._audit(rec, "api_key_created", actor, {
+            "plants": plants, "kind": kind, "expires_at": expires_at.isoformat() if expires_at else None})
+        return _info(rec), key
+
+    async def rotate(self, name_or_id: str, *, grace: timedelta = ROTATION_GRACE, expires_at: datetime | None = None,
+                     actor: str = "cli") -> tuple[KeyInfo, str] | None:
+        """A new secret for an active key (same id, name, rights); the old one works `grace` longer.
+
+        None when there is no active key of that name or id."""
+        async with self.db.sessions() as session:
+            rec = await session.scalar(select(ApiKeyRecord).where(
+                (ApiKeyRecord.name == name_or_id) | (ApiKeyRecord.key_id == name_or_id)))
+            if rec is None or rec.revoked_at is not None:
+                return None
+            key = _new_key(rec.key_id)
+            rec.previous_hash, rec.previous_until = rec.key_hash, utcnow() + grace
+            rec.key_hash = _hash(key)
+            if expires_at is not None:
+                rec.expires_at = expires_at
+            await session.commit()
+        self._cache.clear()
+        await self._audit(rec, "api_key_rotated", actor, {"old_secret_until": rec.previous_until.isoformat()})
         return _info(rec), key
 
     async def authenticate(self, key: str) -> KeyInfo | None:
@@ -199,8 +262,22 @@ class ApiKeys:
                 self._cache[key_id] = (now, rec)
         if rec is None or rec.revoked_at is not None:
             return None
-        if not hmac.compare_digest(rec.key_hash, _hash(key)):
+        wall = utcnow()
+        expires = _aware(rec.expires_at)
+        if expires is not None and expires <= wall:
             return None
+        digest = _hash(key)
+        if not hmac.compare_digest(rec.key_hash, digest):
+            previous_until = _aware(rec.previous_until)
+            if not (rec.previous_hash and previous_until and previous_until > wall
+                    and hmac.compare_digest(rec.previous_hash, digest)):
+                return None
+        if now - self._used.get(key_id, -LAST_USED_EVERY) >= LAST_USED_EVERY:
+            self._used[key_id] = now
+            async with self.db.sessions() as session:
+                await session.execute(update(ApiKeyRecord).where(ApiKeyRecord.key_id == key_id)
+                                      .values(last_used_at=wall))
+                await session.commit()
         return _info(rec)
 
     async def get(self, key_id: str) -> KeyInfo | None:
@@ -213,7 +290,7 @@ class ApiKeys:
             recs = (await session.scalars(select(ApiKeyRecord).order_by(ApiKeyRecord.created_at))).all()
         return [_info(r) for r in recs]
 
-    async def revoke(self, name_or_id: str) -> bool:
+    async def revoke(self, name_or_id: str, *, actor: str = "cli") -> bool:
         async with self.db.sessions() as session:
             rec = await session.scalar(
                 select(ApiKeyRecord).where(
@@ -225,4 +302,5 @@ class ApiKeys:
             rec.revoked_at = utcnow()
             await session.commit()
             self._cache.clear()
-            return True
+        await self._audit(rec, "api_key_revoked", actor, {})
+        return True

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from plantbridge.store.db import Database
@@ -90,6 +91,46 @@ class Ledger:
             entry.documents = list(documents)
             entry.message = message
             entry.updated_at = utcnow()
+            entry.lease_owner = None
+            entry.lease_until = None
+            await session.commit()
+
+    # -- the lease of an attempt whose connector call is in flight ------------------------------
+    async def acquire(self, key: str, owner: str, ttl: timedelta) -> bool:
+        """Take the key's lease for `owner` unless another attempt holds a live one.
+
+        One conditional UPDATE, so two attempts racing for it cannot both win. A succeeded key is
+        never leased (its documents are the answer).
+        """
+        now = utcnow()
+        async with self.db.sessions() as session:
+            result = await session.execute(
+                update(LedgerEntry)
+                .where(LedgerEntry.key == key, LedgerEntry.status != "succeeded",
+                       or_(LedgerEntry.lease_until.is_(None), LedgerEntry.lease_until < now,
+                           LedgerEntry.lease_owner == owner))
+                .values(lease_owner=owner, lease_until=now + ttl)
+            )
+            await session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew(self, key: str, owner: str, ttl: timedelta) -> bool:
+        """Extend `owner`'s lease (its heartbeat); False when it no longer holds it."""
+        async with self.db.sessions() as session:
+            result = await session.execute(
+                update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.lease_owner == owner)
+                .values(lease_until=utcnow() + ttl)
+            )
+            await session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, key: str, owner: str) -> None:
+        """Give the lease up (the attempt ends without an outcome, e.g. cancelled before its call)."""
+        async with self.db.sessions() as session:
+            await session.execute(
+                update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
             await session.commit()
 
     async def get(self, key: str) -> LedgerState | None:

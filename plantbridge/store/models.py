@@ -39,6 +39,10 @@ class LedgerEntry(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The attempt whose connector call is in flight (activities/base.py), and until when its lease
+    # holds: renewed by its heartbeat; another attempt waits rather than look up and post beside it.
+    lease_owner: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditRecord(Base):

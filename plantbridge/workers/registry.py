@@ -64,13 +64,22 @@ def build_erp(plant: str, cfg: ErpConfig, reference: PlantSystems) -> ErpPort:
     if cfg.kind == "sap_odata":
         from plantbridge.connectors.sap_odata import SapODataConnector
 
-        assert cfg.url is not None and cfg.user is not None
+        assert cfg.url is not None
         ud: dict[str, tuple[str, str, str]] | None = {
             str(k): (v.code_group, v.code, str(v.valuation)) for k, v in cfg.usage_decisions.items()} or None
+        auth = None
+        if cfg.oauth2 is not None:
+            from plantbridge.connectors.oauth2 import ClientCredentials
+            from plantbridge.connectors.tls import http_client
+
+            auth = ClientCredentials(cfg.oauth2.token_url, cfg.oauth2.client_id,
+                                     secret(cfg.oauth2.client_secret_env, f"plant {plant} erp oauth2"),
+                                     scope=cfg.oauth2.scope, http=http_client(tls=cfg, timeout=cfg.timeout_s))
+        password = secret(cfg.password_env, f"plant {plant} erp") if auth is None else None
         odata: ErpConnector = SapODataConnector(
-            cfg.url, user=cfg.user, password=secret(cfg.password_env, f"plant {plant} erp"), client=cfg.client,
-            timeout=cfg.timeout_s, plant=plant, ud_codes=ud, notification_type=cfg.notification_type,
-            overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct)
+            cfg.url, user=cfg.user or cfg.oauth2.client_id if cfg.oauth2 else cfg.user or "", password=password,
+            client=cfg.client, timeout=cfg.timeout_s, plant=plant, ud_codes=ud, notification_type=cfg.notification_type,
+            overdelivery_tolerance_pct=cfg.overdelivery_tolerance_pct, tls=cfg, auth=auth)
         return odata
     if cfg.kind == "sap_rfc":
         from plantbridge.connectors.sap_rfc import SapRfcConnector

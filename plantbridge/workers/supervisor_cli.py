@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,8 +183,10 @@ def keys_create(name: str = typer.Option(..., "--name"), role: str = typer.Optio
                                          "default mes) or edge (edge) key: which event types it may send"),
                 sources: str = typer.Option(None, "--sources", help="comma-separated `source` prefixes the key "
                                             "may speak for (default: its kind)"),
+                expires_in_days: float = typer.Option(None, "--expires-in-days", help="refused after this many days"),
                 store_url: str = STORE) -> None:
     """Create a key; it is printed once and stored only as a hash."""
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     if kind is None and role in ROLE_KINDS:
         kind = ROLE_KINDS[role][0]
 
@@ -192,7 +194,8 @@ def keys_create(name: str = typer.Option(..., "--name"), role: str = typer.Optio
         keys = await _keys(store_url)
         try:
             _, key = await keys.create(name, role, plants.split(","), kind=kind,
-                                       sources=sources.split(",") if sources else None)
+                                       sources=sources.split(",") if sources else None, expires_at=expires_at,
+                                       actor=_cli_actor())
             return key
         finally:
             await keys.db.close()
@@ -214,11 +217,14 @@ def keys_list(store_url: str = STORE) -> None:
         finally:
             await keys.db.close()
 
-    table = Table("key id", "name", "role", "kind", "plants", "created", "revoked")
+    def at(when: datetime | None) -> str:
+        return when.isoformat(timespec="seconds") if when else ""
+
+    table = Table("key id", "name", "role", "kind", "plants", "created", "expires", "last used", "revoked")
     for k in asyncio.run(run()):
         kind = k.kind or (f"({k.source_kind})" if k.source_kind else "")  # (mes): a key from before kinds
-        table.add_row(k.key_id, k.name, k.role, kind, ",".join(k.plants), k.created_at.isoformat(timespec="seconds"),
-                      k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "")
+        table.add_row(k.key_id, k.name, k.role, kind, ",".join(k.plants), at(k.created_at), at(k.expires_at),
+                      at(k.last_used_at), at(k.revoked_at))
     console.print(table)
 
 
@@ -227,7 +233,7 @@ def keys_revoke(name_or_id: str, store_url: str = STORE) -> None:
     async def run() -> bool:
         keys = await _keys(store_url)
         try:
-            return await keys.revoke(name_or_id)
+            return await keys.revoke(name_or_id, actor=_cli_actor())
         finally:
             await keys.db.close()
 
@@ -248,9 +254,49 @@ async def replay_messages(settings: GatewaySettings, *, status: str = "dead",
     try:
         client = await connect(settings.temporal_address, settings.namespace)
         intake = Intake(gateway_deps_from_plants(settings, client, db))
-        return await intake.replay(status=status, msg_id=msg_id)
+        results = await intake.replay(status=status, msg_id=msg_id)
+        audit, actor = AuditTrail(db), _cli_actor()
+        for mid, out in results:  # who re-drove which message, with what outcome
+            await audit.record(workflow_id=f"inbox:{mid}", plant="", order="", actor=actor,
+                               action="inbox_replayed", detail={"inbox_id": mid, "from_status": status,
+                                                                "http_status": out.http_status})
+        return results
     finally:
         await db.close()
+
+
+@keys_app.command("rotate")
+def keys_rotate(name_or_id: str,
+                grace_hours: float = typer.Option(24.0, "--grace-hours", help="how long the old secret still works"),
+                expires_in_days: float = typer.Option(None, "--expires-in-days", help="new expiry of the key"),
+                store_url: str = STORE) -> None:
+    """A new secret for the key (same id, name and rights), printed once; the old one works for the grace period."""
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def run() -> str | None:
+        keys = await _keys(store_url)
+        try:
+            rotated = await keys.rotate(name_or_id, grace=timedelta(hours=grace_hours), expires_at=expires_at,
+                                        actor=_cli_actor())
+            return rotated[1] if rotated else None
+        finally:
+            await keys.db.close()
+
+    key = asyncio.run(run())
+    if key is None:
+        console.print(f"[red]no active key {name_or_id!r}[/]")
+        raise typer.Exit(1)
+    typer.echo(key)
+
+
+def _cli_actor() -> str:
+    """Who runs the CLI (the audit's actor of key changes and replays)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def replay(status: str = typer.Option("dead", "--status", help="dead | waiting | deferred | received"),

@@ -30,6 +30,7 @@ from plantbridge.workers.registry import ConfiguredRegistry
 from plantbridge.workers.schedules import sync_schedules
 from plantbridge.workers.settings import Settings, state_dir
 from plantbridge.workers.status import watch_business_metrics
+from plantbridge.workers.timeouts import check_activity_timeouts
 from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow
 from plantbridge.workflows.batch.masterdata_check import MasterDataCheckWorkflow
 from plantbridge.workflows.batch.shift_summary import ShiftSummaryWorkflow
@@ -65,6 +66,10 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
         db = await Database(settings.store_url).init()
         stack.push_async_callback(db.close)
         plants: dict[str, PlantConfig] = load_plants(settings.plants_dir) if settings.plants_dir else {}
+        check_activity_timeouts(plants)
+        for code, cfg in sorted(plants.items()):
+            for endpoint in cfg.insecure_endpoints():  # allowed by `allow_insecure: true`
+                log.warning("plant %s: INSECURE %s (allow_insecure: true in its plant file)", code, endpoint)
         if registry is None:
             store = await ReferenceStore(settings.reference_url).init()
             stack.push_async_callback(store.close)

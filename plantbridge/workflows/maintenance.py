@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         failure_info,
         open_exception,
         refusal,
+        step_heartbeat_timeout,
         step_retry_policy,
     )
     from plantbridge.workflows.timers import escalate_until
@@ -131,6 +132,10 @@ class MaintenanceRequestWorkflow:
         await workflow.wait_condition(lambda: self._completion is not None)
         done = self._completion
         assert done is not None
+        if workflow.patched(patches.MAINTENANCE_COMPLETION_AUDIT):
+            # Who reported the job done (Temporal UI, CLI), with their note, in the audit trail.
+            await self._audit(contract.MAINTENANCE_COMPLETED_AUDIT, done.by, "maintenance_completed",
+                              reason=done.reason)
         self.state.status = "completed"
         self.state.completed_at = workflow.now()
         self.state.completed_by = done.by
@@ -159,6 +164,7 @@ class MaintenanceRequestWorkflow:
                     ),
                     result_type=c.StepResult,
                     start_to_close_timeout=request.policy.activity_timeout,
+                    heartbeat_timeout=step_heartbeat_timeout(request.policy),
                     retry_policy=step_retry_policy(request.policy),
                 )
                 step.status, step.documents, step.message = "done", result.documents, result.message

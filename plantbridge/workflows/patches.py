@@ -34,6 +34,10 @@ MAINTENANCE_EXCEPTIONS: Final = "maintenance-exceptions"
 # exception filled Temporal's limit of in-flight updates and the order refused every further event).
 BOUNDED_ACK: Final = "bounded-ack-wait"
 
+# MaintenanceRequest: `complete_maintenance` is audited with who completed it and their note
+# (before: only in the request's state).
+MAINTENANCE_COMPLETION_AUDIT: Final = "maintenance-completion-audit"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -41,4 +45,5 @@ ALL: Final[tuple[str, ...]] = (
     SINGLE_WATCHERS,
     MAINTENANCE_EXCEPTIONS,
     BOUNDED_ACK,
+    MAINTENANCE_COMPLETION_AUDIT,
 )

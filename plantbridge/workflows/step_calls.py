@@ -5,7 +5,7 @@ and applying a supervisor's resolution to it. Deterministic; no Temporal calls b
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio.common import RetryPolicy
@@ -27,6 +27,12 @@ def step_retry_policy(policy: PlantPolicy) -> RetryPolicy:
         maximum_interval=policy.retry_max_interval,
         non_retryable_error_types=list(contract.NON_RETRYABLE_STEP_ERRORS),
     )
+
+
+def step_heartbeat_timeout(policy: PlantPolicy) -> timedelta:
+    """An attempt whose heartbeats stop (its worker died) is retried after this, not after the
+    whole start-to-close; the activity heartbeats three times per timeout (activities/base.py)."""
+    return min(policy.activity_timeout, timedelta(seconds=30))
 
 
 def failure_info(err: ActivityError) -> tuple[str, str | None, list[str]]:

@@ -33,7 +33,13 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows.details import publish
     from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
-    from plantbridge.workflows.step_calls import failure_category, failure_info, open_exception, step_retry_policy
+    from plantbridge.workflows.step_calls import (
+        failure_category,
+        failure_info,
+        open_exception,
+        step_heartbeat_timeout,
+        step_retry_policy,
+    )
 
 LANES = ("erp", "mes", "qms", "wms", "notify")
 
@@ -151,6 +157,7 @@ class StepEngine:
                 ),
                 result_type=c.StepResult,
                 start_to_close_timeout=s.policy.activity_timeout,
+                heartbeat_timeout=step_heartbeat_timeout(s.policy),
                 retry_policy=step_retry_policy(s.policy),
             )
         except GeneratorExit:  # the worker evicts this run: its context is gone, nothing to detach

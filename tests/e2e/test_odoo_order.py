@@ -54,7 +54,8 @@ MINE = ("stock.scrap", "stock.move.line", "maintenance.request")
 def plant_cfg(plant: str, odoo: OdooServer, queue: str, version: str, api: str, poll_s: float = 3600) -> PlantConfig:
     os.environ[KEY_ENV] = DEFAULT_KEY
     os.environ[TOKEN_ENV] = f"tok-{plant}-secret-{uuid.uuid4().hex}"
-    policy = fast_policy(task_queue=queue, activity_timeout=timedelta(seconds=8))
+    # Above the connector's worst case (8 RPCs x 2 s; the worker checks it at start: workers/timeouts.py).
+    policy = fast_policy(task_queue=queue, activity_timeout=timedelta(seconds=20))
     return PlantConfig(plant=plant, policy=policy, erp=ErpConfig(
         kind="odoo", url=odoo.url, database="odoo", login="admin", api_key_env=KEY_ENV, version=version,
         api=api, timeout_s=2.0, webhook_token_env=TOKEN_ENV, poll_interval_s=poll_s))  # type: ignore[arg-type]

@@ -30,14 +30,16 @@ class ServedApp:
         await self.task
 
 
-async def serve_app(app: Any, port: int | None = None) -> ServedApp:
-    """Serve `app` on 127.0.0.1 (a free port unless given) until `stop()`; returns once it listens."""
+async def serve_app(app: Any, port: int | None = None, **ssl: Any) -> ServedApp:
+    """Serve `app` on 127.0.0.1 (a free port unless given) until `stop()`; returns once it listens.
+
+    `ssl`: uvicorn's TLS options (ssl_certfile, ssl_keyfile, ssl_ca_certs, ssl_cert_reqs): HTTPS."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="on", **ssl))
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # older uvicorn: keep the test runner's handlers
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
         if task.done():
             task.result()
-    return ServedApp(server, task, f"http://{HOST}:{port}")
+    return ServedApp(server, task, f"{'https' if ssl else 'http'}://{HOST}:{port}")
