@@ -13,6 +13,11 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file, the field and the value."""
+
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,8 +74,6 @@ class MqttEndpointConfig(_Strict):
             return None
         user, password = os.environ.get(self.username_env), os.environ.get(self.password_env)
         if user is None or password is None:
-            from plantbridge.edge.config import ConfigError
-
             missing = self.username_env if user is None else self.password_env
             raise ConfigError(f"endpoint {self.url}: environment variable {missing} is not set")
         return user, password

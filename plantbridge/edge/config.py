@@ -30,15 +30,12 @@ from pydantic import (
 
 from plantbridge.edge.mqtt_config import JsonSource, MqttEndpointConfig, SparkplugSource
 from plantbridge.edge.telemetry_upload import TelemetryUploadConfig
+from plantbridge.mqtt_broker import ConfigError as ConfigError  # one error type for every edge file
 from plantbridge.uns import UnsConfig
 
 UINT32_MAX = 2**32 - 1
 
 NODE_ROLES = ("state", "good", "scrap", "stop_reason", "order", "operation", "cycle_time", "operation_done")
-
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the file, the field and the value."""
 
 
 class _Strict(BaseModel):

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from plantbridge.batch.telemetry_archive import TelemetryArchive
+from plantbridge.canonical.rollup import TelemetryBatch
 from plantbridge.connectors.ports import OrderSource
 from plantbridge.gateway import routes_erp, routes_odoo, routes_orders, routes_plant, routes_telemetry
 from plantbridge.gateway.deps import GatewayDeps, default_policy
+from plantbridge.gateway.erp_intake import CloudEvent
 from plantbridge.gateway.errors import install_error_handlers
 from plantbridge.gateway.health import install_health
 from plantbridge.gateway.inbox import Intake
@@ -93,7 +95,8 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.include_router(routes_odoo.router)
     install_log_redaction()
     app.include_router(routes_orders.router)
-    install_openapi(app)
+    # Bodies the routes read raw (stored first), named in the document.
+    install_openapi(app, (routes_orders.ResolveBody, routes_orders.LeverBody, CloudEvent, TelemetryBatch))
     if tracing_enabled():  # one trace per plant event: this request -> workflow -> activity -> connector call
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
-from plantbridge.gateway.inbox import Intake, Outcome
+from plantbridge.gateway.outcome import Outcome
+
+if TYPE_CHECKING:  # the inbox drives this class and re-drives through it (inbox.py imports this module)
+    from plantbridge.gateway.inbox import Intake
 
 log = logging.getLogger("plantbridge.gateway")
 

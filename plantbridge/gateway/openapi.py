@@ -3,19 +3,19 @@
 `errors(...)` gives a route's `responses=` for the statuses it can answer (each with the `ErrorBody`
 schema). `install_openapi` adds what FastAPI does not derive itself: the plant-event and supervisor
 request bodies, `401`/`403` on every authenticated operation, and the roles in each description.
-Regenerate the checked-in copy with `python -m plantbridge.gateway.openapi > docs/openapi.json`.
+Regenerate the checked-in copy with `python -m plantbridge.gateway.openapi_doc > docs/openapi.json`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from plantbridge.gateway.openapi_examples import plant_events_body
 from plantbridge.gateway.schemas import ErrorBody
@@ -95,13 +95,13 @@ def _api_routes(routes: Sequence[Any]) -> Iterator[APIRoute]:
             yield from _api_routes(included.routes)
 
 
-def build_openapi(app: FastAPI) -> dict[str, Any]:
+def build_openapi(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     body, defs = plant_events_body()
     schemas.update(defs)
-    schemas.update(_body_schemas())
+    schemas.update(_body_schemas(body_models))
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     components.setdefault("securitySchemes", {})[BEARER] = {
@@ -133,13 +133,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def _body_schemas() -> dict[str, Any]:
-    from plantbridge.canonical.rollup import TelemetryBatch
-    from plantbridge.gateway.erp_intake import CloudEvent
-    from plantbridge.gateway.routes_orders import LeverBody, ResolveBody
-
+def _body_schemas(body_models: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    """Request bodies the routes read themselves (kept raw first), as named schemas; app.py hands them in."""
     out: dict[str, Any] = {}
-    for model in (ResolveBody, LeverBody, CloudEvent, TelemetryBatch):
+    for model in body_models:
         s = model.model_json_schema(ref_template="#/components/schemas/{model}")
         out.update(s.pop("$defs", {}))
         out[model.__name__] = s
@@ -152,10 +149,10 @@ def _telemetry_body() -> dict[str, Any]:
             "content": {"application/json": {"schema": _ref("TelemetryBatch")}}}
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = build_openapi(app)
+            app.openapi_schema = build_openapi(app, body_models)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -164,16 +161,3 @@ def install_openapi(app: FastAPI) -> None:
 def render(app: FastAPI) -> str:
     """The document as checked in (docs/openapi.json): sorted keys, two-space indent, final newline."""
     return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def main() -> None:
-    """`python -m plantbridge.gateway.openapi > docs/openapi.json` (no Temporal or store needed)."""
-    from plantbridge.gateway.app import create_app
-    from plantbridge.gateway.deps import GatewayDeps
-
-    app = create_app(GatewayDeps(client=None, db=None))  # type: ignore[arg-type]
-    sys.stdout.write(render(app))
-
-
-if __name__ == "__main__":
-    main()

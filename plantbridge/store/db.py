@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from plantbridge.store.engine import DEFAULT_URL, make_engine, sqlite_url
 
-DEFAULT_URL = "sqlite+aiosqlite:///.plantbridge/plantbridge.db"
-
-
-def sqlite_url(path: str | Path) -> str:
-    return f"sqlite+aiosqlite:///{Path(path).resolve()}"
-
-
-def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        db_path = url.split(":///", 1)[-1]
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_async_engine(url, pool_pre_ping=True)
+__all__ = ["DEFAULT_URL", "Database", "create_schema", "make_engine", "sqlite_url"]
 
 
 async def create_schema(engine: AsyncEngine) -> None:

@@ -83,7 +83,7 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> str | N
 
 
 async def upgrade(url: str, revision: str = "head") -> str | None:
-    from plantbridge.store.db import make_engine
+    from plantbridge.store.engine import make_engine
 
     engine = make_engine(url)
     try:

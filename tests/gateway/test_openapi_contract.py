@@ -50,7 +50,7 @@ MAX_EXAMPLES = 5  # per operation and phase; the coverage phase adds its own bou
 RUNS = {"erp": ("erp",), "plant-system": ("plant",), "supervisor": ("supervisor", "health")}
 CHECKED_IN = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
-REGENERATE = "python -m plantbridge.gateway.openapi > docs/openapi.json"
+REGENERATE = "python -m plantbridge.gateway.openapi_doc > docs/openapi.json"
 
 
 @dataclass
