@@ -11,7 +11,9 @@ from plantbridge.gateway.inbox import Intake, Outcome
 from plantbridge.gateway.odoo_intake import ODOO_CHANNEL, WEBHOOK_PATH, OdooIntake, token_ok
 from plantbridge.gateway.routes_plant import respond
 
-router = APIRouter(tags=["erp"])
+# Its own tag: authenticated by the token in its URL (Odoo sends no header), not by a bearer key, so the
+# schema-driven contract run (tests/gateway/test_openapi_contract.py) leaves it to tests/e2e/test_odoo_order.py.
+router = APIRouter(tags=["erp-webhook"])
 
 EXAMPLE = {"_action": "Send Webhook Notification(#12)", "_id": 42, "_model": "mrp.production", "id": 42,
            "name": "WH/MO/00042", "state": "confirmed"}
