@@ -34,6 +34,11 @@ MAINTENANCE_EXCEPTIONS: Final = "maintenance-exceptions"
 # exception filled Temporal's limit of in-flight updates and the order refused every further event).
 BOUNDED_ACK: Final = "bounded-ack-wait"
 
+# ProductionOrder: `order_changed` reads the order from the ERP (`erp.read_order`) and acts on the
+# difference: quantities, dates, operations, components, TECO, deletion flag/lock (issue 14).
+# Before: a released saga ignored every ERP change.
+ORDER_CHANGES: Final = "order-changes"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -41,4 +46,5 @@ ALL: Final[tuple[str, ...]] = (
     SINGLE_WATCHERS,
     MAINTENANCE_EXCEPTIONS,
     BOUNDED_ACK,
+    ORDER_CHANGES,
 )

@@ -22,7 +22,7 @@ from tests.support import free_port
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "idoc"
 
 
-def cloud_event(number: str, kind: str = "Released") -> dict[str, object]:
+def cloud_event(number: str, kind: str = "Changed") -> dict[str, object]:
     return {"specversion": "1.0", "type": f"sap.s4.beh.productionorder.v1.ProductionOrder.{kind}.v1",
             "source": "/default/sap.s4.beh/S4HCLNT100", "id": f"ce-{number}-{kind}", "time": "2026-11-26T09:00:00Z",
             "datacontenttype": "application/json", "data": {"ManufacturingOrder": number.zfill(12)}}
