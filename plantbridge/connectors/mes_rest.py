@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.canonical.commands import Acknowledge, Dispatch, Hold, Recall, StepResult
+from plantbridge.canonical.commands import Acknowledge, ChangeOrder, Dispatch, Hold, Recall, StepResult
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection
 from plantbridge.connectors.rest_common import (
@@ -137,6 +137,24 @@ class MesRestConnector(RestConnector):
         what = "already dispatched as" if replayed else "dispatched as"
         return StepResult(documents=[_doc(wo)], message=f"order {order.number} {what} {wo['workOrderId']}",
                           replayed=replayed)
+
+    async def change_order(self, order: ProductionOrder, cmd: ChangeOrder, *, key: str, retry: bool) -> StepResult:
+        """The ERP changed the order: the live work order follows (`POST /workorders/{id}/change`).
+
+        The body is the MES's own: the order's quantity, routing and BOM as they are now (steps the MES
+        no longer finds in the routing are cancelled there), `close` for TECO. `changeRef` (the step's
+        key) makes a retry harmless: the MES answers a change it already applied with that change.
+        """
+        wo = await self.current(order)
+        if wo is None or wo["status"] == RECALLED:
+            return StepResult(message=f"order {order.number} has no live work order in the MES; nothing to change")
+        body = await self.work_order_body(order)
+        change = {"changeRef": key, "quantity": body["quantity"], "routing": body["routing"], "bom": body["bom"],
+                  "close": cmd.close, "reason": cmd.summary[:200], "erpVersion": cmd.version}
+        done = await self.http.json("POST", f"{API}/workorders/{wo['workOrderId']}/change", json=change,
+                                    doing=f"change {wo['workOrderId']}")
+        return StepResult(documents=[_doc(done)],
+                          message=f"{done['workOrderId']} changed ({done['status']}, change {done.get('changeCount')})")
 
     async def recall(self, order: ProductionOrder, cmd: Recall, *, key: str, retry: bool) -> StepResult:
         wo = await self.current(order)
