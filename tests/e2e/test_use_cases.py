@@ -16,8 +16,8 @@ Sagas start through the gateway's ERP intake: the order is created and released 
 SAP publishes `ProductionOrder.Changed` on release (a CloudEvent; S/4HANA has no Released type) to
 `POST /v1/erp/sap/events`, the gateway reads the order back over OData and starts the saga. The shop
 floor is the MES's script runner (`/admin/run`), whose events reach the gateway with the MES's local
-codes. What the MES cannot send (rework, material consumption, quality results and dispositions) is posted to the gateway as the
-plant system would, in the §7 wire format with the plant's local codes.
+codes. What the MES cannot send (rework, material consumption, quality results and dispositions) is
+posted to the gateway as the plant system would, in the §7 wire format with the plant's local codes.
 """
 
 from __future__ import annotations
