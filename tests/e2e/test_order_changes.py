@@ -167,3 +167,26 @@ async def test_out_of_order_change_event_is_ignored(uc: PlantStack) -> None:
     view = await saga_has(uc, number, lambda s: any("not newer" in t["text"] for t in s["timeline"]),
                           "the late notice ignored")
     assert view["summary"]["order_changes"] == 1 and dec(view["summary"]["order"]["quantity"]["quantity"]) == 120
+
+
+async def test_removed_component_is_released_in_the_wms(uc: PlantStack) -> None:
+    number = await uc.create_order(A)
+    await uc.dispatched(A, number)
+
+    async def staging() -> list[dict[str, Any]] | None:
+        return await uc.wms_of("staging-requests", number) or None
+
+    [doc] = await eventually(staging, what="the release staging")
+    assert sorted(t["material"] for t in doc["tasks"]) == ["RM-HOUSING", "RM-OIL"]
+    await change(uc, number, {"components": [{"action": "remove", "item": "0020"}]})
+
+    async def oil_cancelled() -> dict[str, Any] | None:
+        [now] = await uc.wms_of("staging-requests", number)
+        tasks = {t["material"]: t["status"] for t in now["tasks"]}
+        return now if tasks["RM-OIL"] == "CANCELLED" else None
+
+    now = await eventually(oil_cancelled, 40, what="the RM-OIL staging task cancelled in the WMS")
+    assert {t["material"]: t["status"] for t in now["tasks"]}["RM-HOUSING"] == "OPEN"
+    wo = await mes_has(uc, number, lambda wo: [b["material"] for b in wo["bom"]] == ["RM-HOUSING"],
+                       "the MES BOM without RM-OIL")
+    assert wo["changeCount"] == 1
