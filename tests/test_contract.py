@@ -71,7 +71,8 @@ def test_names_are_unchanged() -> None:
 def test_handlers_carry_the_contract_names() -> None:
     defn = ProductionOrderWorkflow.__temporal_workflow_definition  # type: ignore[attr-defined]
     assert defn.name == contract.PRODUCTION_ORDER_WORKFLOW
-    assert set(defn.signals) == {contract.SIGNAL_PLANT_EVENT, contract.SIGNAL_ORDER_RELEASED, contract.SIGNAL_ORDER_CHANGED,
+    assert set(defn.signals) == {contract.SIGNAL_PLANT_EVENT, contract.SIGNAL_ORDER_RELEASED,
+                                 contract.SIGNAL_ORDER_CHANGED,
                                  contract.SIGNAL_RESOLVE_EXCEPTION, contract.SIGNAL_RELEASE_HOLD,
                                  contract.SIGNAL_CANCEL_ORDER}
     assert set(defn.updates) == {contract.UPDATE_SUBMIT_EVENT}
