@@ -9,7 +9,11 @@ Order `i` of the run (plants alternate 1000, 2000):
 - order 1: its final 0010 report arrives while SAP's posting period is closed: SAP rejects the
   confirmation, a supervisor opens the period and retries the exception through the gateway;
 - order 2: the shop floor puts it on quality hold; QA releases the hold through the gateway;
-- order 3: the planner cancels it through the gateway after the first reports.
+- order 3: the planner cancels it through the gateway after the first reports;
+- order 4 (runs of 5 orders or more): the planner raises its quantity in SAP by 30 % after release
+  (CO02: SAP emits `ProductionOrder.Changed`); the MES work order follows and the extra yield posts;
+- order 5 (runs of 6 orders or more): SAP sets it technically complete (TECO) after the first reports;
+  the saga completes without posting anything more.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 HOLD_ORDER, REJECT_ORDER, DOWNTIME_ORDER, CANCEL_ORDER = 2, 1, 0, 3
+RAISE_ORDER, TECO_ORDER = 4, 5
+RAISE_PCT = 30
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,18 @@ def sap_order(i: int) -> dict[str, Any]:
     }
 
 
+def quantity_of(i: int) -> int:
+    """The order's quantity as the plant produces it: raised after release for `RAISE_ORDER`."""
+    base = plant_of(i).quantity
+    return base * (100 + RAISE_PCT) // 100 if i == RAISE_ORDER else base
+
+
 def quantities(i: int) -> tuple[int, int, int]:
     """(good in the partial reports, scrap, good in the final report of 0010)."""
-    p = plant_of(i)
-    partial = p.quantity * 2 // 5
+    quantity = quantity_of(i)
+    partial = plant_of(i).quantity * 2 // 5
     scrap = 1 + i % 3
-    return partial, scrap, p.quantity - partial - scrap
+    return partial, scrap, quantity - partial - scrap
 
 
 def first_part(i: int) -> list[dict[str, Any]]:
@@ -96,11 +108,10 @@ def final_0010(i: int) -> list[dict[str, Any]]:
 
 
 def operation_0020(i: int) -> list[dict[str, Any]]:
-    p = plant_of(i)
     _, scrap, _ = quantities(i)
     return [
         {"do": "start", "step": "0020"},
-        {"do": "finish", "step": "0020", "good": p.quantity - scrap, "laborMin": 20, "machineMin": 15},
+        {"do": "finish", "step": "0020", "good": quantity_of(i) - scrap, "laborMin": 20, "machineMin": 15},
     ]
 
 
