@@ -149,3 +149,18 @@ def test_deletion_flag_or_lock_is_a_cancellation_by_the_erp() -> None:
     logic = running()
     out = apply_order_change(logic, changed(logic.s.order, "20260302090000", released=False), NOW)
     assert out.cancel_reason == "release revoked in the ERP"
+
+
+def test_teco_from_the_sagas_own_completion_changes_nothing() -> None:
+    logic = running()
+    accept(logic, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True)
+    accept(logic, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True)
+    assert logic.s.state is OrderState.COMPLETED
+    for st in logic.s.steps:
+        if st.kind is c.StepKind.ERP_COMPLETE_ORDER or st.kind is c.StepKind.ERP_GOODS_RECEIPT:
+            st.status = "done"
+    pending = [st.id for st in logic.s.steps if st.status == "pending"]
+    apply_order_change(logic, changed(logic.s.order, "20260302090000",
+                                      erp_status={"technically_completed": True}), NOW)
+    assert [st.id for st in logic.s.steps if st.status == "pending"] == pending  # WMS transfer etc. go on
+    assert logic.s.erp_closed is None

@@ -42,7 +42,7 @@ API = "/api/v2"
 MES_UNITS = frozenset({"PCS", "SET", "KG", "G", "M", "L"})
 MES_HOLD_CODES = frozenset({"H-QUAL", "H-MATL", "H-ENG", "H-CUST"})
 DEFAULT_HOLD_CODE = "H-QUAL"
-RECALLED, ON_HOLD = "RECALLED", "ON_HOLD"
+RECALLED, ON_HOLD, COMPLETED = "RECALLED", "ON_HOLD", "COMPLETED"
 
 
 def _doc(wo: dict[str, Any]) -> str:
@@ -146,8 +146,10 @@ class MesRestConnector(RestConnector):
         key) makes a retry harmless: the MES answers a change it already applied with that change.
         """
         wo = await self.current(order)
-        if wo is None or wo["status"] == RECALLED:
-            return StepResult(message=f"order {order.number} has no live work order in the MES; nothing to change")
+        if wo is None or wo["status"] in (RECALLED, COMPLETED):
+            state = "no live work order" if wo is None else f"work order {wo['workOrderId']} {wo['status']}"
+            return StepResult(documents=[_doc(wo)] if wo else [], replayed=True,
+                              message=f"order {order.number}: {state} in the MES; nothing to change")
         body = await self.work_order_body(order)
         change = {"changeRef": key, "quantity": body["quantity"], "routing": body["routing"], "bom": body["bom"],
                   "close": cmd.close, "reason": cmd.summary[:200], "erpVersion": cmd.version}

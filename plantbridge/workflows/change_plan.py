@@ -133,7 +133,10 @@ def apply_order_change(logic: OrderLogic, new: ProductionOrder, now: datetime) -
             logic.add_step(now, contract.change_step(n, "stage"), c.Stage(materials=stage), c.StepKind.WMS_STAGE,
                            event_id=f"change-{n}")
     if "technically_completed" in diff.status_set:
-        technically_complete(logic, now, n)
+        if _step_done_or_running(logic, c.StepKind.ERP_COMPLETE_ORDER):  # the saga's own completion set TECO
+            logic.note(now, "order_change", "TECO in the ERP: the saga's own completion posting")
+        else:
+            technically_complete(logic, now, n)
     elif s.state in (OrderState.IN_PROGRESS, OrderState.PARTIALLY_CONFIRMED) and _all_final_now(logic):
         logic.complete(now, after=None)  # the last open operation was removed
     return ChangeOutcome(True, diff)
