@@ -30,6 +30,7 @@ def test_step_id_formats_are_unchanged() -> None:
     assert contract.release_step("dispatch") == "release:dispatch"
     assert contract.release_step("stage") == "release:stage"
     assert contract.completion_step("goods_receipt") == "completion:goods_receipt"
+    assert contract.change_step(2, "mes_change") == "change-2:mes_change"
     assert contract.completion_step("shipment_ready") == "completion:shipment_ready"
     assert contract.alert_step("EXC-1-2") == "EXC-1-2:alert"
     assert contract.compensation_step("release:dispatch") == "cancel:release:dispatch"

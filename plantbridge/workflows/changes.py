@@ -55,7 +55,8 @@ class OrderChanges(SlaTimers):
     async def _follow_changes(self) -> None:
         """Read the order after each notice (several waiting notices: one read) and apply it."""
         while True:
-            await workflow.wait_condition(lambda: self._changes_wanted > 0 and not self._draining)
+            # Not held back while rolling over: `_continue_as_new` waits until no notice is left unread.
+            await workflow.wait_condition(lambda: self._changes_wanted > 0)
             if not workflow.patched(patches.ORDER_CHANGES):
                 self._changes_wanted = 0
                 continue

@@ -125,7 +125,10 @@ class ProductionOrderWorkflow(OrderChanges):
         # Let running steps finish and every handler return, then carry one state object over.
         self._draining = True
         await workflow.wait_condition(
-            lambda: self._running == 0 and not self.s.pending_audit and workflow.all_handlers_finished()
+            lambda: self._running == 0
+            and self._changes_wanted == 0
+            and not self.s.pending_audit
+            and workflow.all_handlers_finished()
         )
         s = self.s
         finished = [st for st in s.steps if st.finished and not st.kind.posts_to_erp]
