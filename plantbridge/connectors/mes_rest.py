@@ -153,6 +153,8 @@ class MesRestConnector(RestConnector):
         body = await self.work_order_body(order)
         change = {"changeRef": key, "quantity": body["quantity"], "routing": body["routing"], "bom": body["bom"],
                   "close": cmd.close, "reason": cmd.summary[:200], "erpVersion": cmd.version}
+        if order.end_date is not None:  # the ERP's (plant-local) end date, due at its end
+            change["dueDate"] = f"{order.end_date.isoformat()}T23:59:59Z"
         done = await self.http.json("POST", f"{API}/workorders/{wo['workOrderId']}/change", json=change,
                                     doing=f"change {wo['workOrderId']}")
         return StepResult(documents=[_doc(done)],

@@ -190,3 +190,13 @@ async def test_removed_component_is_released_in_the_wms(uc: PlantStack) -> None:
     wo = await mes_has(uc, number, lambda wo: [b["material"] for b in wo["bom"]] == ["RM-HOUSING"],
                        "the MES BOM without RM-OIL")
     assert wo["changeCount"] == 1
+
+
+async def test_rescheduled_order_moves_the_mes_due_date_and_rearms_the_sla(uc: PlantStack) -> None:
+    number = await uc.create_order(A)
+    await uc.dispatched(A, number)
+    await change(uc, number, {"start": "2031-05-04", "end": "2031-05-06"})
+    await mes_has(uc, number, lambda wo: str(wo.get("dueDate") or "").startswith("2031-05-06"),
+                  "the MES due date moved")
+    view = await saga_has(uc, number, lambda s: s["order"]["end_date"] == "2031-05-06", "the saga's end date")
+    assert any("dates" in t["text"] and "2031-05-06" in t["text"] for t in view["summary"]["timeline"])

@@ -198,6 +198,8 @@ class Mes:
                 raise self._conflict(wo, "change")
             at = now()
             wo["quantity"] = dec(body.quantity)
+            if body.dueDate is not None:
+                wo["dueDate"] = iso(body.dueDate)
             new_steps = {s.step: s for s in body.routing}
             routing = []
             for step in wo["routing"]:

@@ -84,6 +84,7 @@ class ChangeIn(Strict):
     quantity: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3)]
     routing: list[RoutingStepIn] = Field(min_length=1, max_length=99)
     bom: list[BomLineIn] = Field(default_factory=list)
+    dueDate: Timestamp = None
     close: bool = False
     reason: str = Field(default="", max_length=200)
     erpVersion: str | None = Field(default=None, max_length=80)
