@@ -114,6 +114,8 @@ def _order(header: ET.Element, where: str, plant_map: Mapping[str, str]) -> Prod
             if vornr is None:
                 raise IdocError(f"{where}: an E1AFVOL has no VORNR")
             op_where = f"{where} E1AFVOL {vornr}"
+            if "I0013" in {_text(s, "STAT") for s in _children(op, "E1JSTVL")}:
+                continue  # SAP still sends a deleted operation, with status I0013 (ORDER-FACTS 3.5)
             operations.append({
                 "number": vornr,
                 "work_center": _text(op, "ARBPL") or "",
