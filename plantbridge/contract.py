@@ -27,6 +27,9 @@ TASK_QUEUE: Final = "plantbridge-orders"
 UPDATE_SUBMIT_EVENT: Final = "submit_event"
 SIGNAL_PLANT_EVENT: Final = "plant_event"
 SIGNAL_ORDER_RELEASED: Final = "order_released"
+# The ERP changed the order (S/4HANA `Changed`, a repeated LOIPRO IDoc): carries the key and the
+# version only; the saga reads the order itself through `erp.read_order` (issue 14).
+SIGNAL_ORDER_CHANGED: Final = "order_changed"
 SIGNAL_RESOLVE_EXCEPTION: Final = "resolve_exception"
 SIGNAL_RELEASE_HOLD: Final = "release_hold"
 SIGNAL_CANCEL_ORDER: Final = "cancel_order"
@@ -50,7 +53,10 @@ ERP_GOODS_RECEIPT: Final = "erp.goods_receipt"
 ERP_COMPLETE_ORDER: Final = "erp.complete_order"
 ERP_USAGE_DECISION: Final = "erp.usage_decision"
 ERP_MAINTENANCE_NOTIFICATION: Final = "erp.maintenance_notification"
+# Not a step: the saga reads the order from its ERP after `order_changed` (no idempotency key).
+ERP_READ_ORDER: Final = "erp.read_order"
 MES_DISPATCH: Final = "mes.dispatch"
+MES_CHANGE_ORDER: Final = "mes.change_order"
 MES_RECALL: Final = "mes.recall"
 MES_HOLD: Final = "mes.hold"
 MES_RELEASE_HOLD: Final = "mes.release_hold"
@@ -72,6 +78,7 @@ STEP_ACTIVITIES: Final[tuple[str, ...]] = (
     ERP_USAGE_DECISION,
     ERP_MAINTENANCE_NOTIFICATION,
     MES_DISPATCH,
+    MES_CHANGE_ORDER,
     MES_RECALL,
     MES_HOLD,
     MES_RELEASE_HOLD,
@@ -136,6 +143,12 @@ def event_step(key: str, action: str) -> str:
 def release_step(action: str) -> str:
     """``release:{action}`` (dispatch, stage)."""
     return f"release:{action}"
+
+
+def change_step(counter: int, action: str) -> str:
+    """``change-{counter}:{action}``: what the n-th applied ERP order change asks of the plant
+    (mes_change, stage, unstage, recall)."""
+    return f"change-{counter}:{action}"
 
 
 def completion_step(action: str) -> str:

@@ -30,6 +30,7 @@ def test_step_id_formats_are_unchanged() -> None:
     assert contract.release_step("dispatch") == "release:dispatch"
     assert contract.release_step("stage") == "release:stage"
     assert contract.completion_step("goods_receipt") == "completion:goods_receipt"
+    assert contract.change_step(2, "mes_change") == "change-2:mes_change"
     assert contract.completion_step("shipment_ready") == "completion:shipment_ready"
     assert contract.alert_step("EXC-1-2") == "EXC-1-2:alert"
     assert contract.compensation_step("release:dispatch") == "cancel:release:dispatch"
@@ -72,6 +73,7 @@ def test_handlers_carry_the_contract_names() -> None:
     defn = ProductionOrderWorkflow.__temporal_workflow_definition  # type: ignore[attr-defined]
     assert defn.name == contract.PRODUCTION_ORDER_WORKFLOW
     assert set(defn.signals) == {contract.SIGNAL_PLANT_EVENT, contract.SIGNAL_ORDER_RELEASED,
+                                 contract.SIGNAL_ORDER_CHANGED,
                                  contract.SIGNAL_RESOLVE_EXCEPTION, contract.SIGNAL_RELEASE_HOLD,
                                  contract.SIGNAL_CANCEL_ORDER}
     assert set(defn.updates) == {contract.UPDATE_SUBMIT_EVENT}

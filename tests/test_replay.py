@@ -157,6 +157,31 @@ async def test_record_history_maintenance_completion_audit(client: Client, worke
     (HISTORIES / "maintenance_completion_audit.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_order_changes(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `order-changes`: the ERP raises the quantity, an older notice is ignored, then TECO."""
+    from tests.test_saga_order_changes import change_in_erp, notice
+
+    order = new_order(version="20260301080000")
+    reference.orders[order.number] = order
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(90)))
+    raised = change_in_erp(reference, order, "20260301090000", quantity=qty(120), planned=120)
+    await handle.signal("order_changed", notice(raised))
+
+    async def applied() -> bool:
+        return (await order_summary(client, order.plant, order.number)).order.quantity.quantity == 120
+
+    await eventually(applied)
+    await handle.signal("order_changed", notice(order))  # the older version: ignored
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(30), final=True))
+    teco = change_in_erp(reference, raised, "20260301100000", erp_status={"technically_completed": True})
+    await handle.signal("order_changed", notice(teco))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_changes.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

@@ -81,6 +81,7 @@ class Counts:
     maintenance_requests: int = 0
     mes_events: int = 0
     rejections: dict[str, str] = field(default_factory=dict)  # "plant/order" -> the ERP's text in the exception
+    order_changes: int = 0
     events: Counter[str] = field(default_factory=Counter)
 
 
@@ -205,6 +206,8 @@ class PlantDemo:
 
     async def phase_one(self, order: DemoOrder) -> None:
         await self.create(order)
+        if order.index == script.RAISE_ORDER:
+            await self.raise_quantity(order)
         order.stage = "0010 started, partial reports"
         await self.run_mes(order, script.first_part(order.index, self.setup_of(order)))
         if order.index == script.DOWNTIME_ORDER and order.erp == "odoo":
@@ -403,8 +406,50 @@ class PlantDemo:
 
     # --- phase 3 -------------------------------------------------------------------------------
 
+    async def raise_quantity(self, order: DemoOrder) -> None:
+        """The planner raises the quantity in SAP after release; the saga and the MES follow."""
+        quantity = script.quantity_of(order.index)
+        order.stage = f"SAP: quantity raised to {quantity}"
+        await self.sap("POST", f"orders/{order.number}/change", {"quantity": str(quantity)})
+
+        async def followed() -> bool:
+            view = await self.order_view(order)
+            got = await self.call("GET", f"{self.urls['mes']}/api/v2/workorders", params={"orderNo": order.number},
+                                  headers={"X-API-Key": DEV_SECRETS["PLANTBRIDGE_DEV_MES_KEY"]})
+            in_mes = [w for w in got.get("items", []) if w["status"] != "RECALLED"]
+            return (float(view["summary"]["order"]["quantity"]["quantity"]) == quantity
+                    and bool(in_mes) and float(in_mes[-1]["quantity"]) == quantity)
+
+        await eventually(f"order {order.number} at {quantity} in the saga and the MES", followed)
+        self.counts.order_changes += 1
+
+    async def teco(self, order: DemoOrder) -> None:
+        """SAP sets the order technically complete mid-run: it completes without further postings."""
+        before = await self.sap_postings_of(order)
+        order.stage = "SAP: TECO"
+        await self.sap("POST", f"orders/{order.number}/status", {"action": "teco"})
+
+        async def ended() -> bool:
+            return (await self.order_view(order))["state"] in END_STATES
+
+        await eventually(f"order {order.number} closed after TECO", ended)
+        after = await self.sap_postings_of(order)
+        if after != before:
+            raise DemoError(f"order {order.number} got postings after TECO: {before} -> {after}")
+        order.stage = "TECO: completed, no further postings"
+        self.counts.order_changes += 1
+
+    async def sap_postings_of(self, order: DemoOrder) -> int:
+        state = await self.sap("GET", "state")
+        keys = (order.number, order.number.zfill(12))
+        return sum(1 for c in state["confirmations"]
+                   if any(isinstance(v, str) and v in keys for k, v in c.items() if "Order" in k))
+
     async def phase_three(self, order: DemoOrder) -> None:
         if order.index == script.CANCEL_ORDER:
+            return
+        if order.index == script.TECO_ORDER:
+            await self.teco(order)
             return
         if order.index != script.REJECT_ORDER:
             order.stage = "0010 final report"
@@ -536,6 +581,7 @@ class PlantDemo:
         table.add_row("quality holds / released", f"{self.counts.holds} / {self.counts.holds_released}")
         table.add_row("downtimes · maintenance requests", f"{self.counts.downtimes} · "
                                                           f"{self.counts.maintenance_requests}")
+        table.add_row("ERP order changes after release (quantity raised, TECO)", str(self.counts.order_changes))
         table.add_row("elapsed", f"{elapsed:.1f} s")
         self.console.print(table)
         for where, text in sorted(self.counts.rejections.items()):

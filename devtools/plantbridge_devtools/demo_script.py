@@ -10,12 +10,17 @@ the Odoo lane (plant 3000, manufacturing orders in the Odoo simulator). Order `i
 - order 1: its final 0010 report arrives while SAP's posting period is closed: SAP rejects the
   confirmation, a supervisor opens the period and retries the exception through the gateway;
 - order 2: the shop floor puts it on quality hold; QA releases the hold through the gateway;
-- order 3: the planner cancels it through the gateway after the first reports.
+- order 3: the planner cancels it through the gateway after the first reports;
+- order 4 (runs of 5 orders or more): the planner raises its quantity in SAP by 30 % after release
+  (CO02: SAP emits `ProductionOrder.Changed`); the MES work order follows and the extra yield posts;
+- order 5 (runs of 6 orders or more): SAP sets it technically complete (TECO) after the first reports;
+  the saga completes without posting anything more.
 
-In the Odoo lane the same roles, where Odoo differs: order 0's downtime is reported by the MES (resource
-L3-EXTR, no machine on the edge), its maintenance request becomes an Odoo ``maintenance.request``;
-order 1's final 0010 report is refused by Odoo with an ``AccessError`` (the integration user lost the
-right to create work center time records), an administrator gives it back and a supervisor retries.
+In the Odoo lane the same roles, where Odoo differs (no quantity raise or TECO there): order 0's downtime is
+reported by the MES (resource L3-EXTR, no machine on the edge), its maintenance request becomes an Odoo
+``maintenance.request``; order 1's final 0010 report is refused by Odoo with an ``AccessError`` (the
+integration user lost the right to create work center time records), an administrator gives it back and a
+supervisor retries.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 HOLD_ORDER, REJECT_ORDER, DOWNTIME_ORDER, CANCEL_ORDER = 2, 1, 0, 3
+RAISE_ORDER, TECO_ORDER = 4, 5
+RAISE_PCT = 30
 
 
 @dataclass(frozen=True)
@@ -87,12 +94,20 @@ def sap_order(i: int) -> dict[str, Any]:
     }
 
 
+def quantity_of(i: int, p: PlantSetup | None = None) -> int:
+    """The order's quantity as the plant produces it: raised after release for `RAISE_ORDER` (SAP lane)."""
+    setup = p or plant_of(i)
+    raised = i == RAISE_ORDER and setup.erp != "odoo"
+    return setup.quantity * (100 + RAISE_PCT) // 100 if raised else setup.quantity
+
+
 def quantities(i: int, p: PlantSetup | None = None) -> tuple[int, int, int]:
     """(good in the partial reports, scrap, good in the final report of 0010)."""
     p = p or plant_of(i)
+    quantity = quantity_of(i, p)
     partial = p.quantity * 2 // 5
     scrap = 1 + i % 3
-    return partial, scrap, p.quantity - partial - scrap
+    return partial, scrap, quantity - partial - scrap
 
 
 def first_part(i: int, p: PlantSetup | None = None) -> list[dict[str, Any]]:
@@ -127,7 +142,7 @@ def operation_0020(i: int, p: PlantSetup | None = None) -> list[dict[str, Any]]:
     _, scrap, _ = quantities(i, p)
     return [
         {"do": "start", "step": "0020"},
-        {"do": "finish", "step": "0020", "good": p.quantity - scrap, "laborMin": 20, "machineMin": 15},
+        {"do": "finish", "step": "0020", "good": quantity_of(i, p) - scrap, "laborMin": 20, "machineMin": 15},
     ]
 
 

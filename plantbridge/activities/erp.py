@@ -8,11 +8,15 @@ from datetime import UTC, datetime
 from typing import TypeVar, cast
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from plantbridge import contract
 from plantbridge.activities.base import ActivityBase
 from plantbridge.canonical import commands as c
 from plantbridge.canonical.commands import StepRequest, StepResult
+from plantbridge.canonical.order import ProductionOrder, ReadOrderRequest
 from plantbridge.canonical.plant_time import local_date
+from plantbridge.connectors.errors import BusinessRejection, OrderNotFound
 from plantbridge.connectors.ports import ErpCommand
 
 Dated = TypeVar("Dated", c.ConfirmOperation, c.GoodsMovement, c.GoodsReceipt)
@@ -61,8 +65,27 @@ class ErpActivities(ActivityBase):
     async def maintenance_notification(self, req: StepRequest) -> StepResult:
         return await self._run(req)
 
+    @activity.defn(name=contract.ERP_READ_ORDER)
+    async def read_order(self, req: ReadOrderRequest) -> ProductionOrder:
+        """The order as the plant's ERP holds it now (after an `order_changed` notice). Read-only, no ledger."""
+        erp = self.registry.for_plant(req.plant).erp
+        reader = getattr(erp, "read_order", None)
+        if reader is None:
+            raise ApplicationError(f"the ERP connector of plant {req.plant} cannot read orders",
+                                   type=contract.UNEXPECTED_ERROR, non_retryable=True)
+        try:
+            order: ProductionOrder = await reader(req.order)
+        except OrderNotFound as err:
+            raise ApplicationError(str(err), type=contract.BUSINESS_REJECTION, non_retryable=True) from err
+        except BusinessRejection as err:
+            raise ApplicationError(err.message, type=contract.BUSINESS_REJECTION, non_retryable=True) from err
+        if order.plant != req.plant:  # a connector serving several plants: the saga's plant wins
+            order = order.model_copy(update={"plant": req.plant})
+        return order
+
     def all(self) -> list[object]:
         return [
+            self.read_order,
             self.confirm_operation,
             self.goods_movement,
             self.goods_receipt,

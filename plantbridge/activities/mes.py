@@ -21,6 +21,10 @@ class MesActivities(ActivityBase):
     async def dispatch(self, req: StepRequest) -> StepResult:
         return await self._run(req)
 
+    @activity.defn(name=c.StepKind.MES_CHANGE_ORDER.value)
+    async def change_order(self, req: StepRequest) -> StepResult:
+        return await self._run(req)
+
     @activity.defn(name=c.StepKind.MES_RECALL.value)
     async def recall(self, req: StepRequest) -> StepResult:
         return await self._run(req)
@@ -38,4 +42,4 @@ class MesActivities(ActivityBase):
         return await self._run(req)
 
     def all(self) -> list[object]:
-        return [self.dispatch, self.recall, self.hold, self.release_hold, self.acknowledge]
+        return [self.dispatch, self.change_order, self.recall, self.hold, self.release_hold, self.acknowledge]

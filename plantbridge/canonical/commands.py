@@ -30,6 +30,7 @@ class StepKind(StrEnum):
     ERP_USAGE_DECISION = contract.ERP_USAGE_DECISION
     ERP_MAINTENANCE_NOTIFICATION = contract.ERP_MAINTENANCE_NOTIFICATION
     MES_DISPATCH = contract.MES_DISPATCH
+    MES_CHANGE_ORDER = contract.MES_CHANGE_ORDER
     MES_RECALL = contract.MES_RECALL
     MES_HOLD = contract.MES_HOLD
     MES_RELEASE_HOLD = contract.MES_RELEASE_HOLD
@@ -131,6 +132,18 @@ class Dispatch(BaseModel):
     kind: Literal["dispatch"] = "dispatch"
 
 
+class ChangeOrder(BaseModel):
+    """An ERP change to a dispatched order, for the MES (its work order follows the order as the saga now
+    holds it: quantity, dates, routing, BOM); `close` ends the work order (TECO in the ERP)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["change_order"] = "change_order"
+    version: str | None = None
+    summary: str = ""
+    operations_removed: list[str] = Field(default_factory=list)
+    close: bool = False
+
+
 class Recall(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["recall"] = "recall"
@@ -169,6 +182,8 @@ class Stage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["stage"] = "stage"
     release: bool = False  # True: give back staged material (compensation)
+    # Only these materials (an ERP order change: stage the added, release the removed); None: all.
+    materials: list[str] | None = None
 
 
 class StockBlock(BaseModel):
@@ -217,6 +232,7 @@ Command = Annotated[
     | UsageDecision
     | MaintenanceNotification
     | Dispatch
+    | ChangeOrder
     | Recall
     | Hold
     | Acknowledge
@@ -266,6 +282,8 @@ def command_hash_payload(cmd: BaseModel) -> dict[str, object]:
     data: dict[str, object] = cmd.model_dump(mode="json")
     if data.get("posting_date", "") is None:
         del data["posting_date"]
+    if data.get("kind") == "stage" and data.get("materials", "") is None:  # added for order changes
+        del data["materials"]
     return data
 
 

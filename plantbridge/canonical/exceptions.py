@@ -23,7 +23,11 @@ class OrderException(BaseModel):
     event_id: str | None = None
     # `unexpected_error`: the step failed with neither a transient error nor a business rejection
     # (a bug or an unknown answer), parked after its bounded attempts like a rejection.
-    category: Literal["business_rejection", "unexpected_error", "sla", "compensation"] = "business_rejection"
+    # `order_change`: an ERP change the saga cannot apply by itself (a cut below what is confirmed,
+    # a removed operation with confirmations); no step waits on it, any resolution closes it.
+    category: Literal["business_rejection", "unexpected_error", "sla", "compensation", "order_change"] = (
+        "business_rejection"
+    )
     message: str
     erp_code: str | None = None
     details: list[str] = Field(default_factory=list)

@@ -48,6 +48,18 @@ class Component(BaseModel):
     reservation_item: str | None = Field(default=None, max_length=4)
 
 
+class ErpStatus(BaseModel):
+    """The ERP's status flags that end or stop an order (SAP: OrderIsTechnicallyCompleted, OrderIsLocked,
+    OrderIsMarkedForDeletion, OrderIsClosed; IDoc: I0045, I0043, I0076, I0046)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    technically_completed: bool = False
+    locked: bool = False
+    marked_for_deletion: bool = False
+    closed: bool = False
+
+
 class ProductionOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +79,10 @@ class ProductionOrder(BaseModel):
     overdelivery_tolerance_pct: Decimal = Field(default=Decimal(0), ge=0, le=100)
     operations: list[Operation] = Field(min_length=1, max_length=999)
     components: list[Component] = Field(default_factory=list, max_length=9999)
+    # The ERP's version of the order: SAP's `LastChangeDateTime` (YYYYMMDDhhmmss), the IDoc's
+    # SERIAL, Odoo's write_date, or a content hash (`sha:`) where the ERP has none.
+    version: str | None = Field(default=None, max_length=80)
+    erp_status: ErpStatus = Field(default_factory=ErpStatus)
 
     @model_validator(mode="after")
     def _check(self) -> ProductionOrder:
@@ -97,3 +113,27 @@ class ProductionOrder(BaseModel):
 def workflow_id(plant: str, order: str) -> str:
     """The saga's workflow id: ``production-order:{plant}:{order}`` (order without leading zeros)."""
     return contract.production_order_id(plant, normalize_order_number(order))
+
+
+class OrderChangeNotice(BaseModel):
+    """The ERP says an order changed (`order_changed`): its key and, where known, its version only.
+
+    The saga reads the order itself from the ERP (`erp.read_order`), so no sender can put order data
+    into a saga; the version lets it skip a notice older than what it applied.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    plant: PlantCode
+    order: OrderNumber
+    version: str | None = Field(default=None, max_length=80)
+    source: str = Field(default="erp", max_length=40, description="sap_event, idoc, odoo, …")
+
+
+class ReadOrderRequest(BaseModel):
+    """The input of `erp.read_order`: which plant's ERP, which order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plant: PlantCode
+    order: OrderNumber

@@ -201,6 +201,11 @@ class SagaState(BaseModel):
     buffered_consumption: list[BufferedConsumption] = Field(default_factory=list)
     maintenance: list[MaintenanceRecord] = Field(default_factory=list)
     pending_audit: list[AuditNote] = Field(default_factory=list)
+    # ERP order changes (issue 14): how many were applied, operations the ERP removed (number ->
+    # why events for them are refused), and why the ERP closed the order to postings (TECO).
+    order_changes: int = 0
+    removed_operations: dict[str, str] = Field(default_factory=dict)
+    erp_closed: str | None = None
 
     @model_validator(mode="before")
     @classmethod

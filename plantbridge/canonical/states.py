@@ -50,6 +50,9 @@ TRANSITION_TABLE: tuple[Transition, ...] = (
     Transition(_S.RELEASED, _S.PARTIALLY_CONFIRMED, "operation_confirmed"),
     Transition(_S.IN_PROGRESS, _S.PARTIALLY_CONFIRMED, "operation_confirmed"),
     Transition(_S.PARTIALLY_CONFIRMED, _S.COMPLETED, "every operation finally confirmed"),
+    # The ERP ends the order (TECO) before the plant did, or removes its last open operation.
+    Transition(_S.RELEASED, _S.COMPLETED, "TECO in the ERP"),
+    Transition(_S.IN_PROGRESS, _S.COMPLETED, "TECO in the ERP / last open operation removed"),
     Transition(_S.COMPLETED, _S.POSTED, "goods receipt, completion, WMS transfer and shipment readiness done"),
     Transition(_S.RELEASED, _S.QUALITY_HOLD, "quality_hold / failed quality_result"),
     Transition(_S.IN_PROGRESS, _S.QUALITY_HOLD, ""),
@@ -59,7 +62,7 @@ TRANSITION_TABLE: tuple[Transition, ...] = (
     Transition(_S.QUALITY_HOLD, _S.IN_PROGRESS, ""),
     Transition(_S.QUALITY_HOLD, _S.PARTIALLY_CONFIRMED, ""),
     Transition(_S.QUALITY_HOLD, _S.COMPLETED, "disposition, when all operations were final"),
-    Transition(_S.PLANNED, _S.CANCELLED, "cancel_order"),
+    Transition(_S.PLANNED, _S.CANCELLED, "cancel_order / deletion flag or lock in the ERP"),
     Transition(_S.RELEASED, _S.CANCELLED, "cancel_order (compensations in reverse)"),
     Transition(_S.IN_PROGRESS, _S.CANCELLED, ""),
     Transition(_S.PARTIALLY_CONFIRMED, _S.CANCELLED, ""),

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plantbridge.canonical.commands import Acknowledge, Dispatch, Hold, Recall, StepResult
+from plantbridge.canonical.commands import Acknowledge, ChangeOrder, Dispatch, Hold, Recall, StepResult
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection
 from plantbridge.connectors.rest_common import (
@@ -42,7 +42,7 @@ API = "/api/v2"
 MES_UNITS = frozenset({"PCS", "SET", "KG", "G", "M", "L"})
 MES_HOLD_CODES = frozenset({"H-QUAL", "H-MATL", "H-ENG", "H-CUST"})
 DEFAULT_HOLD_CODE = "H-QUAL"
-RECALLED, ON_HOLD = "RECALLED", "ON_HOLD"
+RECALLED, ON_HOLD, COMPLETED = "RECALLED", "ON_HOLD", "COMPLETED"
 
 
 def _doc(wo: dict[str, Any]) -> str:
@@ -137,6 +137,28 @@ class MesRestConnector(RestConnector):
         what = "already dispatched as" if replayed else "dispatched as"
         return StepResult(documents=[_doc(wo)], message=f"order {order.number} {what} {wo['workOrderId']}",
                           replayed=replayed)
+
+    async def change_order(self, order: ProductionOrder, cmd: ChangeOrder, *, key: str, retry: bool) -> StepResult:
+        """The ERP changed the order: the live work order follows (`POST /workorders/{id}/change`).
+
+        The body is the MES's own: the order's quantity, routing and BOM as they are now (steps the MES
+        no longer finds in the routing are cancelled there), `close` for TECO. `changeRef` (the step's
+        key) makes a retry harmless: the MES answers a change it already applied with that change.
+        """
+        wo = await self.current(order)
+        if wo is None or wo["status"] in (RECALLED, COMPLETED):
+            state = "no live work order" if wo is None else f"work order {wo['workOrderId']} {wo['status']}"
+            return StepResult(documents=[_doc(wo)] if wo else [], replayed=True,
+                              message=f"order {order.number}: {state} in the MES; nothing to change")
+        body = await self.work_order_body(order)
+        change = {"changeRef": key, "quantity": body["quantity"], "routing": body["routing"], "bom": body["bom"],
+                  "close": cmd.close, "reason": cmd.summary[:200], "erpVersion": cmd.version}
+        if order.end_date is not None:  # the ERP's (plant-local) end date, due at its end
+            change["dueDate"] = f"{order.end_date.isoformat()}T23:59:59Z"
+        done = await self.http.json("POST", f"{API}/workorders/{wo['workOrderId']}/change", json=change,
+                                    doing=f"change {wo['workOrderId']}")
+        return StepResult(documents=[_doc(done)],
+                          message=f"{done['workOrderId']} changed ({done['status']}, change {done.get('changeCount')})")
 
     async def recall(self, order: ProductionOrder, cmd: Recall, *, key: str, retry: bool) -> StepResult:
         wo = await self.current(order)

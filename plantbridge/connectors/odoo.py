@@ -38,7 +38,7 @@ ODOO_UNITS = {"Units": "H87", "Unit": "H87", "Dozens": "DZN", "kg": "KGM", "g": 
               "Hours": "HUR", "Days": "DAY", "lb": "LBR"}
 PRIORITY = {1: "3", 2: "2", 3: "1", 4: "0"}  # plantbridge 1 = very high; Odoo "3" = very high
 MO_FIELDS = ["name", "origin", "product_id", "product_qty", "product_uom_id", "state", "date_start",
-             "date_deadline", "workorder_ids", "move_raw_ids"]
+             "date_deadline", "workorder_ids", "move_raw_ids", "write_date"]
 
 
 def _ts(value: datetime) -> str:
@@ -121,7 +121,9 @@ class OdooConnector(CommandDispatch):
             order_type="MO", start_date=start, released=mo["state"] in ("confirmed", "progress", "to_close"),
             erp_system="odoo", operations=ops or [Operation(number="0010", work_center="ODOO", planned_qty=Quantity(
                 quantity=Decimal(str(mo["product_qty"])), uom=self.unit(mo["product_uom_id"])))],
-            components=components)
+            components=components,
+            # write_date (UTC, whole seconds) as YYYYMMDDhhmmss: the version order changes compare (issue 14).
+            version="".join(ch for ch in str(mo.get("write_date") or "") if ch.isdigit())[:14] or None)
 
     # --- exactly once ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Protocol, TypeAlias
 from plantbridge.canonical.commands import (
     Acknowledge,
     Alert,
+    ChangeOrder,
     CompleteOrder,
     ConfirmOperation,
     Dispatch,
@@ -41,7 +42,7 @@ from plantbridge.connectors.errors import UnsupportedCommand
 ErpCommand: TypeAlias = (
     ConfirmOperation | GoodsMovement | GoodsReceipt | CompleteOrder | UsageDecision | MaintenanceNotification
 )
-MesCommand: TypeAlias = Dispatch | Recall | Hold | Acknowledge
+MesCommand: TypeAlias = Dispatch | ChangeOrder | Recall | Hold | Acknowledge
 QmsCommand: TypeAlias = Inspection
 WmsCommand: TypeAlias = Stage | StockBlock | Transfer | Reservation | ShipmentReady
 NotifyCommand: TypeAlias = Alert
@@ -77,6 +78,7 @@ COMMAND_METHODS: dict[type[AnyCommand], str] = {
     UsageDecision: "usage_decision",
     MaintenanceNotification: "maintenance_notification",
     Dispatch: "dispatch",
+    ChangeOrder: "change_order",
     Recall: "recall",
     Hold: "hold",
     Acknowledge: "acknowledge",

@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from plantbridge.canonical.commands import (
     Acknowledge,
     Alert,
+    ChangeOrder,
     CompleteOrder,
     ConfirmOperation,
     Dispatch,
@@ -275,6 +276,9 @@ class ReferenceMes(_System):
 
     async def recall(self, order: ProductionOrder, cmd: Recall, *, key: str, retry: bool) -> StepResult:
         return await self._call("recall", order, cmd, key, retry)
+
+    async def change_order(self, order: ProductionOrder, cmd: ChangeOrder, *, key: str, retry: bool) -> StepResult:
+        return await self._call("change_order", order, cmd, key, retry)
 
     async def hold(self, order: ProductionOrder, cmd: Hold, *, key: str, retry: bool) -> StepResult:
         return await self._call("hold", order, cmd, key, retry)

@@ -42,7 +42,7 @@ from plantbridge.canonical.commands import (
     UsageDecision,
 )
 from plantbridge.canonical.fields import Quantity, normalize_order_number, sap_order_number
-from plantbridge.canonical.order import Component, Operation, ProductionOrder
+from plantbridge.canonical.order import Component, ErpStatus, Operation, ProductionOrder
 from plantbridge.canonical.plant_config import TlsSettings
 from plantbridge.canonical.units import from_sap, to_sap
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
@@ -222,6 +222,13 @@ class SapODataConnector(CommandDispatch):
             overdelivery_tolerance_pct=self.overdelivery_tolerance_pct,
             operations=operations,
             components=components,
+            version=_blank(d.get("LastChangeDateTime")),  # the header's ETag (ORDER-FACTS 1.4)
+            erp_status=ErpStatus(
+                technically_completed=flag(d.get("OrderIsTechnicallyCompleted")),
+                locked=flag(d.get("OrderIsLocked")),
+                marked_for_deletion=flag(d.get("OrderIsMarkedForDeletion")) or flag(d.get("OrderIsDeleted")),
+                closed=flag(d.get("OrderIsClosed")),
+            ),
         )
 
     async def _order_function(

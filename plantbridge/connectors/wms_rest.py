@@ -155,11 +155,14 @@ class WmsRestConnector(RestConnector):
 
     async def stage(self, order: ProductionOrder, cmd: Stage, *, key: str, retry: bool) -> StepResult:
         if cmd.release:
+            if cmd.materials is not None:
+                return await self.release_materials(order, cmd.materials, key=key)
             return await self.release_staging(order, key=key)
-        if not order.components:
+        wanted = [c for c in order.components if cmd.materials is None or c.material in cmd.materials]
+        if not wanted:
             return StepResult(message=f"order {order.number} has no components to stage")
         items = []
-        for comp in order.components:
+        for comp in wanted:
             qty, unit = self.quantity(comp.quantity)
             item: dict[str, Any] = {"material": comp.material, "qty": qty, "unit": unit}
             if comp.storage_location and comp.storage_location in self.locations:
@@ -171,6 +174,30 @@ class WmsRestConnector(RestConnector):
         return StepResult(documents=[self.doc(STAGING, doc)], replayed=replayed,
                           message=f"staging {doc['stagingId']} {doc['status']} to {doc['toLocation']}, "
                                   f"{len(doc.get('tasks', []))} task(s)")
+
+    async def release_materials(self, order: ProductionOrder, materials: list[str], *, key: str) -> StepResult:
+        """An ERP change took components off the order: cancel their open staging tasks, return staged ones."""
+        documents: list[str] = []
+        for stg in await self.for_order(STAGING, order):
+            if stg["status"] == "CANCELLED":
+                continue
+            for task in stg.get("tasks", []):
+                if task["material"] not in materials or task["status"] == "CANCELLED":
+                    continue
+                if task["status"] == "CONFIRMED":
+                    back = {"reference": f"{key}-{task['taskId']}", "material": task["material"], "qty": task["qty"],
+                            "unit": task["unit"], "fromLocation": task["toLocation"],
+                            "toLocation": task["fromLocation"], "orderRef": order.number}
+                    trf, _ = await self.create(TRANSFERS, back, key=back["reference"], retry=True,
+                                               doing=f"return staged {task['material']} of {stg['stagingId']}")
+                    documents.append(self.doc(TRANSFERS, trf))
+                else:
+                    await self.http.call("POST", f"{API}/{STAGING}/{stg['stagingId']}/tasks/{task['taskId']}/cancel",
+                                         idempotency_key=f"{key}-{task['taskId']}",
+                                         doing=f"cancel staging task {task['taskId']}")
+                    documents.append(f"WMS {stg['stagingId']}/{task['taskId']}")
+        return StepResult(documents=documents, message=f"staging of {', '.join(materials)} released"
+                          if documents else f"nothing staged of {', '.join(materials)}")
 
     async def release_staging(self, order: ProductionOrder, *, key: str) -> StepResult:
         documents: list[str] = []

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from plantbridge.canonical.fields import normalize_order_number
-from plantbridge.canonical.order import ProductionOrder, workflow_id
+from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder, workflow_id
 from plantbridge.client import start_order
 from plantbridge.connectors.errors import OrderNotFound
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # the inbox service drives this class and re-drives through i
 log = logging.getLogger("plantbridge.gateway")
 
 EVENT_PREFIX = "sap.s4.beh.productionorder.v1.ProductionOrder."
-READS_ORDER = ("Created", "Released", "Changed")
+# SAP's production-order event spec has exactly these two types (ORDER-FACTS 2.1): a release, a
+# TECO, a lock or a deletion flag arrives as `Changed`; the order's status is read back through OData.
+READS_ORDER = ("Created", "Changed")
 
 
 class OrderEventData(BaseModel):
@@ -95,6 +97,8 @@ class ErpIntake:
         return await self._processed(msg_id, 200, result, order)
 
     async def idoc(self, msg_id: int, raw: bytes, caller: Caller) -> Outcome:
+        # SAP resends the whole order as LOIPRO on each change (ORDER-FACTS 3.1): a repeated IDoc is a
+        # change notice for a running saga, which reads the order back itself.
         try:
             orders = parse_loipro(raw, self.deps.idoc_plant_map)
             if len(orders) > self.deps.max_orders_per_idoc:
@@ -108,7 +112,7 @@ class ErpIntake:
             if not caller.may(order.plant):
                 return await self.intake.dead(msg_id, ApiError(403, "forbidden_plant",
                                                                forbidden_plant_reason(caller, order.plant)))
-        results = [await self.order_known(order) for order in orders]
+        results = [await self.order_known(order, "idoc") for order in orders]
         first = orders[0]
         return await self._processed(msg_id, 200, {"orders": results}, first)
 
@@ -119,13 +123,13 @@ class ErpIntake:
                                        plant=order.plant if order else None, order=order.number if order else None)
         return out
 
-    async def order_known(self, order: ProductionOrder) -> dict[str, Any]:
+    async def order_known(self, order: ProductionOrder, source: str = "sap_event") -> dict[str, Any]:
         """Start (or release) the order's saga when the order is released; deliver what waited for it."""
         wf_id = workflow_id(order.plant, order.number)
         base: dict[str, Any] = {"order": order.number, "plant": order.plant, "workflow_id": wf_id}
-        if not order.released:
-            return {**base, "status": "recorded", "reason": "order not released yet"}
         client = self.deps.client
+        if not order.released:
+            return await self._not_released(order, base)
         handle = client.get_workflow_handle(wf_id)
         try:
             desc = await handle.describe()
@@ -141,10 +145,28 @@ class ErpIntake:
             status = "started"
         else:
             # A saga started in `planned` is released with the order as the ERP has it now; a
-            # released saga ignores the signal.
+            # released saga ignores that signal and hears the change instead: key and version only,
+            # it reads the order from the ERP itself (`erp.read_order`).
             await handle.signal(ProductionOrderWorkflow.order_released, order)
-            status = "released"
+            notice = OrderChangeNotice(plant=order.plant, order=order.number, version=order.version, source=source)
+            await handle.signal(ProductionOrderWorkflow.order_changed, notice)
+            status = "released"  # (kept for callers: the saga was signalled release + change)
         if self.deps.uns is not None and status == "started":  # a released order starts in `released`
             self.deps.uns.state(order.plant, order.number, "released", cause={"erp": "released"})
         delivered = await self.intake.deliver_waiting(order.plant, order.number)
         return {**base, "status": status, "delivered_waiting": delivered, "reason": None}
+
+    async def _not_released(self, order: ProductionOrder, base: dict[str, Any]) -> dict[str, Any]:
+        """An order not (or no longer) released: recorded; a running saga hears it (release revoked)."""
+        handle = self.deps.client.get_workflow_handle(base["workflow_id"])
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return {**base, "status": "recorded", "reason": "order not released yet"}
+        if desc.close_time is not None:
+            return {**base, "status": "finished", "reason": "the order's saga ended"}
+        notice = OrderChangeNotice(plant=order.plant, order=order.number, version=order.version, source="erp")
+        await handle.signal(ProductionOrderWorkflow.order_changed, notice)
+        return {**base, "status": "changed", "reason": "order not released in the ERP (any more)"}

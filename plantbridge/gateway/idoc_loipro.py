@@ -13,6 +13,7 @@ fetched; the gateway answers 422 and keeps the raw body as a dead letter.
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import date
@@ -27,6 +28,8 @@ from plantbridge.canonical.order import ProductionOrder
 
 IDOC_SOAP_NS = "urn:sap-com:document:sap:idoc:soap:messages"
 RELEASED = "I0002"  # system status REL
+TECO, LOCKED, CLOSED = "I0045", "I0043", "I0046"  # TECO, LKD, CLSD (ORDER-FACTS 1.6, 3.8)
+DELETED = frozenset({"I0076", "I0013"})  # DLFL, DLT
 
 
 class IdocError(ValueError):
@@ -123,6 +126,8 @@ def _order(header: ET.Element, where: str, plant_map: Mapping[str, str]) -> Prod
             if vornr is None:
                 raise IdocError(f"{where}: an E1AFVOL has no VORNR")
             op_where = f"{where} E1AFVOL {vornr}"
+            if "I0013" in {_text(s, "STAT") for s in _children(op, "E1JSTVL")}:
+                continue  # SAP still sends a deleted operation, with status I0013 (ORDER-FACTS 3.5)
             operations.append({
                 "number": vornr,
                 "work_center": _text(op, "ARBPL") or "",
@@ -144,12 +149,14 @@ def _order(header: ET.Element, where: str, plant_map: Mapping[str, str]) -> Prod
         "start_date": _date(_text(header, "GSTRP")),
         "end_date": _date(_text(header, "GLTRP")),
         "released": RELEASED in statuses,
+        "erp_status": {"technically_completed": TECO in statuses, "locked": LOCKED in statuses,
+                       "marked_for_deletion": bool(statuses & DELETED), "closed": CLOSED in statuses},
         "erp_system": "sap_s4",
         "operations": operations,
         "components": components,
     }
     try:
-        return ProductionOrder.model_validate(data)
+        order = ProductionOrder.model_validate(data)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in first["loc"])
@@ -157,6 +164,14 @@ def _order(header: ET.Element, where: str, plant_map: Mapping[str, str]) -> Prod
         if first["loc"][:1] == ("plant",):
             hint = f" (WERKS {werks!r}: map it to a canonical plant code of up to 4 characters)"
         raise IdocError(f"{where}: {loc}: {first['msg']}{hint}") from None
+    # E1AFKOL has no change date (ORDER-FACTS 3.10): the order's version is a hash of its content.
+    return order.model_copy(update={"version": content_version(order)})
+
+
+def content_version(order: ProductionOrder) -> str:
+    """``sha:<16 hex>`` of the order's content (for ERPs and formats without a last-change stamp)."""
+    body = order.model_dump_json(exclude={"version"}).encode()
+    return "sha:" + hashlib.sha256(body).hexdigest()[:16]
 
 
 def _component(comp: ET.Element, operation: str | None, where: str) -> dict[str, Any]:

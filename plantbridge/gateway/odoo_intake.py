@@ -109,7 +109,7 @@ class OdooIntake:
             return await self.intake.dead(msg_id, ApiError(
                 422, "wrong_plant", f"MO {number} belongs to plant {order.plant}, not {plant}"))
         erp = ErpIntake(self.intake)
-        result: dict[str, Any] = await erp.order_known(order)
+        result: dict[str, Any] = await erp.order_known(order, "odoo")
         out = Outcome(200, result)
         await self.intake.inbox.finish(msg_id, "processed", answer=out.stored(), reason=result.get("reason"),
                                        plant=order.plant, order=order.number)

@@ -37,7 +37,7 @@ BATCH_EXAMPLE = {"events": [PLANT_EVENT_EXAMPLES["operation_started"], PLANT_EVE
 
 SAP_EVENT_EXAMPLE = {
     "specversion": "1.0",
-    "type": "sap.s4.beh.productionorder.v1.ProductionOrder.Released.v1",
+    "type": "sap.s4.beh.productionorder.v1.ProductionOrder.Changed.v1",
     "source": "/default/sap.s4.beh/S4HCLNT100",
     "subject": "productionorder:1004157",
     "id": "a823e884-5edc-4194-a81a-f1f0a1b1e0a3",

@@ -34,8 +34,9 @@ _ERP_ERRORS = dict(
 
 @router.post(
     "/v1/erp/sap/events", summary="S/4HANA production order business event (CloudEvents, structured JSON)",
-    description="A production order event from S/4HANA's event mesh. `Created`, `Released` and `Changed` read the "
-                "order back from the ERP and start (or release) its saga; other events are answered `ignored`.",
+    description="A production order event from S/4HANA's event mesh. `Created` and `Changed` (SAP has no other "
+                "type) read the order back from the ERP and start its saga, release it, or tell a running saga "
+                "the order changed (`order_changed`: it reads the order itself); other events are `ignored`.",
     responses={200: success(ErpOrderResult, "The order's saga started, released, or the event recorded/ignored",
                             INBOX_ID),
                **errors(403, 404, 413, 415, 422, 502, 503, headers=INBOX_ID, **_ERP_ERRORS,

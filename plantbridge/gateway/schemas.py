@@ -76,8 +76,10 @@ class ErpOrderResult(_Answer):
     order: str
     plant: str | None = None
     workflow_id: str | None = None
-    status: Literal["started", "released", "recorded", "finished", "ignored"] = Field(
-        description="`started`/`released`: the saga runs; `recorded`: not released yet; `finished`: the saga "
+    status: Literal["started", "released", "changed", "recorded", "finished", "ignored"] = Field(
+        description="`started`/`released`: the saga runs (a running saga also hears `order_changed`); "
+                    "`changed`: a running saga heard that the order is no longer released; `recorded`: not "
+                    "released yet; `finished`: the saga "
                     "ended; `ignored`: an event that does not change the saga")
     delivered_waiting: int | None = Field(default=None, description="plant events that waited and were delivered")
     reason: str | None = None

@@ -44,6 +44,8 @@ class OrderLogic(AggregationMixin):
             return f"order {order.number} is {state.value}; it takes no more events"
         if state is OrderState.PLANNED:
             return f"order {order.number} is not released yet"
+        if self.s.erp_closed is not None:
+            return self.s.erp_closed
         if state not in EVENT_TABLE[ev.event_type].accepted_in:
             if ev.event_type is EventType.QUALITY_DISPOSITION:
                 return f"order {order.number} is not on quality hold; there is nothing to dispose"
@@ -51,6 +53,9 @@ class OrderLogic(AggregationMixin):
                 return f"order {order.number} is already on quality hold ({self.s.hold.reason if self.s.hold else ''})"
             return f"{ev.event_type.value} is not allowed while order {order.number} is {state.value}"
         if ev.event_type in OPERATION_EVENTS:
+            removed = self.s.removed_operations.get(ev.operation or "")
+            if removed is not None and order.operation(ev.operation or "") is None:
+                return f"{removed}; no more events for it"
             progress = self.s.operations.get(ev.operation or "")
             if progress is None:
                 known = ", ".join(self.s.operations)
@@ -178,7 +183,11 @@ class OrderLogic(AggregationMixin):
         last = self.s.order.last_operation.number
         return self.s.operations[last].final and all(self.s.operations[n].final for n in required)
 
-    def _complete(self, now: datetime, *, after: str) -> None:
+    def complete(self, now: datetime, *, after: str | None) -> None:
+        """Plan the completion postings (goods receipt, completion, transfer, shipment readiness)."""
+        self._complete(now, after=after)
+
+    def _complete(self, now: datetime, *, after: str | None) -> None:
         order = self.s.order
         produced = Quantity(quantity=self.s.operations[order.last_operation.number].yield_total, uom=order.quantity.uom)
         gr = self.add_step(
@@ -187,7 +196,7 @@ class OrderLogic(AggregationMixin):
             c.GoodsReceipt(quantity=produced, storage_location=order.storage_location, batch=order.batch),
             c.StepKind.ERP_GOODS_RECEIPT,
             event_id="completion",
-            after=[after],
+            after=[after] if after else [],
             blocked_by_hold=True,
         )
         self.add_step(

@@ -37,6 +37,10 @@ BOUNDED_ACK: Final = "bounded-ack-wait"
 # MaintenanceRequest: `complete_maintenance` is audited with who completed it and their note
 # (before: only in the request's state).
 MAINTENANCE_COMPLETION_AUDIT: Final = "maintenance-completion-audit"
+# ProductionOrder: `order_changed` reads the order from the ERP (`erp.read_order`) and acts on the
+# difference: quantities, dates, operations, components, TECO, deletion flag/lock (issue 14).
+# Before: a released saga ignored every ERP change.
+ORDER_CHANGES: Final = "order-changes"
 
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
@@ -46,4 +50,5 @@ ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_EXCEPTIONS,
     BOUNDED_ACK,
     MAINTENANCE_COMPLETION_AUDIT,
+    ORDER_CHANGES,
 )

@@ -22,12 +22,12 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
     from plantbridge.canonical.events import EventType, PlantEvent
     from plantbridge.canonical.exceptions import ExceptionResolution, SupervisorAction
-    from plantbridge.canonical.order import ProductionOrder
+    from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder
     from plantbridge.canonical.saga import OrderStatusView, SagaInput, SagaState, Step
     from plantbridge.canonical.states import END_STATES, OrderState
     from plantbridge.workflows import acks, patches
+    from plantbridge.workflows.changes import OrderChanges
     from plantbridge.workflows.order_logic import OrderLogic
-    from plantbridge.workflows.sla import SlaTimers
     from plantbridge.workflows.step_calls import apply_resolution, refusal
     from plantbridge.workflows.steps import LANES
 
@@ -35,7 +35,7 @@ KEEP_FINISHED_STEPS = 100
 
 
 @workflow.defn(name=contract.PRODUCTION_ORDER_WORKFLOW)
-class ProductionOrderWorkflow(SlaTimers):
+class ProductionOrderWorkflow(OrderChanges):
     """One production order from release to posting (or cancellation)."""
 
     @workflow.init
@@ -51,6 +51,7 @@ class ProductionOrderWorkflow(SlaTimers):
         self._tasks: set[asyncio.Task[None]] = set()
         self._buffered_event: str | None = None
         self._watchers: set[tuple[str, ...]] = set()
+        self._changes_wanted = 0
         self._init(inp)
 
     def _init(self, inp: SagaInput) -> None:
@@ -77,6 +78,7 @@ class ProductionOrderWorkflow(SlaTimers):
         self._spawn(self._audit_pump())
         self._spawn(self._watch_postings())
         self._spawn(self._start_maintenance_children())
+        self._spawn(self._follow_changes())
         if s.policy.partial_confirmations == "aggregate" or s.policy.consumption == "aggregate":
             self._spawn(self._flush_aggregates())
         self._restart_watchers()
@@ -123,7 +125,10 @@ class ProductionOrderWorkflow(SlaTimers):
         # Let running steps finish and every handler return, then carry one state object over.
         self._draining = True
         await workflow.wait_condition(
-            lambda: self._running == 0 and not self.s.pending_audit and workflow.all_handlers_finished()
+            lambda: self._running == 0
+            and self._changes_wanted == 0
+            and not self.s.pending_audit
+            and workflow.all_handlers_finished()
         )
         s = self.s
         finished = [st for st in s.steps if st.finished and not st.kind.posts_to_erp]
@@ -258,6 +263,14 @@ class ProductionOrderWorkflow(SlaTimers):
         self._watch_once(("release",), self._watch_release)
         self._publish()
 
+    @workflow.signal(name=contract.SIGNAL_ORDER_CHANGED)
+    def order_changed(self, notice: OrderChangeNotice) -> None:
+        """Sent by the gateway's ERP intake when the ERP changed the order (S/4HANA `Changed`, a repeated
+        LOIPRO IDoc): the key and version only. The saga reads the order from the ERP and acts on the
+        difference; a notice not newer than the applied version is noted and ignored.
+        """
+        self._change_notice(notice)
+
     @workflow.signal(name=contract.SIGNAL_RESOLVE_EXCEPTION)
     def resolve_exception(self, resolution: ExceptionResolution) -> None:
         """A supervisor (Temporal UI, CLI, supervisor API) retries, skips or overrides an open exception.
@@ -273,6 +286,9 @@ class ProductionOrderWorkflow(SlaTimers):
             self._publish()
             return
         apply_resolution(exc, resolution)
+        if exc.category == "order_change":  # no step waits on it: any resolution closes it
+            exc.status = "resolved" if exc.status == "retrying" else exc.status
+            exc.closed_at = now
         self.logic.note(
             now, "supervisor", f"{resolution.action} exception {exc.id} ({exc.step_kind})", by=resolution.by
         )

@@ -13,11 +13,11 @@ The module's stack (fixture `uc`):
 - each MES's outbound pointed at the gateway with a `plant-system` key of its plant.
 
 Sagas start through the gateway's ERP intake: the order is created and released in SAP (admin API),
-SAP publishes `ProductionOrder.Released` (a CloudEvent) to `POST /v1/erp/sap/events`, the gateway reads
-the order back over OData and starts the saga. The shop floor is the MES's script runner
-(`/admin/run`), whose events reach the gateway with the MES's local codes. What the MES cannot send
-(rework, material consumption, quality results and dispositions) is posted to the gateway as the
-plant system would, in the §7 wire format with the plant's local codes.
+SAP publishes `ProductionOrder.Changed` on release (a CloudEvent; S/4HANA has no Released type) to
+`POST /v1/erp/sap/events`, the gateway reads the order back over OData and starts the saga. The shop
+floor is the MES's script runner (`/admin/run`), whose events reach the gateway with the MES's local
+codes. What the MES cannot send (rework, material consumption, quality results and dispositions) is
+posted to the gateway as the plant system would, in the §7 wire format with the plant's local codes.
 """
 
 from __future__ import annotations
@@ -86,11 +86,11 @@ async def test_release_dispatches_to_the_mes_and_stages_in_the_wms(uc: PlantStac
     # The saga was started by SAP's own release event, delivered to the gateway's ERP intake.
     async def release_delivered() -> list[dict[str, Any]]:
         deliveries = await uc.sap_admin("GET", "events")
-        return [d for d in deliveries if d["type"].endswith(".Released.v1") and d["status"] == "delivered"
+        return [d for d in deliveries if d["type"].endswith(".Changed.v1") and d["status"] == "delivered"
                 and d["subject"] in (number, number.zfill(12))]
 
     assert len(await eventually(release_delivered, what="SAP's release event delivered")) == 1
-    # Dispatched once, staged once, even though SAP sent Created and Released.
+    # Dispatched once, staged once, even though SAP sent Created and Changed.
     assert len((await uc.mes_get(A, "/api/v2/workorders", orderNo=number))["items"]) == 1
 
 

@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from plantbridge.canonical import PlantEvent
 from plantbridge.client import order_summary, start_order
+from plantbridge.connectors.memory import MemoryStore
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.idoc_loipro import IDOC_SOAP_NS, parse_loipro
 from plantbridge.gateway.inbox import Intake
@@ -22,7 +23,7 @@ from tests.support import free_port
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "idoc"
 
 
-def cloud_event(number: str, kind: str = "Released") -> dict[str, object]:
+def cloud_event(number: str, kind: str = "Changed") -> dict[str, object]:
     return {"specversion": "1.0", "type": f"sap.s4.beh.productionorder.v1.ProductionOrder.{kind}.v1",
             "source": "/default/sap.s4.beh/S4HCLNT100", "id": f"ce-{number}-{kind}", "time": "2026-11-26T09:00:00Z",
             "datacontenttype": "application/json", "data": {"ManufacturingOrder": number.zfill(12)}}
@@ -161,3 +162,35 @@ async def test_event_kept_while_temporal_is_away_is_delivered_by_the_redriver(ga
     second = await gateway.intake.deliver(msg_id, PlantEvent.model_validate(body))
     assert second.body["status"] == "duplicate"
     assert (await order_summary(client, order.plant, order.number)).events_accepted == 1
+
+
+async def test_repeated_idoc_is_a_change_the_saga_reads_back(gateway: Gateway, http: httpx.AsyncClient,
+                                                             client: Client, reference: MemoryStore) -> None:
+    """SAP resends the whole order as LOIPRO on each change (ORDER-FACTS 3.1): the gateway tells the
+    running saga (`order_changed`), which reads the order from its ERP (here the worker's in-memory ERP,
+    holding what SAP holds now) and applies it; the older IDoc sent again afterwards changes nothing."""
+    number = "7700002"
+    first = IDOC_EXAMPLE.replace("000001004157", number)
+    r = await http.post("/v1/erp/sap/idoc", content=first.encode(), headers=gateway.auth("erp1000"))
+    assert r.status_code == 200 and r.json()["orders"][0]["status"] == "started"
+    raised = first.replace("<GAMNG>100</GAMNG>", "<GAMNG>130</GAMNG>").replace("<MGVRG>100", "<MGVRG>130")
+    [now_in_sap] = parse_loipro(raised.encode())
+    reference.orders[now_in_sap.number] = now_in_sap
+    r = await http.post("/v1/erp/sap/idoc", content=raised.encode(), headers=gateway.auth("erp1000"))
+    assert r.status_code == 200 and r.json()["orders"][0]["status"] == "released"
+
+    async def quantity() -> object:
+        s = await order_summary(client, "1000", number)
+        return s if s.order.quantity.quantity == 130 else None
+
+    await eventually(quantity)
+    r = await http.post("/v1/erp/sap/idoc", content=first.encode(), headers=gateway.auth("erp1000"))
+    assert r.status_code == 200
+
+    async def ignored() -> object:
+        s = await order_summary(client, "1000", number)
+        return s if sum("not newer" in t.text for t in s.timeline) >= 1 else None
+
+    s = await eventually(ignored)
+    assert s.order.quantity.quantity == 130 and s.order_changes == 1
+    assert s.operations["0010"].planned == 130

@@ -729,7 +729,8 @@ def test_business_events_are_cloud_events(sap: Sap, receiver: Receiver) -> None:
     created = receiver.wait_for("sap.s4.beh.productionorder.v1.ProductionOrder.Created.v1")
     assert created[0]["data"] == {"ManufacturingOrder": "1000100"}
     assert sap.release("1000100").status_code == 200
-    [released] = receiver.wait_for("sap.s4.beh.productionorder.v1.ProductionOrder.Released.v1")
+    # S/4HANA has no Released event type (ORDER-FACTS 2.1): a release is reported as Changed.
+    [released] = receiver.wait_for("sap.s4.beh.productionorder.v1.ProductionOrder.Changed.v1")
     assert released["specversion"] == "1.0"
     assert released["source"] == "/default/sap.s4.beh/100"
     assert released["datacontenttype"] == "application/json"
@@ -771,3 +772,36 @@ def test_state_survives_a_restart_and_webhook_failures_do_not_break_requests(tmp
         sap.admin("PATCH", "/rules", {"locked_orders": {}})
         assert sap.confirm("1000110", "0010", "10").json()["d"]["ConfirmationCount"] == "2"
         sap.http.close()
+
+
+def test_order_changes_are_changed_events_and_status_flags(sap: Sap, receiver: Receiver) -> None:
+    """CO02-like changes and status changes: one `Changed` event each (S/4HANA has no other type), the
+    header's `LastChangeDateTime` moves on, the flags and the status list follow, postings are refused."""
+    changed = "sap.s4.beh.productionorder.v1.ProductionOrder.Changed.v1"
+    sap.order("1000200", release=True)
+    stamp = sap.admin("GET", "/orders/1000200")["LastChangeDateTime"]
+    after = sap.admin("POST", "/orders/1000200/change", {
+        "quantity": "150", "end": "2030-01-31",
+        "operations": [{"action": "add", "operation": "0030", "work_center": "QC-01"},
+                       {"action": "remove", "operation": "0020"}],
+        "components": [{"action": "add", "item": "0030", "material": "RM-3", "quantity": "4", "unit": "EA"},
+                       {"action": "remove", "item": "0010"}]})
+    assert after["TotalQuantity"] == "150" and after["LastChangeDateTime"] > stamp
+    assert after["MfgOrderPlannedEndDate"].startswith("2030-01-31")
+    ops = {o["ManufacturingOrderOperation"]: o for o in after["operations"]}
+    assert ops["0020"]["OperationIsDeleted"] == "X" and ops["0030"]["OpPlannedTotalQuantity"] == "150"
+    comps = {c["BillOfMaterialItemNumber"]: c for c in after["components"]}
+    assert comps["0010"]["MatlCompIsMarkedForDeletion"] is True and comps["0030"]["Material"] == "RM-3"
+    odata = sap.get(f"{PROD}A_ProductionOrder_2('1000200')").json()["d"]
+    assert odata["LastChangeDateTime"] == after["LastChangeDateTime"] and odata["OrderIsLocked"] == ""
+    locked = sap.admin("POST", "/orders/1000200/status", {"action": "lock"})["order"]
+    assert locked["OrderIsLocked"] == "X" and "LKD" in locked["system_status"]
+    assert "System status LKD is active" in error_of(sap.confirm("1000200", "0010", "10"))["message"]["value"]
+    sap.admin("POST", "/orders/1000200/status", {"action": "unlock"})
+    flagged = sap.admin("POST", "/orders/1000200/status", {"action": "deletion_flag"})["order"]
+    assert flagged["OrderIsMarkedForDeletion"] == "X" and "DLFL" in flagged["system_status"]
+    refused = sap.http.post("/admin/orders/1000200/change", json={"quantity": "10"})
+    assert refused.status_code >= 400 and "DLFL" in refused.text  # a flagged order cannot be changed
+    # Released, changed, locked, unlocked, flagged: one Changed event each; no type but Created and Changed.
+    assert _wait(lambda: sum(body["type"] == changed for _, body in receiver.received) == 5), receiver.received
+    assert {body["type"].rsplit(".", 2)[-2] for _, body in receiver.received} == {"Created", "Changed"}

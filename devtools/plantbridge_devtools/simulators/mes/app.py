@@ -121,6 +121,7 @@ from plantbridge_devtools.simulators.mes import codes as c
 from plantbridge_devtools.simulators.mes.core import Mes, public
 from plantbridge_devtools.simulators.mes.models import (
     AcknowledgementIn,
+    ChangeIn,
     DowntimeIn,
     HoldIn,
     MaintenanceIn,
@@ -175,6 +176,10 @@ def build_api(mes: Mes) -> APIRouter:
     @api.get("/workorders/{wo_id}")
     async def get_work_order(wo_id: str) -> dict[str, Any]:
         return public(mes.work_order(wo_id))
+
+    @api.post("/workorders/{wo_id}/change")
+    async def change(wo_id: str, body: ChangeIn) -> dict[str, Any]:
+        return public(mes.change(wo_id, body))
 
     @api.post("/workorders/{wo_id}/recall")
     async def recall(wo_id: str, body: RecallIn | None = None) -> dict[str, Any]:

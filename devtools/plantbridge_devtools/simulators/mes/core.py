@@ -17,6 +17,7 @@ from plantbridge_devtools.simulators.common.util import dec, iso, now
 from plantbridge_devtools.simulators.mes import codes as c
 from plantbridge_devtools.simulators.mes.models import (
     AcknowledgementIn,
+    ChangeIn,
     DowntimeIn,
     HoldIn,
     MaintenanceIn,
@@ -185,6 +186,50 @@ class Mes:
                 self._touch_resource(s.resource)
             self._history(wo, at, "dispatched")
             return self._save(wo), True
+
+    def change(self, wo_id: str, body: ChangeIn) -> Doc:
+        """Apply an ERP change: quantity, routing (new steps READY, steps gone CANCELLED), BOM; `close` ends
+        the work order (COMPLETED, open steps CANCELLED). A repeated `changeRef` changes nothing."""
+        with self.state.transaction():
+            wo = self.work_order(wo_id)
+            if body.changeRef in wo.get("changeRefs", []):
+                return wo
+            if wo["status"] in (c.WO_RECALLED, c.WO_COMPLETED):
+                raise self._conflict(wo, "change")
+            at = now()
+            wo["quantity"] = dec(body.quantity)
+            if body.dueDate is not None:
+                wo["dueDate"] = iso(body.dueDate)
+            new_steps = {s.step: s for s in body.routing}
+            routing = []
+            for step in wo["routing"]:
+                spec = new_steps.pop(step["step"], None)
+                if spec is None:
+                    if step["status"] != c.STEP_FINISHED:
+                        step = {**step, "status": "CANCELLED"}
+                else:
+                    step = {**step, "resource": spec.resource,
+                            "plannedQty": dec(spec.plannedQty if spec.plannedQty is not None else body.quantity)}
+                routing.append(step)
+            for spec in new_steps.values():
+                self._touch_resource(spec.resource)
+                routing.append({"step": spec.step, "resource": spec.resource, "description": spec.description,
+                                "plannedQty": dec(spec.plannedQty if spec.plannedQty is not None else body.quantity),
+                                "setupMin": dec(spec.setupMin), "runMinPerUnit": dec(spec.runMinPerUnit),
+                                "status": c.STEP_READY, "goodQty": "0", "scrapQty": "0", "scrap": {}, "laborMin": "0",
+                                "machineMin": "0", "setupMinActual": "0", "startedAt": None, "finishedAt": None})
+            wo["routing"] = sorted(routing, key=lambda s: s["step"])
+            wo["bom"] = [{**b.model_dump(mode="json"), "quantity": dec(b.quantity)} for b in body.bom]
+            if body.close:
+                wo["status"] = c.WO_COMPLETED
+                wo["completedAt"] = iso(at)
+                wo["routing"] = [{**s, "status": s["status"] if s["status"] == c.STEP_FINISHED else "CANCELLED"}
+                                 for s in wo["routing"]]
+            wo["changeRefs"] = [*wo.get("changeRefs", []), body.changeRef]
+            wo["changeCount"] = len(wo["changeRefs"])
+            wo["erpVersion"] = body.erpVersion
+            self._history(wo, at, f"changed by the ERP{' (closed)' if body.close else ''}: {body.reason}".strip())
+            return self._save(wo)
 
     def recall(self, wo_id: str, reason: str) -> Doc:
         with self.state.transaction():

@@ -77,6 +77,19 @@ class WorkOrderIn(Strict):
         return value
 
 
+class ChangeIn(Strict):
+    """An ERP change to a work order: quantity, routing and BOM as they are now; `close` ends it."""
+
+    changeRef: str = Field(min_length=1, max_length=250)
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=3)]
+    routing: list[RoutingStepIn] = Field(min_length=1, max_length=99)
+    bom: list[BomLineIn] = Field(default_factory=list)
+    dueDate: Timestamp = None
+    close: bool = False
+    reason: str = Field(default="", max_length=200)
+    erpVersion: str | None = Field(default=None, max_length=80)
+
+
 class RecallIn(Strict):
     reason: str = Field(default="", max_length=120)
 

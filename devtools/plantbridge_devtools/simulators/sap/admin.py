@@ -6,8 +6,10 @@ method   path                                purpose
 GET      /admin/health                       liveness, client and SID
 POST     /admin/orders                       create a production order (:class:`OrderIn`); 201
 GET      /admin/orders/{order}               one order with operations, components, item, status
-POST     /admin/orders/{order}/release       release (emits the Released event)
-POST     /admin/orders/{order}/teco          technically complete
+POST     /admin/orders/{order}/release       release (emits Changed: S/4HANA has no Released event)
+POST     /admin/orders/{order}/teco          technically complete (emits Changed)
+POST     /admin/orders/{order}/change        CO02: quantity, dates, operations, components (:class:`OrderChangeIn`)
+POST     /admin/orders/{order}/status        teco, lock, unlock, deletion_flag, reset_deletion_flag, revoke_release
 POST     /admin/inspection-lots              create an inspection lot for an order
 GET      /admin/rules                        current rules
 PUT      /admin/rules                        replace the rules (:class:`RulesIn`)
@@ -33,7 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from plantbridge_devtools.simulators.sap import inspection, messages, order_creation, orders
+from plantbridge_devtools.simulators.sap import inspection, messages, order_changes, order_creation, orders
 from plantbridge_devtools.simulators.sap.faults import FaultConfig
 from plantbridge_devtools.simulators.sap.messages import SapError
 from plantbridge_devtools.simulators.sap.odata import Entity, to_decimal
@@ -99,6 +101,41 @@ class OrderIn(BaseModel):
     operations: list[OperationIn] = Field(default_factory=list)
     components: list[ComponentIn] = Field(default_factory=list)
     release: bool = False
+
+
+class OperationChangeIn(BaseModel):
+    action: Literal["add", "change", "remove"]
+    operation: str = Field(description="Operation number, e.g. 0030")
+    work_center: str | None = None
+    description: str | None = None
+    quantity: Decimal | None = None
+    control_key: str | None = None
+
+
+class ComponentChangeIn(BaseModel):
+    action: Literal["add", "change", "remove"]
+    item: str = Field(description="BOM item number, e.g. 0030")
+    material: str | None = None
+    quantity: Decimal | None = None
+    unit: str | None = None
+    storage_location: str | None = None
+    batch: str | None = None
+    backflush: bool | None = None
+    operation: str | None = None
+
+
+class OrderChangeIn(BaseModel):
+    """One CO02 change; every part optional. Emits one Changed event."""
+
+    quantity: Decimal | None = Field(default=None, gt=0)
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    operations: list[OperationChangeIn] = Field(default_factory=list)
+    components: list[ComponentChangeIn] = Field(default_factory=list)
+
+
+class StatusIn(BaseModel):
+    action: Literal["teco", "lock", "unlock", "deletion_flag", "reset_deletion_flag", "revoke_release"]
 
 
 class InspectionLotIn(BaseModel):
@@ -260,6 +297,25 @@ def build_router(rt: Runtime) -> APIRouter:
         changed = orders.complete_technically(rt, ctx, order)
         rt.publisher.publish(ctx.events)
         return {"technically_completed": changed, "order": order_snapshot(rt, order)}
+
+    @router.post("/orders/{order}/change")
+    async def change_order(order: str, body: OrderChangeIn) -> dict[str, Any]:
+        ctx = context()
+        spec = order_changes.OrderChange(
+            quantity=body.quantity, start=_as_datetime(body.start), end=_as_datetime(body.end),
+            operations=[order_changes.OperationChange(**o.model_dump()) for o in body.operations],
+            components=[order_changes.ComponentChange(**c.model_dump()) for c in body.components],
+        )
+        order_changes.change(rt, ctx, order, spec)
+        rt.publisher.publish(ctx.events)
+        return order_snapshot(rt, order)
+
+    @router.post("/orders/{order}/status")
+    async def order_status(order: str, body: StatusIn) -> dict[str, Any]:
+        ctx = context()
+        changed = order_changes.set_status(rt, ctx, order, body.action)
+        rt.publisher.publish(ctx.events)
+        return {"changed": changed, "order": order_snapshot(rt, order)}
 
     @router.post("/inspection-lots", status_code=201)
     async def create_lot(body: InspectionLotIn) -> dict[str, Any]:

@@ -4,10 +4,11 @@ SAP's production order event spec (SAP Business Accelerator Hub, in
 ``../shared/fixtures/sap/events``) defines ``sap.s4.beh.productionorder.v1.ProductionOrder.Created.v1``
 and ``...Changed.v1`` with ``data = {"ManufacturingOrder": ...}`` and the CloudEvents context
 ``specversion``, ``type``, ``source``, ``subject``, ``id``, ``time``, ``datacontenttype``.
-The simulator sends ``Created.v1`` on creation, ``Released.v1`` on release (the release event
-plantbridge's gateway listens to; newer S/4 releases publish it, the 2021 spec above predates it)
-and ``Changed.v1`` on other status changes (TECO). Events are "notification" events: their data
-carries the key only, consumers read the order through OData.
+These two are the only production-order event types SAP has (ORDER-FACTS 2.1, 2.5): the simulator
+sends ``Created.v1`` on creation and ``Changed.v1`` on every later change, as S/4HANA does: a
+release, a quantity, date, operation or component change, TECO, a lock, the deletion flag. Events
+are "notification" events: their data carries the key only, consumers read the order (its status
+flags and ``LastChangeDateTime``) through OData.
 
 Delivery runs in the background with a few retries; failures are logged and kept in the delivery
 log (admin API), never raised into the request that caused the event.
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PRODUCTION_ORDER_EVENT = "sap.s4.beh.productionorder.v1.ProductionOrder.{}.v1"
 CREATED = PRODUCTION_ORDER_EVENT.format("Created")
-RELEASED = PRODUCTION_ORDER_EVENT.format("Released")
 CHANGED = PRODUCTION_ORDER_EVENT.format("Changed")
 
 

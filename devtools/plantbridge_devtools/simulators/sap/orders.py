@@ -41,6 +41,9 @@ STATUSES = {
     "PDLV": ("I0074", "Partially delivered"),
     "DLV": ("I0012", "Delivered"),
     "TECO": ("I0045", "Technically completed"),
+    "LKD": ("I0043", "Locked"),
+    "DLFL": ("I0076", "Deletion flag"),
+    "CLSD": ("I0046", "Closed"),
 }
 
 
@@ -136,6 +139,12 @@ def system_status(order: Entity) -> list[str]:
     """Active system statuses in SAP's display order."""
     active = ["TECO"] if order.get("OrderIsTechnicallyCompleted") else []
     active.append("REL" if order.get("OrderIsReleased") else "CRTD")
+    if order.get("OrderIsLocked"):
+        active.append("LKD")
+    if order.get("OrderIsMarkedForDeletion"):
+        active.append("DLFL")
+    if order.get("OrderIsClosed"):
+        active.append("CLSD")
     if order.get("OrderIsConfirmed"):
         active.append("CNF")
     elif order.get("OrderIsPartiallyConfirmed"):
@@ -171,6 +180,7 @@ def check_lock(rt: Runtime, order: str) -> None:
 
 def check_open_for_confirmation(order: Entity) -> None:
     number = order["ManufacturingOrder"]
+    check_not_flagged(order)
     if order.get("OrderIsTechnicallyCompleted"):
         raise messages.status_active("TECO", number)
     if order.get("OrderIsClosed"):
@@ -179,8 +189,18 @@ def check_open_for_confirmation(order: Entity) -> None:
         raise messages.status_active("CRTD", number)
 
 
+def check_not_flagged(order: Entity) -> None:
+    """DLFL and LKD block postings (ORDER-FACTS 5.6/5.7: expected BS/013 "System status & is active")."""
+    number = order["ManufacturingOrder"]
+    if order.get("OrderIsMarkedForDeletion"):
+        raise messages.status_active("DLFL", number)
+    if order.get("OrderIsLocked"):
+        raise messages.status_active("LKD", number)
+
+
 def check_open_for_goods_movement(order: Entity) -> None:
     number = order["ManufacturingOrder"]
+    check_not_flagged(order)
     if order.get("OrderIsClosed"):
         raise messages.status_active("CLSD", number)
     if not order.get("OrderIsReleased"):
@@ -232,7 +252,8 @@ def release(rt: Runtime, ctx: Context, order_number: str) -> bool:
             save_operation(store, op)
         if order.get("_inspection_origin") == "03":
             inspection.create_lot(store, ctx, order, origin="03", quantity=to_decimal(order["TotalQuantity"]))
-        ctx.events.append(events.PendingEvent(events.RELEASED, number, {"ManufacturingOrder": number}))
+        # S/4HANA has no Released event: a release is reported as Changed (ORDER-FACTS 2.4).
+        ctx.events.append(events.PendingEvent(events.CHANGED, number, {"ManufacturingOrder": number}))
     return True
 
 

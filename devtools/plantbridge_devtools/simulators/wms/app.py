@@ -159,6 +159,11 @@ def build_api(wms: Wms) -> APIRouter:
                            key: str | None = IdempotencyKey) -> JSONResponse:
         return idempotent(request, key, None, 200, lambda: wms.confirm_task(staging_id, task_id))
 
+    @api.post("/staging-requests/{staging_id}/tasks/{task_id}/cancel")
+    async def cancel_task(request: Request, staging_id: str, task_id: str,
+                          key: str | None = IdempotencyKey) -> JSONResponse:
+        return idempotent(request, key, None, 200, lambda: wms.cancel_task(staging_id, task_id))
+
     @api.post("/staging-requests/{staging_id}/cancel")
     async def cancel_staging(request: Request, staging_id: str, key: str | None = IdempotencyKey) -> JSONResponse:
         return idempotent(request, key, None, 200, lambda: wms.cancel_staging(staging_id))

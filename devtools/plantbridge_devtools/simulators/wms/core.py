@@ -287,6 +287,23 @@ class Wms:
             doc["status"] = "IN_PROGRESS"
         return self.state.put(STAGING, staging_id, doc)
 
+    def cancel_task(self, staging_id: str, task_id: str) -> Doc:
+        """Cancel one OPEN task (a component taken off the order); a confirmed one needs a return transfer."""
+        doc = self.get(STAGING, staging_id, "staging request")
+        task = next((t for t in doc["tasks"] if t["taskId"] == task_id), None)
+        if task is None:
+            raise SimError(404, "NOT_FOUND", f"task {task_id} is not part of {staging_id}")
+        if task["status"] == "CONFIRMED":
+            raise SimError(409, "TASK_CONFIRMED", f"task {task_id} is confirmed; return the material by a transfer")
+        task["status"] = "CANCELLED"
+        doc["tasks"] = [task if t["taskId"] == task_id else t for t in doc["tasks"]]
+        live = [t for t in doc["tasks"] if t["status"] != "CANCELLED"]
+        if not live:
+            doc["status"] = "CANCELLED"
+        elif all(t["status"] == "CONFIRMED" for t in live):
+            doc["status"] = "STAGED"
+        return self.state.put(STAGING, staging_id, doc)
+
     def cancel_staging(self, staging_id: str) -> Doc:
         doc = self.get(STAGING, staging_id, "staging request")
         if doc["status"] == "STAGED":
