@@ -21,6 +21,8 @@ from rich.console import Console
 
 from plantbridge_devtools.demo import run_demo
 from plantbridge_devtools.stack import pid_alive
+from tests.edge.mqtt_helpers import TopicRecorder
+from tests.support import eventually
 
 
 def wait_for_dev_json(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> dict[str, Any]:
@@ -93,11 +95,24 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
         for name in ("temporal", "sap", "gateway", "worker"):
             assert (state / f"{name}.log").exists()
 
+        # A dashboard subscribed to the Unified Namespace (when the machine's broker answers: dev.json `mqtt`).
+        recorder = await TopicRecorder(info["mqtt"]["uns"]).start() if info.get("mqtt") else None
         result: dict[str, Any] = {}
         ok = await run_demo(4, Console(file=(tmp_path / "demo.out").open("w"), width=120), state_dir=state,
                             result=result)
         assert ok, (tmp_path / "demo.out").read_text()[-4000:]
         assert result["duplicates"] == 0
+        if recorder is not None:  # every demo order's state changes reached the UNS, live (not retained)
+            def live_states(number: str) -> list[str]:
+                return [p["state"] for topic, p, retained in recorder.messages
+                        if not retained and "/orders/" in topic and isinstance(p, dict) and p.get("order") == number]
+
+            orders = {**result["states"], **result.get("odoo", {}).get("states", {})}
+            await eventually(lambda: all(final in live_states(number) for number, final in orders.items()),
+                             timeout=30, what="every demo order's final state on the UNS")
+            for number in orders:
+                assert len(set(live_states(number))) >= 2, (number, live_states(number))
+            await recorder.stop()
         assert sorted(result["states"].values()) == ["cancelled", "posted", "posted", "posted"]
         assert result["postings"]["confirmations"] >= 9 and result["postings"]["maintenance notifications"] == 1
         odoo = result["odoo"]  # counted through Odoo's API by the demo

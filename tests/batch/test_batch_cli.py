@@ -48,7 +48,7 @@ PLANTBRIDGE = Path(sys.executable).parent / "plantbridge"
 def plant_file(folder: Path, plant: str, exports: dict[str, Any], jobs: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     data = {
-        "plant": plant, "name": "CLI test plant", "timezone": "Europe/Berlin",
+        "plant": plant, "name": "CLI test plant", "erp": {"kind": "reference"}, "timezone": "Europe/Berlin",
         "shifts": [{"name": "early", "start": "06:00", "end": "14:00"},
                    {"name": "late", "start": "14:00", "end": "22:00"},
                    {"name": "night", "start": "22:00", "end": "06:00"}],
