@@ -27,8 +27,8 @@ import httpx
 
 from plantbridge.batch.masterdata import compare, read_mes
 from plantbridge.canonical.plant_config import PlantConfig, SystemConfig
-from plantbridge.connectors.sap_odata import PROD
 from plantbridge.connectors.sap_odata_http import ODATA_ROOT
+from plantbridge.connectors.sap_odata_payloads import PROD
 from plantbridge.workers.plants import PlantConfigError, load_plant
 
 TEMPLATES = ("sap_odata", "sap_rfc", "odoo", "reference")

@@ -27,7 +27,7 @@ from plantbridge.canonical.events import ActivityTimes
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection, OrderNotFound, TransientError
-from plantbridge.connectors.sap_odata import CONF, MATDOC, PM, PROD, SapODataConnector
+from plantbridge.connectors.sap_odata import SapODataConnector
 from plantbridge.connectors.sap_odata_http import (
     format_date,
     format_duration,
@@ -36,6 +36,7 @@ from plantbridge.connectors.sap_odata_http import (
     parse_duration,
     parse_error,
 )
+from plantbridge.connectors.sap_odata_payloads import CONF, MATDOC, PM, PROD
 from plantbridge_devtools.simulators.sap.server import SimulatorServer
 from tests.support import Recorder
 

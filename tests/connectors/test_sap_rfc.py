@@ -36,7 +36,8 @@ from plantbridge.canonical.events import ActivityTimes
 from plantbridge.canonical.fields import Quantity
 from plantbridge.canonical.order import Component, Operation, ProductionOrder
 from plantbridge.connectors.errors import BusinessRejection, TransientError
-from plantbridge.connectors.sap_rfc import SapRfcConnector, goods_movement_header_text
+from plantbridge.connectors.sap_rfc import SapRfcConnector
+from plantbridge.connectors.sap_rfc_bapi import goods_movement_header_text
 from plantbridge.connectors.sap_rfc_messages import Outcome, classify_exception, messages
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "sap_rfc" / "PRODORDCONF_CREATE_TT_RESPONSE.xml"
