@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
@@ -77,6 +77,23 @@ TRANSIENT_RPC = {
 # How long one call to Temporal may take before the gateway answers 503 and re-delivers later.
 RPC_TIMEOUT = timedelta(seconds=5)
 
+T = TypeVar("T")
+
+
+async def bounded(call: Awaitable[T], what: str, timeout: timedelta = RPC_TIMEOUT) -> T:
+    """One call to Temporal, bounded as a whole (the SDK retries some refusals on its own, and a frozen or
+    partitioned server accepts the connection and never answers): `TemporalUnavailable` when it takes
+    longer than `timeout` or Temporal says "not now"; any other refusal (e.g. NOT_FOUND) passes unchanged."""
+    try:
+        return await asyncio.wait_for(call, timeout.total_seconds())
+    except TimeoutError as err:
+        raise TemporalUnavailable(f"Temporal did not answer {what} within {timeout.total_seconds():.0f} s") from err
+    except RPCError as err:
+        if err.status in TRANSIENT_RPC:
+            limit = err.status == RPCStatusCode.RESOURCE_EXHAUSTED
+            raise TemporalUnavailable(f"{what}: {err.status.name}: {err.message}", limit=limit) from err
+        raise
+
 
 async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *, runtime: Runtime | None = None,
                   interceptors: Sequence[Interceptor] = (),
@@ -104,7 +121,8 @@ async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *
 
 
 async def start_order(
-    client: Client, order: ProductionOrder, policy: PlantPolicy | None = None, *, task_queue: str | None = None
+    client: Client, order: ProductionOrder, policy: PlantPolicy | None = None, *, task_queue: str | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle[ProductionOrderWorkflow, SagaState]:
     """Start the order's saga; a second start for the same order returns the running one."""
     policy = policy or PlantPolicy()
@@ -120,6 +138,7 @@ async def start_order(
         # What the Temporal UI's workflow list and page show of the order without opening it.
         static_summary=static_summary(order),
         static_details=static_details(order),
+        rpc_timeout=rpc_timeout,
     )
 
 
@@ -217,16 +236,20 @@ async def order_summary(client: Client, plant: str, order: str, *, timeout: time
     return summary
 
 
-async def resolve_exception(client: Client, plant: str, order: str, resolution: ExceptionResolution) -> None:
-    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.resolve_exception, resolution)
+async def resolve_exception(client: Client, plant: str, order: str, resolution: ExceptionResolution, *,
+                            timeout: timedelta | None = None) -> None:
+    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.resolve_exception, resolution,
+                                                    rpc_timeout=timeout)
 
 
-async def release_hold(client: Client, plant: str, order: str, action: SupervisorAction) -> None:
-    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.release_hold, action)
+async def release_hold(client: Client, plant: str, order: str, action: SupervisorAction, *,
+                       timeout: timedelta | None = None) -> None:
+    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.release_hold, action, rpc_timeout=timeout)
 
 
-async def cancel_order(client: Client, plant: str, order: str, action: SupervisorAction) -> None:
-    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.cancel_order, action)
+async def cancel_order(client: Client, plant: str, order: str, action: SupervisorAction, *,
+                       timeout: timedelta | None = None) -> None:
+    await order_handle(client, plant, order).signal(ProductionOrderWorkflow.cancel_order, action, rpc_timeout=timeout)
 
 
 async def list_orders(client: Client, query: str) -> list[str]:

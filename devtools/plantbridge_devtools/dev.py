@@ -2,7 +2,7 @@
 
 Temporal dev server (SQLite, UI), the SAP / Odoo / MES / QMS / WMS / machine simulators, the worker, the
 gateway and the edge agent hook (see `stack.py`). Writes `<state dir>/dev.json` once every service
-answers; removes it when it stops.
+answers; removes it when it stops. A child that dies is restarted with backoff (supervise.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rich.table import Table
 
 from plantbridge import contract
 from plantbridge_devtools.stack import Ports, Stack, StackError
+from plantbridge_devtools.supervise import Supervisor
 
 
 def urls_table(stack: Stack) -> Table:
@@ -40,7 +41,8 @@ def urls_table(stack: Stack) -> Table:
 
 async def run_dev(state_dir: Path, *, ports: Ports | None = None, console: Console,
                   stop_event: asyncio.Event | None = None) -> int:
-    """Run the stack until SIGINT/SIGTERM (or `stop_event`); 0 on a clean stop, 1 when a service died."""
+    """Run the stack until SIGINT/SIGTERM (or `stop_event`), restarting children that die (supervise.py);
+    0 on a clean stop, 1 when a service kept dying."""
     stack = Stack(state_dir, ports)
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,23 +75,16 @@ async def run_dev(state_dir: Path, *, ports: Ports | None = None, console: Conso
                       "Unified Namespace are off)")
     console.print(f"dev keys and URLs in {stack.dev_file} · `plantbridge demo` uses them · Ctrl-C stops everything")
     code = 0
+    supervisor = Supervisor(stack, lambda line: console.print(f"[yellow]{line}[/]"))
     try:
-        reported: set[str] = set()
         while not stop.is_set():
-            for service in stack.dead():
-                if service.name in reported:
-                    continue
-                reported.add(service.name)
-                rc = service.process.returncode if service.process else None
-                log = stack.state_dir / f"{service.name}.log"
-                if service.optional:
-                    console.print(f"[yellow]{service.name} exited ({rc}); the stack goes on; see {log}[/]")
-                else:
-                    console.print(f"[bold red]{service.name} exited ({rc}); stopping; see {log}[/]")
-                    code = 1
-                    stop.set()
+            fatal = supervisor.tick()
+            if fatal:
+                console.print(f"[bold red]{', '.join(s.name for s in fatal)} keeps exiting; stopping[/]")
+                code = 1
+                stop.set()
             try:
-                await asyncio.wait_for(stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), 0.5)
             except TimeoutError:
                 pass
     finally:

@@ -390,6 +390,9 @@ class Stack:
             "PLANTBRIDGE_CODEC_KEYS": self.codec_keys,
             "PLANTBRIDGE_CODEC_PATH_SECRET": self.codec_secret,
             "PYTHONUNBUFFERED": "1",
+            # The demo's MES stamps its events on a simulated shift clock running ahead of the wall clock
+            # (up to ~35 min); the gateway's default skew (5 min) would refuse them as a plant clock gone wrong.
+            "PLANTBRIDGE_MAX_CLOCK_SKEW_S": "7200",
             ODOO_WEBHOOK_ENV: self.odoo_token,
         })
         if "edge" in self.api_keys:
@@ -456,16 +459,24 @@ class Stack:
         return first, second
 
     def _spawn(self, service: Service) -> None:
+        self._popen(service)
+        self.services.append(service)
+
+    def respawn(self, service: Service) -> None:
+        """Start a child that died again, with the same command line (Temporal: the same database file)."""
+        service.healthy = False
+        self._popen(service, "restarted by plantbridge dev: ")
+
+    def _popen(self, service: Service, why: str = "") -> None:
         log = open(self.state_dir / f"{service.name}.log", "ab")
         try:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(service.argv)}\n".encode())
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {why}{' '.join(service.argv)}\n".encode())
             log.flush()
             service.process = subprocess.Popen(service.argv, stdout=log, stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL, env=self.env(), cwd=self.state_dir,
                                                start_new_session=True)
         finally:
             log.close()
-        self.services.append(service)
 
     async def _wait_healthy(self, services: list[Service], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

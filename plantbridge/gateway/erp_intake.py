@@ -10,11 +10,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from plantbridge.canonical.fields import normalize_order_number
 from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder, workflow_id
-from plantbridge.client import start_order
+from plantbridge.client import RPC_TIMEOUT, TemporalUnavailable, bounded, start_order
 from plantbridge.connectors.errors import OrderNotFound
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
 from plantbridge.gateway.bodies import parse_json
-from plantbridge.gateway.errors import ApiError, invalid
+from plantbridge.gateway.errors import ApiError, error_body, invalid
 from plantbridge.gateway.idoc_loipro import IdocError, parse_loipro
 from plantbridge.gateway.outcome import Outcome
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
@@ -93,7 +93,10 @@ class ErpIntake:
         if not caller.may(order.plant):
             return await self.intake.dead(msg_id, ApiError(403, "forbidden_plant",
                                                            forbidden_plant_reason(caller, order.plant)))
-        result = await self.order_known(order)
+        try:
+            result = await self.order_known(order)
+        except (TemporalUnavailable, RPCError) as err:
+            return await temporal_failure(self.intake, msg_id, err, order)
         return await self._processed(msg_id, 200, result, order)
 
     async def idoc(self, msg_id: int, raw: bytes, caller: Caller) -> Outcome:
@@ -112,7 +115,10 @@ class ErpIntake:
             if not caller.may(order.plant):
                 return await self.intake.dead(msg_id, ApiError(403, "forbidden_plant",
                                                                forbidden_plant_reason(caller, order.plant)))
-        results = [await self.order_known(order, "idoc") for order in orders]
+        try:  # on a re-delivery the orders already started are released/changed again (idempotent)
+            results = [await self.order_known(order, "idoc") for order in orders]
+        except (TemporalUnavailable, RPCError) as err:
+            return await temporal_failure(self.intake, msg_id, err, orders[0])
         first = orders[0]
         return await self._processed(msg_id, 200, {"orders": results}, first)
 
@@ -132,7 +138,7 @@ class ErpIntake:
             return await self._not_released(order, base)
         handle = client.get_workflow_handle(wf_id)
         try:
-            desc = await handle.describe()
+            desc = await bounded(handle.describe(rpc_timeout=RPC_TIMEOUT), f"describe({wf_id})")
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -141,15 +147,18 @@ class ErpIntake:
             ended = desc.status.name if desc.status else "closed"
             return {**base, "status": "finished", "reason": f"the order's saga ended ({ended})"}
         if desc is None:
-            await start_order(client, order, self.deps.policy_for(order.plant))
+            await bounded(start_order(client, order, self.deps.policy_for(order.plant), rpc_timeout=RPC_TIMEOUT),
+                          f"start({wf_id})")
             status = "started"
         else:
             # A saga started in `planned` is released with the order as the ERP has it now; a
             # released saga ignores that signal and hears the change instead: key and version only,
             # it reads the order from the ERP itself (`erp.read_order`).
-            await handle.signal(ProductionOrderWorkflow.order_released, order)
+            await bounded(handle.signal(ProductionOrderWorkflow.order_released, order, rpc_timeout=RPC_TIMEOUT),
+                          f"order_released({wf_id})")
             notice = OrderChangeNotice(plant=order.plant, order=order.number, version=order.version, source=source)
-            await handle.signal(ProductionOrderWorkflow.order_changed, notice)
+            await bounded(handle.signal(ProductionOrderWorkflow.order_changed, notice, rpc_timeout=RPC_TIMEOUT),
+                          f"order_changed({wf_id})")
             status = "released"  # (kept for callers: the saga was signalled release + change)
         if self.deps.uns is not None and status == "started":  # a released order starts in `released`
             self.deps.uns.state(order.plant, order.number, "released", cause={"erp": "released"})
@@ -160,7 +169,7 @@ class ErpIntake:
         """An order not (or no longer) released: recorded; a running saga hears it (release revoked)."""
         handle = self.deps.client.get_workflow_handle(base["workflow_id"])
         try:
-            desc = await handle.describe()
+            desc = await bounded(handle.describe(rpc_timeout=RPC_TIMEOUT), f"describe({base['workflow_id']})")
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -168,5 +177,21 @@ class ErpIntake:
         if desc.close_time is not None:
             return {**base, "status": "finished", "reason": "the order's saga ended"}
         notice = OrderChangeNotice(plant=order.plant, order=order.number, version=order.version, source="erp")
-        await handle.signal(ProductionOrderWorkflow.order_changed, notice)
+        await bounded(handle.signal(ProductionOrderWorkflow.order_changed, notice, rpc_timeout=RPC_TIMEOUT),
+                      f"order_changed({base['workflow_id']})")
         return {**base, "status": "changed", "reason": "order not released in the ERP (any more)"}
+
+
+async def temporal_failure(intake: Intake, msg_id: int, err: Exception, order: ProductionOrder) -> Outcome:
+    """Temporal did not take an ERP message: "not now" keeps it `deferred` (503 + Retry-After, the gateway's
+    re-driver delivers it again); a refusal for good is a dead letter for a person (503, structured)."""
+    if isinstance(err, TemporalUnavailable):
+        log.warning("ERP message %s for order %s deferred: %s", msg_id, order.number, err)
+        return await intake.defer(msg_id, "saga_limit" if err.limit else "temporal_unavailable",
+                                  f"the order's saga could not be started or told now ({err})"[:300],
+                                  retry_after=1 if err.limit else 5, plant=order.plant, order=order.number)
+    log.warning("ERP message %s for order %s refused by Temporal: %s", msg_id, order.number, err)
+    out = Outcome(503, error_body(503, "temporal_refused", f"Temporal refused the call: {err}"[:500]))
+    await intake.inbox.finish(msg_id, "dead", reason=f"Temporal refused the call: {err}"[:500], answer=out.stored(),
+                              plant=order.plant, order=order.number)
+    return out

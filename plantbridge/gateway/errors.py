@@ -78,6 +78,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(500, "internal_error", "Temporal refused the call; see the gateway's log"),
                             status_code=500)
 
+    from plantbridge.client import TemporalUnavailable  # (the client module is heavy; the handler needs only it)
+
+    @app.exception_handler(TemporalUnavailable)
+    async def _temporal_unavailable(_: Request, exc: TemporalUnavailable) -> JSONResponse:
+        msg = f"Temporal did not answer in time or is overloaded ({exc}); retry later"[:500]
+        return JSONResponse(error_body(503, "temporal_unavailable", msg), status_code=503,
+                            headers=retry_after(1 if exc.limit else RETRY_AFTER_S))
+
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = field_errors(exc.errors())

@@ -26,6 +26,7 @@ from plantbridge.client import (
     OrderNotFound,
     SagaBusy,
     TemporalUnavailable,
+    bounded,
     order_state,
     submit_event,
 )
@@ -193,16 +194,25 @@ class Intake:
                                  retry_after=1)
 
     async def _defer(self, msg_id: int, event: PlantEvent, code: str, msg: str, *, retry_after: int) -> Outcome:
-        """Keep the event for the gateway's re-driver: 503 with `Retry-After` now, delivered again later."""
+        return await self.defer(msg_id, code, msg, retry_after=retry_after, plant=event.plant, order=event.order,
+                                event_id=event.event_id)
+
+    async def defer(self, msg_id: int, code: str, msg: str, *, retry_after: int, plant: str | None = None,
+                    order: str | None = None, event_id: str | None = None) -> Outcome:
+        """Keep the message for the gateway's re-driver: 503 with `Retry-After` now, delivered again later
+        (plant events, SAP events, IDocs and Odoo webhooks alike)."""
         row = await self.inbox.get(msg_id)
         if row is not None and row.attempts + 1 >= MAX_DEFERRALS:
-            return await self._dead_event(msg_id, event, 503, code, f"{msg}; given up after {row.attempts + 1} "
-                                          "deliveries: replay it when the cause is fixed"[:500])
-        body = error_body(503, code, f"{msg}; the gateway keeps the event (message {msg_id}) and delivers it again"
-                          [:500])
+            out = Outcome(503, error_body(503, code, f"{msg}; given up after {row.attempts + 1} deliveries: "
+                                          "replay it when the cause is fixed"[:500]))
+            await self.inbox.finish(msg_id, "dead", reason=msg[:500], answer=out.stored(), plant=plant, order=order,
+                                    event_id=event_id)
+            return out
+        body = error_body(503, code, f"{msg}; the gateway keeps the message (message {msg_id}) and delivers it "
+                          "again"[:500])
         out = Outcome(503, body, {"Retry-After": str(retry_after)})
-        await self.inbox.finish(msg_id, "deferred", reason=msg[:500], answer=out.stored(), plant=event.plant,
-                                order=event.order, event_id=event.event_id)
+        await self.inbox.finish(msg_id, "deferred", reason=msg[:500], answer=out.stored(), plant=plant,
+                                order=order, event_id=event_id)
         return out
 
     async def _dead_event(self, msg_id: int, event: PlantEvent, status: int, code: str, msg: str) -> Outcome:
@@ -237,14 +247,20 @@ class Intake:
         await self.inbox.finish(msg_id, "waiting", reason=why, answer=out.stored(), plant=event.plant,
                                 order=event.order, event_id=event.event_id)
         # The saga may have started between the refusal and now: then deliver at once.
-        if why.startswith("no saga") and await self.saga_exists(event.plant, event.order):
-            return await self.deliver(msg_id, event)
+        if why.startswith("no saga"):
+            try:
+                started = await self.saga_exists(event.plant, event.order)
+            except (TemporalUnavailable, RPCError) as err:  # cannot tell now: the re-driver asks again
+                return await self._defer(msg_id, event, "temporal_unavailable",
+                                         f"could not tell whether the order's saga runs ({err})"[:300], retry_after=5)
+            if started:
+                return await self.deliver(msg_id, event)
         return out
 
     async def saga_exists(self, plant: str, order: str) -> bool:
         try:
-            desc = await self.deps.client.get_workflow_handle(workflow_id(plant, order)).describe(
-                rpc_timeout=RPC_TIMEOUT)
+            handle = self.deps.client.get_workflow_handle(workflow_id(plant, order))
+            desc = await bounded(handle.describe(rpc_timeout=RPC_TIMEOUT), f"describe({handle.id})")
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return False

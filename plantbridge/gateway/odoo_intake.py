@@ -17,7 +17,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.service import RPCError
 
+from plantbridge.client import TemporalUnavailable
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
 from plantbridge.gateway.outcome import Outcome
@@ -79,7 +81,7 @@ class OdooIntake:
         self.deps = intake.deps
 
     async def webhook(self, msg_id: int, raw: bytes, plant: str) -> Outcome:
-        from plantbridge.gateway.erp_intake import ErpIntake
+        from plantbridge.gateway.erp_intake import ErpIntake, temporal_failure
 
         try:
             hook = OdooWebhook.model_validate(parse_json(raw))
@@ -109,7 +111,10 @@ class OdooIntake:
             return await self.intake.dead(msg_id, ApiError(
                 422, "wrong_plant", f"MO {number} belongs to plant {order.plant}, not {plant}"))
         erp = ErpIntake(self.intake)
-        result: dict[str, Any] = await erp.order_known(order, "odoo")
+        try:
+            result: dict[str, Any] = await erp.order_known(order, "odoo")
+        except (TemporalUnavailable, RPCError) as err:
+            return await temporal_failure(self.intake, msg_id, err, order)
         out = Outcome(200, result)
         await self.intake.inbox.finish(msg_id, "processed", answer=out.stored(), reason=result.get("reason"),
                                        plant=order.plant, order=order.number)

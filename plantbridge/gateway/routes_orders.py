@@ -17,7 +17,15 @@ from plantbridge.canonical.fields import normalize_order_number
 from plantbridge.canonical.order import workflow_id
 from plantbridge.canonical.saga import SagaState
 from plantbridge.canonical.states import END_STATES, OrderState
-from plantbridge.client import WORKFLOW_TYPE, cancel_order, order_summary, release_hold, resolve_exception
+from plantbridge.client import (
+    RPC_TIMEOUT,
+    WORKFLOW_TYPE,
+    bounded,
+    cancel_order,
+    order_summary,
+    release_hold,
+    resolve_exception,
+)
 from plantbridge.gateway.auth import SUPERVISOR, Caller, check_plant, require
 from plantbridge.gateway.bodies import parse_json, read_limited, text_of
 from plantbridge.gateway.errors import ApiError, invalid
@@ -94,7 +102,7 @@ def _target(caller: Caller, plant: str, order: str) -> tuple[str, str]:
 
 async def _summary(client: Client, plant: str, order: str) -> SagaState:
     try:
-        return await order_summary(client, plant, order)
+        return await bounded(order_summary(client, plant, order, timeout=RPC_TIMEOUT), f"summary of order {order}")
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise ApiError(404, "order_not_found", f"no saga for order {order} of plant {plant}") from None
@@ -111,9 +119,13 @@ def _plants_clause(caller: Caller, plant: str | None) -> str:
 
 
 async def _visible(client: Client, query: str, limit: int = 1000) -> list[dict[str, Any]]:
+    return await bounded(_list(client, query, limit), "the order list")
+
+
+async def _list(client: Client, query: str, limit: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     full = f"WorkflowType = '{WORKFLOW_TYPE}'" + (f" AND {query}" if query else "")
-    async for wf in client.list_workflows(full, limit=limit):
+    async for wf in client.list_workflows(full, limit=limit, rpc_timeout=RPC_TIMEOUT):
         attrs = wf.typed_search_attributes
         out.append({
             "workflow_id": wf.id, "plant": attrs.get(sa.PLANT), "order": attrs.get(sa.ORDER_NUMBER),
@@ -185,7 +197,8 @@ async def list_exceptions(request: Request, plant: PlantQuery = None,
     out = []
     for wf in await _visible(client, " AND ".join(clauses)):
         try:
-            s = await order_summary(client, wf["plant"], wf["order"])
+            s = await bounded(order_summary(client, wf["plant"], wf["order"], timeout=RPC_TIMEOUT),
+                              f"summary of order {wf['order']}")
         except RPCError:
             continue
         if not s.open_exceptions:
@@ -218,7 +231,7 @@ async def post_resolve(request: Request, plant: PlantPath, order: OrderPath,
         raise ApiError(409, "exception_not_open", f"exception {exception_id} is {exc.status}, not open")
     resolution = ExceptionResolution(exception_id=exception_id, action=body.action, by=caller.name,
                                      comment=body.comment, document=body.document)
-    await resolve_exception(client, plant, order, resolution)
+    await bounded(resolve_exception(client, plant, order, resolution, timeout=RPC_TIMEOUT), "resolve_exception")
     await _audit(request, caller, plant, order, "api.resolve_exception", exception_id=exception_id,
                  resolution=body.action, comment=body.comment, document=body.document)
     return {"workflow_id": workflow_id(plant, order), "exception_id": exception_id, "action": body.action,
@@ -236,7 +249,7 @@ async def _lever(request: Request, caller: Caller, plant: str, order: str, actio
     problem = refuse(before, order)
     if problem is not None:
         raise ApiError(409, *problem)
-    await send(client, plant, order, SupervisorAction(by=caller.name, reason=body.reason))
+    await bounded(send(client, plant, order, SupervisorAction(by=caller.name, reason=body.reason)), action)
     if (uns := request.app.state.deps.uns) is not None:  # the state it moves to, to the UNS
         uns.after_lever(client, plant, order, before.state, action)
     await _audit(request, caller, plant, order, f"api.{action}", reason=body.reason)
