@@ -182,6 +182,25 @@ async def test_record_history_order_changes(client: Client, worker: object, refe
     (HISTORIES / "production_order_changes.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_temporal_cancel(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `temporal-cancel-compensates`: a cancellation requested through Temporal (as the UI sends it)
+    after dispatch and staging: recall and release compensate, audited as `temporal-ui`."""
+    order = new_order()
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "operation_started", operation="0010"))
+
+    async def staged() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return {s.kind.value for s in summary.steps if s.status == "done"} >= {"mes.dispatch", "wms.stage"}
+
+    await eventually(staged)
+    await handle.cancel()
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_temporal_cancel.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

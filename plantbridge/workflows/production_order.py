@@ -11,6 +11,8 @@ continue-as-new after every handler finished.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -84,6 +86,33 @@ class ProductionOrderWorkflow(OrderChanges):
         self._restart_watchers()
         self._publish()
 
+        while True:
+            try:
+                await self._until_end(inp)
+                break
+            except asyncio.CancelledError:
+                # Temporal's RequestCancelWorkflowExecution (the UI's "Request Cancellation", `handle.cancel()`):
+                # the same compensations and audit as `cancel_order` (before the patch: the run just ended).
+                if not workflow.patched(patches.TEMPORAL_CANCEL):
+                    raise
+                if self._cancel_from_temporal():
+                    await self._shielded(self._run_cancellation(self._cancel or SupervisorAction()))
+                    break
+
+        while True:
+            try:
+                await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
+                break
+            except asyncio.CancelledError:
+                if not workflow.patched(patches.TEMPORAL_CANCEL):
+                    raise
+                self.logic.note(workflow.now(), "supervisor", "cancellation ignored: the order is "
+                                f"{self.s.state.value}", by=contract.TEMPORAL_UI_ACTOR)
+        return self.s
+
+    async def _until_end(self, inp: SagaInput) -> None:
+        """Wait for release, then until posted or cancelled; continue as new when the history is long."""
+        s = self.s
         if s.state is OrderState.PLANNED:  # not released yet (`_init` releases one that came released)
             await workflow.wait_condition(lambda: self.s.state is not OrderState.PLANNED or self._cancel is not None)
 
@@ -92,18 +121,39 @@ class ProductionOrderWorkflow(OrderChanges):
                 lambda: self._cancel is not None or self._finished() or self._continue_suggested()
             )
             if self._cancel is not None and s.state not in END_STATES:
-                await self._run_cancellation(self._cancel)
-                break
+                if workflow.patched(patches.TEMPORAL_CANCEL):  # a cancellation from Temporal cannot cut it off
+                    await self._shielded(self._run_cancellation(self._cancel))
+                else:
+                    await self._run_cancellation(self._cancel)
+                return
             if self._finished():
                 s.posted_at = workflow.now()
                 self.logic.transition(OrderState.POSTED, workflow.now(), "every posting done")
                 self.logic.audit("posted", "plantbridge", "order_posted", postings=len(s.postings))
                 self._publish()
-                break
+                return
             await self._continue_as_new(inp)
 
-        await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
-        return self.s
+    def _cancel_from_temporal(self) -> bool:
+        """A cancellation requested through Temporal, as a `cancel_order` by `temporal-ui`; False when ignored."""
+        if self._cancel is not None:  # a cancel is already under way: it goes on
+            return True
+        reason = workflow.cancellation_reason() or "cancellation requested in Temporal"
+        return self._request_cancel(SupervisorAction(by=contract.TEMPORAL_UI_ACTOR, reason=reason))
+
+    async def _shielded(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` to its end even when Temporal cancels the workflow meanwhile (noted, not obeyed)."""
+        task = asyncio.create_task(coro)
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
+                self.logic.note(workflow.now(), "supervisor", "cancellation requested in Temporal: the "
+                                "cancellation under way goes on", by=contract.TEMPORAL_UI_ACTOR)
+                self._publish()
 
     def _finished(self) -> bool:
         s = self.s
@@ -326,17 +376,20 @@ class ProductionOrderWorkflow(OrderChanges):
 
         Ignored once completed, posted or cancelled, or when a cancel is already under way.
         """
-        action = action or SupervisorAction()
+        self._request_cancel(action or SupervisorAction())
+
+    def _request_cancel(self, action: SupervisorAction) -> bool:
         now = workflow.now()
         if self.s.state in END_STATES or self.s.state is OrderState.COMPLETED or self._cancel is not None:
             self.logic.note(now, "supervisor", f"cancel ignored: the order is {self.s.state.value}", by=action.by)
             self._publish()
-            return
+            return False
         self._cancel = action
         self.s.cancel_requested_by = action.by
         self.logic.note(now, "supervisor", f"cancel requested: {action.reason or 'no reason given'}", by=action.by)
         self.logic.audit("cancel", action.by, "cancel_order", reason=action.reason)
         self._publish()
+        return True
 
     @workflow.query(name=contract.QUERY_STATE)
     def state(self) -> OrderStatusView:

@@ -1,0 +1,81 @@
+"""Safe levers from the Temporal UI (issue 15, item 3): what a UI user can do to an order.
+
+A cancellation requested through Temporal itself (the UI's "Request Cancellation", i.e.
+RequestCancelWorkflowExecution, sent here with `handle.cancel()`) compensates and audits like
+`cancel_order`.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+
+from plantbridge import contract
+from plantbridge.canonical import OrderState
+from plantbridge.client import order_summary, start_order, submit_event
+from plantbridge.connectors.memory import MemoryStore
+from plantbridge.store import AuditTrail
+from tests.conftest import event, fast_policy, new_order
+from tests.support import eventually
+
+
+async def test_cancellation_requested_in_temporal_compensates_and_audits(
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
+) -> None:
+    order = new_order()
+    assert order.components, "the order must stage a component"
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "operation_started", operation="0010"))
+
+    async def dispatched_and_staged() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return {s.kind.value for s in summary.steps if s.status == "done"} >= {"mes.dispatch", "wms.stage"}
+
+    await eventually(dispatched_and_staged)
+    await handle.cancel()
+    result = await handle.result()  # the workflow completes: the order itself is cancelled
+    assert result.state is OrderState.CANCELLED
+    assert result.cancel_requested_by == contract.TEMPORAL_UI_ACTOR
+    calls = [(c.system, c.operation) for c in await reference.calls(order=order.number)]
+    assert ("mes", "recall") in calls and ("wms", "release_staging") in calls
+    assert (await handle.describe()).status.name == "COMPLETED"
+
+    async def audited() -> bool:
+        actions = {(r.action, r.actor) for r in await audit.records(workflow_id=handle.id)}
+        return {("cancel_order", "temporal-ui"), ("order_cancelled", "temporal-ui")} <= actions
+
+    await eventually(audited)
+    records = await audit.records(workflow_id=handle.id)
+    done = next(r for r in records if r.action == "order_cancelled")
+    assert done.detail["compensations"] >= 2
+
+
+async def test_cancellation_in_temporal_during_a_cancel_lets_it_finish(
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
+) -> None:
+    """A second cancellation (the UI) while `cancel_order` compensates does not cut the compensations off."""
+    from plantbridge.canonical import SupervisorAction
+
+    order = new_order()
+    for system, operation in (("wms", "release_staging"), ("mes", "recall")):
+        await reference.add_rule(system, operation, order=order.number, kind="hang", code="3", times=1, message="slow")
+    handle = await start_order(client, order, fast_policy())
+
+    async def staged() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return {s.kind.value for s in summary.steps if s.status == "done"} >= {"mes.dispatch", "wms.stage"}
+
+    await eventually(staged)
+    await handle.signal("cancel_order", SupervisorAction(by="planner.kim", reason="customer cancelled"))
+
+    async def compensating() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return any(s.compensation and s.status == "running" for s in summary.steps)
+
+    await eventually(compensating)
+    await handle.cancel()
+    await reference.clear_rules()
+    result = await handle.result()
+    assert result.state is OrderState.CANCELLED and result.cancel_requested_by == "planner.kim"
+    calls = [(c.system, c.operation) for c in await reference.calls(order=order.number)]
+    assert ("mes", "recall") in calls and ("wms", "release_staging") in calls
+    assert any("goes on" in t.text for t in result.timeline if t.kind == "supervisor")
