@@ -14,7 +14,7 @@ from plantbridge.canonical import OrderState
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail
-from tests.conftest import event, fast_policy, new_order
+from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
 
 
@@ -79,3 +79,36 @@ async def test_cancellation_in_temporal_during_a_cancel_lets_it_finish(
     calls = [(c.system, c.operation) for c in await reference.calls(order=order.number)]
     assert ("mes", "recall") in calls and ("wms", "release_staging") in calls
     assert any("goes on" in t.text for t in result.timeline if t.kind == "supervisor")
+
+
+async def test_plant_event_signal_is_refused_and_audited(
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
+) -> None:
+    """A plant event typed into the UI's "Send a Signal" passes no gateway check: refused, counted, audited."""
+    order = new_order(components=False)
+    handle = await start_order(client, order, fast_policy())
+    disposition = event(order, "quality_disposition", decision="release", source="qms-forged")
+    await handle.signal("plant_event", disposition)
+    await handle.signal("plant_event", event(order, "operation_confirmed", operation="0010", yield_qty=qty(5)))
+
+    async def refused() -> bool:
+        return (await order_summary(client, order.plant, order.number)).events_rejected == 2
+
+    await eventually(refused)
+    summary = await order_summary(client, order.plant, order.number)
+    assert summary.events_accepted == 0 and summary.operations["0010"].yield_total == 0
+    assert not await reference.calls(system="erp", order=order.number)
+
+    async def audited() -> list[object]:
+        return [r for r in await audit.records(workflow_id=handle.id) if r.action == "plant_event_signal_refused"]
+
+    await eventually(lambda: _count(audited, 2))
+    forged = next(r for r in await audited() if r.detail["event_id"] == disposition.event_id)  # type: ignore[attr-defined]
+    assert forged.actor == contract.SIGNAL_ACTOR and forged.detail["source"] == "qms-forged"  # type: ignore[attr-defined]
+    # The gateway's path (the update) still works.
+    ack = await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(5)))
+    assert ack.status == "accepted"
+
+
+async def _count(fetch: object, n: int) -> bool:
+    return len(await fetch()) == n  # type: ignore[operator]

@@ -1,7 +1,7 @@
 """The `ProductionOrder` saga: one long-running workflow per production order (ARCHITECTURE §3).
 
 Events arrive as the update `submit_event` (validated before anything enters history, answered
-with an `Acknowledgement`) or the signal `plant_event`. Accepted events change the state at once and
+with an `Acknowledgement`); the signal `plant_event` is refused unless the plant's policy opens it. Accepted events change the state at once and
 plan *steps* (calls to the ERP, MES, QMS, WMS or notifier) by the rules in `order_logic.py`. This
 module holds the handlers and `run`; the step engine (lanes, parking, acknowledgements) is in
 `steps.py`, the SLA timers in `sla.py`. The whole state is one `SagaState`, carried across
@@ -229,10 +229,21 @@ class ProductionOrderWorkflow(OrderChanges):
 
     @workflow.signal(name=contract.SIGNAL_PLANT_EVENT)
     def plant_event(self, event: PlantEvent) -> None:
-        """A plant event as a signal (the gateway's inbox replays, bulk senders): no answer.
+        """A plant event as a signal: no answer; applied only when the plant's policy has `event_signals`.
 
-        Duplicates are counted, invalid events noted on the timeline; others as `submit_event`.
+        Otherwise refused: a signal passes none of the gateway's checks (key, ownership per event
+        type, `source`), and anyone with the Temporal UI can send one; refused events are counted,
+        noted and audited with the claimed source. With `event_signals`: duplicates are counted,
+        invalid events noted on the timeline; others as `submit_event`.
         """
+        if not self.s.policy.event_signals and workflow.patched(patches.EVENT_SIGNAL_CLOSED):
+            self.s.events_rejected += 1
+            self.logic.note(workflow.now(), "rejected", f"{event.event_type.value} sent as a signal refused: plant "
+                            "events enter through the gateway", event_id=event.event_id, by=contract.SIGNAL_ACTOR)
+            self.logic.audit(f"signal-refused-{self.s.events_rejected}", contract.SIGNAL_ACTOR, "plant_event_signal_refused",
+                             event_id=event.event_id, event_type=event.event_type.value, source=event.source)
+            self._publish()
+            return
         if event.event_id in self._seen:
             self.s.duplicates += 1
             return
