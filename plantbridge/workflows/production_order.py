@@ -1,11 +1,11 @@
 """The `ProductionOrder` saga: one long-running workflow per production order (ARCHITECTURE §3).
 
 Events arrive as the update `submit_event` (validated before anything enters history, answered
-with an `Acknowledgement`); the signal `plant_event` is refused unless the plant's policy opens it. Accepted events change the state at once and
-plan *steps* (calls to the ERP, MES, QMS, WMS or notifier) by the rules in `order_logic.py`. This
-module holds the handlers and `run`; the step engine (lanes, parking, acknowledgements) is in
-`steps.py`, the SLA timers in `sla.py`. The whole state is one `SagaState`, carried across
-continue-as-new after every handler finished.
+with an `Acknowledgement`); the signal `plant_event` is refused unless the plant's policy opens it.
+Accepted events change the state at once and plan *steps* (calls to the ERP, MES, QMS, WMS or
+notifier) by the rules in `order_logic.py`. This module holds the handlers and `run`; the step engine
+(lanes, parking, acknowledgements) is in `steps.py`, the SLA timers in `sla.py`. The whole
+state is one `SagaState`, carried across continue-as-new after every handler finished.
 """
 
 from __future__ import annotations
@@ -240,7 +240,8 @@ class ProductionOrderWorkflow(OrderChanges):
             self.s.events_rejected += 1
             self.logic.note(workflow.now(), "rejected", f"{event.event_type.value} sent as a signal refused: plant "
                             "events enter through the gateway", event_id=event.event_id, by=contract.SIGNAL_ACTOR)
-            self.logic.audit(f"signal-refused-{self.s.events_rejected}", contract.SIGNAL_ACTOR, "plant_event_signal_refused",
+            self.logic.audit(f"signal-refused-{self.s.events_rejected}", contract.SIGNAL_ACTOR,
+                             "plant_event_signal_refused",
                              event_id=event.event_id, event_type=event.event_type.value, source=event.source)
             self._publish()
             return
