@@ -216,6 +216,29 @@ async def test_record_history_event_signal_closed(client: Client, worker: object
     (HISTORIES / "production_order_event_signal_closed.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_release_reads_order(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `release-reads-order`: a planned saga released by a key-only `order_released`, reading its order."""
+    from plantbridge.canonical.order import OrderReleaseNotice
+
+    planned = new_order(components=False, released=False)
+    handle = await start_order(client, planned, fast_policy())
+    reference.orders[planned.number] = planned.model_copy(update={"released": True})
+    await handle.signal("order_released", OrderReleaseNotice(plant=planned.plant, order=planned.number))
+
+    async def released() -> bool:
+        return (await order_summary(client, planned.plant, planned.number)).state.value == "released"
+
+    await eventually(released)
+    await submit_event(client, event(planned, "operation_confirmed", operation="0010", yield_qty=qty(100),
+                                     final=True))
+    await submit_event(client, event(planned, "operation_confirmed", operation="0020", yield_qty=qty(100),
+                                     final=True))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_release_reads_order.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

@@ -112,3 +112,39 @@ async def test_plant_event_signal_is_refused_and_audited(
 
 async def _count(fetch: object, n: int) -> bool:
     return len(await fetch()) == n  # type: ignore[operator]
+
+
+async def test_order_released_reads_the_order_from_the_erp(
+    client: Client, worker: object, reference: MemoryStore
+) -> None:
+    """`order_released` carries the key only; a whole order sent in (the UI, an old gateway) is not taken."""
+    from plantbridge.canonical.order import OrderReleaseNotice
+
+    planned = new_order(released=False)
+    handle = await start_order(client, planned, fast_policy())
+    released = planned.model_copy(update={"released": True})
+    reference.orders[planned.number] = released
+    forged = released.model_copy(update={"components": [
+        c.model_copy(update={"material": "GOLD-BAR"}) for c in released.components]})
+    await handle.signal("order_released", forged)
+
+    async def released_state() -> bool:
+        return (await order_summary(client, planned.plant, planned.number)).state is OrderState.RELEASED
+
+    await eventually(released_state)
+    summary = await order_summary(client, planned.plant, planned.number)
+    assert [c.material for c in summary.order.components] == [c.material for c in released.components]
+    assert "GOLD-BAR" not in str(await reference.calls(order=planned.number))
+    # A notice for another order is noted and ignored; the key-only notice is what the gateway sends.
+    other = new_order(released=False)
+    h2 = await start_order(client, other, fast_policy())
+    await h2.signal("order_released", OrderReleaseNotice(plant=other.plant, order=planned.number))
+    reference.orders[other.number] = other.model_copy(update={"released": True})
+    await h2.signal("order_released", OrderReleaseNotice(plant=other.plant, order=other.number, version="1"))
+
+    async def other_released() -> bool:
+        return (await order_summary(client, other.plant, other.number)).state is OrderState.RELEASED
+
+    await eventually(other_released)
+    timeline = (await order_summary(client, other.plant, other.number)).timeline
+    assert any("not this order" in t.text for t in timeline)

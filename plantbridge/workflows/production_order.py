@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
     from plantbridge.canonical.events import EventType, PlantEvent
     from plantbridge.canonical.exceptions import ExceptionResolution, SupervisorAction
-    from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder
+    from plantbridge.canonical.order import OrderChangeNotice, OrderReleaseNotice, ProductionOrder
     from plantbridge.canonical.saga import OrderStatusView, SagaInput, SagaState, Step
     from plantbridge.canonical.states import END_STATES, OrderState
     from plantbridge.workflows import acks, patches
@@ -54,6 +54,7 @@ class ProductionOrderWorkflow(OrderChanges):
         self._buffered_event: str | None = None
         self._watchers: set[tuple[str, ...]] = set()
         self._changes_wanted = 0
+        self._release_reading = False
         self._init(inp)
 
     def _init(self, inp: SagaInput) -> None:
@@ -216,9 +217,13 @@ class ProductionOrderWorkflow(OrderChanges):
 
     @submit_event.validator
     def _validate_event(self, event: PlantEvent) -> None:
-        """Refuse a duplicate (`DuplicateEvent`), an invalid event (`EventRejected`), or any while rolling over."""
+        """Refuse a duplicate (`DuplicateEvent`), an invalid event (`EventRejected`), or any while rolling over
+        or reading the released order (`SagaBusy`)."""
         if event.event_id in self._seen:
             raise ApplicationError(f"event {event.event_id} was received before", type=contract.DUPLICATE_EVENT)
+        if self._release_reading:  # released, reading its order from the ERP: a moment
+            raise ApplicationError("the saga is reading its released order; send the event again",
+                                   type=contract.SAGA_BUSY)
         reason = self.logic.rejection_reason(event)
         if reason is not None:
             raise ApplicationError(reason, type=contract.EVENT_REJECTED)
@@ -309,21 +314,26 @@ class ProductionOrderWorkflow(OrderChanges):
             pass  # answered `pending`; the outcome follows as the business acknowledgement
 
     @workflow.signal(name=contract.SIGNAL_ORDER_RELEASED)
-    def order_released(self, order: ProductionOrder | None = None) -> None:
+    def order_released(self, notice: OrderReleaseNotice | ProductionOrder | None = None) -> None:
         """Sent by the gateway's ERP intake when the ERP releases an order whose saga waits `planned`.
 
-        Takes the released order's data (same plant and number) and plans dispatch and staging.
+        Carries the key (and version) only: the saga reads the released order from the ERP
+        (`erp.read_order`), then plans dispatch and staging. A whole `ProductionOrder` (older
+        gateways) is taken as its key too; before the patch it replaced the saga's order.
         """
         if self.s.state is not OrderState.PLANNED:
             return
+        if workflow.patched(patches.RELEASE_READS_ORDER):
+            if notice is None:
+                notice = OrderReleaseNotice(plant=self.s.order.plant, order=self.s.order.number)
+            elif isinstance(notice, ProductionOrder):
+                notice = OrderReleaseNotice(plant=notice.plant, order=notice.number, version=notice.version)
+            self._release_notice(notice)
+            return
+        order = notice if isinstance(notice, ProductionOrder) else None
         if order is not None and order.number == self.s.order.number and order.plant == self.s.order.plant:
             self.s.order = order
         self._release()
-
-    def _release(self) -> None:
-        self.logic.release(workflow.now())
-        self._watch_once(("release",), self._watch_release)
-        self._publish()
 
     @workflow.signal(name=contract.SIGNAL_ORDER_CHANGED)
     def order_changed(self, notice: OrderChangeNotice) -> None:
