@@ -33,6 +33,11 @@ SIGNAL_ORDER_CHANGED: Final = "order_changed"
 SIGNAL_RESOLVE_EXCEPTION: Final = "resolve_exception"
 SIGNAL_RELEASE_HOLD: Final = "release_hold"
 SIGNAL_CANCEL_ORDER: Final = "cancel_order"
+# The actor recorded for a cancellation requested through Temporal itself (the UI's "Request
+# Cancellation", RequestCancelWorkflowExecution): the request carries no user the workflow can read.
+TEMPORAL_UI_ACTOR: Final = "temporal-ui"
+# The actor recorded for a `plant_event` signal refused by the saga (anyone with Temporal access).
+SIGNAL_ACTOR: Final = "temporal-signal"
 QUERY_STATE: Final = "state"
 QUERY_SUMMARY: Final = "summary"
 

@@ -35,7 +35,7 @@ async def test_record_history(client: Client, worker: object, reference: MemoryS
     order = new_order()
     await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021", times=1,
                              message="Deficit of SL Unrestricted-use 12 KG : RM-SEAL 1000 0001")
-    handle = await start_order(client, order, fast_policy())
+    handle = await start_order(client, order, fast_policy(event_signals=True))
     await submit_event(client, event(order, "operation_started", operation="0010"))
     await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(50),
                                      scrap_qty=qty(1)))
@@ -59,7 +59,8 @@ async def test_record_history_policy_and_maintenance(client: Client, worker: obj
     """Aggregated postings, a maintenance child workflow and a long downtime (patched features)."""
     order = new_order()
     policy = fast_policy(partial_confirmations="aggregate", consumption="aggregate",
-                         aggregate_every=timedelta(seconds=1), long_downtime=timedelta(seconds=1))
+                         aggregate_every=timedelta(seconds=1), long_downtime=timedelta(seconds=1),
+                         event_signals=True)
     handle = await start_order(client, order, policy)
     await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(30)))
     await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(30)))
@@ -180,6 +181,62 @@ async def test_record_history_order_changes(client: Client, worker: object, refe
     await eventually(lambda: _done(handle), timeout=60)
     history = await handle.fetch_history()
     (HISTORIES / "production_order_changes.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_temporal_cancel(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `temporal-cancel-compensates`: a cancellation requested through Temporal (as the UI sends it)
+    after dispatch and staging: recall and release compensate, audited as `temporal-ui`."""
+    order = new_order()
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "operation_started", operation="0010"))
+
+    async def staged() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return {s.kind.value for s in summary.steps if s.status == "done"} >= {"mes.dispatch", "wms.stage"}
+
+    await eventually(staged)
+    await handle.cancel()
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_temporal_cancel.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_event_signal_closed(client: Client, worker: object) -> None:
+    """Patch `plant-event-signal-closed`: a plant event sent as a signal is refused and audited; the order
+    then completes through `submit_event`."""
+    order = new_order(components=False)
+    handle = await start_order(client, order, fast_policy())
+    await handle.signal("plant_event", event(order, "quality_disposition", decision="release", source="qms-forged"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_event_signal_closed.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_release_reads_order(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `release-reads-order`: a planned saga released by a key-only `order_released`, reading its order."""
+    from plantbridge.canonical.order import OrderReleaseNotice
+
+    planned = new_order(components=False, released=False)
+    handle = await start_order(client, planned, fast_policy())
+    reference.orders[planned.number] = planned.model_copy(update={"released": True})
+    await handle.signal("order_released", OrderReleaseNotice(plant=planned.plant, order=planned.number))
+
+    async def released() -> bool:
+        return (await order_summary(client, planned.plant, planned.number)).state.value == "released"
+
+    await eventually(released)
+    await submit_event(client, event(planned, "operation_confirmed", operation="0010", yield_qty=qty(100),
+                                     final=True))
+    await submit_event(client, event(planned, "operation_confirmed", operation="0020", yield_qty=qty(100),
+                                     final=True))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_release_reads_order.json").write_text(history.to_json())
 
 
 async def _done(handle: object) -> bool:

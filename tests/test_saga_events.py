@@ -25,7 +25,7 @@ async def test_same_event_twice_is_duplicate_and_posts_once(
     client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order()
-    handle = await start_order(client, order, fast_policy())
+    handle = await start_order(client, order, fast_policy(event_signals=True))
     ev = event(order, "operation_confirmed", operation="0010", yield_qty=qty(10))
     first = await submit_event(client, ev)
     second = await submit_event(client, ev)
@@ -105,7 +105,7 @@ async def test_malformed_payloads_never_reach_history(
 
 async def test_rejected_signal_is_counted_not_applied(client: Client, worker: object) -> None:
     order = new_order()
-    handle = await start_order(client, order, fast_policy())
+    handle = await start_order(client, order, fast_policy(event_signals=True))
     await handle.signal("plant_event", event(order, "operation_confirmed", operation="0099", yield_qty=qty(1)))
     await handle.signal("plant_event", event(order, "operation_started", operation="0010"))
     summary = await order_summary(client, order.plant, order.number)

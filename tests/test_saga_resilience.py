@@ -40,7 +40,7 @@ async def test_worker_killed_mid_order_finishes_without_double_posting(
 ) -> None:
     reference = sqlite_reference
     order = new_order(components=False)
-    handle = await start_order(client, order, fast_policy(task_queue=RESTART_QUEUE,
+    handle = await start_order(client, order, fast_policy(task_queue=RESTART_QUEUE, event_signals=True,
                                                           activity_timeout=timedelta(seconds=3)))
     log = tmp_path / "worker.log"
     first = _worker_process(temporal_server, db, reference, reference_plants, log)
@@ -84,7 +84,7 @@ async def test_long_order_continues_as_new_keeping_state_and_dedup(
     client: Client, worker: object, reference: MemoryStore
 ) -> None:
     order = new_order(components=False)
-    handle = await start_order(client, order, fast_policy(continue_as_new_after=500))
+    handle = await start_order(client, order, fast_policy(continue_as_new_after=500, event_signals=True))
     first_run = (await handle.describe()).run_id
     # 3,000 downtime events (no postings) plus confirmations, as signals like the edge agent sends.
     sent = []

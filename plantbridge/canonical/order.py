@@ -130,6 +130,14 @@ class OrderChangeNotice(BaseModel):
     source: str = Field(default="erp", max_length=40, description="sap_event, idoc, odoo, …")
 
 
+class OrderReleaseNotice(OrderChangeNotice):
+    """The ERP released an order whose saga waits `planned` (`order_released`): its key and version only.
+
+    The saga reads the released order from the ERP (`erp.read_order`): no sender (the Temporal UI
+    included) can substitute operations or components that would then drive goods issues.
+    """
+
+
 class ReadOrderRequest(BaseModel):
     """The input of `erp.read_order`: which plant's ERP, which order."""
 

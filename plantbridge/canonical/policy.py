@@ -64,3 +64,8 @@ class PlantPolicy(BaseModel):
     spare_parts: dict[str, list[SparePart]] = Field(default_factory=dict)
     # Task queues per system; the order saga itself runs on `plantbridge-orders`.
     task_queue: str = contract.TASK_QUEUE
+    # Whether the saga applies plant events sent as the `plant_event` signal. Off: plant events enter
+    # only through the gateway (authenticated, owned per event type, validated) as `submit_event`;
+    # a signal (e.g. typed into the Temporal UI) is refused, counted and audited. On only for a trusted
+    # bulk sender inside the Temporal network (tests of the signal path).
+    event_signals: bool = False

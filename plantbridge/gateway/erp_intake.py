@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from plantbridge.canonical.fields import normalize_order_number
-from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder, workflow_id
+from plantbridge.canonical.order import OrderChangeNotice, OrderReleaseNotice, ProductionOrder, workflow_id
 from plantbridge.client import RPC_TIMEOUT, TemporalUnavailable, bounded, start_order
 from plantbridge.connectors.errors import OrderNotFound
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
@@ -151,10 +151,11 @@ class ErpIntake:
                           f"start({wf_id})")
             status = "started"
         else:
-            # A saga started in `planned` is released with the order as the ERP has it now; a
-            # released saga ignores that signal and hears the change instead: key and version only,
-            # it reads the order from the ERP itself (`erp.read_order`).
-            await bounded(handle.signal(ProductionOrderWorkflow.order_released, order, rpc_timeout=RPC_TIMEOUT),
+            # A saga started in `planned` is released; a released saga ignores that signal and hears
+            # the change instead. Both carry the key and version only: the saga reads the order from
+            # the ERP itself (`erp.read_order`).
+            release = OrderReleaseNotice(plant=order.plant, order=order.number, version=order.version, source=source)
+            await bounded(handle.signal(ProductionOrderWorkflow.order_released, release, rpc_timeout=RPC_TIMEOUT),
                           f"order_released({wf_id})")
             notice = OrderChangeNotice(plant=order.plant, order=order.number, version=order.version, source=source)
             await bounded(handle.signal(ProductionOrderWorkflow.order_changed, notice, rpc_timeout=RPC_TIMEOUT),

@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from plantbridge import contract
     from plantbridge.canonical.exceptions import SupervisorAction
-    from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder, ReadOrderRequest
+    from plantbridge.canonical.order import OrderChangeNotice, OrderReleaseNotice, ProductionOrder, ReadOrderRequest
     from plantbridge.canonical.states import END_STATES, OrderState
     from plantbridge.workflows import patches
     from plantbridge.workflows.change_plan import ERP_ACTOR, apply_order_change
@@ -33,6 +33,53 @@ class OrderChanges(SlaTimers):
     """`order_changed` and the task that reads and applies the ERP's current order."""
 
     _changes_wanted: int
+    _release_reading: bool
+
+    def _release(self) -> None:
+        self.logic.release(workflow.now())
+        self._watch_once(("release",), self._watch_release)
+        self._publish()
+
+    def _release_notice(self, notice: OrderReleaseNotice) -> None:
+        """`order_released` (patch `release-reads-order`): read the released order, then release."""
+        s = self.s
+        if notice.plant != s.order.plant or notice.order != s.order.number:
+            self.logic.note(workflow.now(), "release", f"release for {notice.plant}/{notice.order} ignored: "
+                                                       "not this order")
+            self._publish()
+            return
+        if not self._release_reading:  # several notices while a read runs: that read decides
+            self._release_reading = True
+            self._spawn(self._read_release())
+
+    async def _read_release(self) -> None:
+        s = self.s
+        self._running += 1
+        try:
+            order: ProductionOrder = await workflow.execute_activity(
+                contract.ERP_READ_ORDER, ReadOrderRequest(plant=s.order.plant, order=s.order.number),
+                result_type=ProductionOrder, start_to_close_timeout=s.policy.activity_timeout,
+                retry_policy=READ_RETRY)
+        except ActivityError as err:
+            cause = str(err.cause or err)[:300]
+            self.logic.note(workflow.now(), "release", f"reading the released order from the ERP failed: {cause}")
+            self.logic.alert(workflow.now(), f"release-read-{workflow.info().run_id[:8]}", "warning", "release",
+                             f"order {s.order.number}: release not applied: {cause}")
+            self._publish()
+            return
+        finally:
+            self._running -= 1
+            self._release_reading = False
+        if s.state is not OrderState.PLANNED or self._cancel is not None:
+            return
+        if order.plant != s.order.plant or order.number != s.order.number or not order.released:
+            held = "released" if order.released else "not released"
+            self.logic.note(workflow.now(), "release", f"release ignored: the ERP holds order {order.plant}/"
+                                                       f"{order.number} {held}")
+            self._publish()
+            return
+        s.order = order
+        self._release()
 
     def _change_notice(self, notice: OrderChangeNotice) -> None:
         s = self.s

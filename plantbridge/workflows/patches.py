@@ -41,6 +41,18 @@ MAINTENANCE_COMPLETION_AUDIT: Final = "maintenance-completion-audit"
 # difference: quantities, dates, operations, components, TECO, deletion flag/lock (issue 14).
 # Before: a released saga ignored every ERP change.
 ORDER_CHANGES: Final = "order-changes"
+# ProductionOrder: a cancellation requested through Temporal (the UI's "Request Cancellation",
+# `handle.cancel()`) runs the compensations and audit of `cancel_order` (actor `temporal-ui`) and ends
+# the order `cancelled`; compensations run shielded from a further cancellation. Before: the run ended
+# "Canceled" with nothing undone and nothing audited.
+TEMPORAL_CANCEL: Final = "temporal-cancel-compensates"
+# ProductionOrder: the `plant_event` signal applies events only when the plant's policy says
+# `event_signals: true`; otherwise it refuses them (noted, counted, audited). Plant events enter
+# through the gateway's `submit_event` update after authentication and ownership checks.
+EVENT_SIGNAL_CLOSED: Final = "plant-event-signal-closed"
+# ProductionOrder: `order_released` carries the order key (`OrderReleaseNotice`) and the saga reads
+# the order through `erp.read_order`; a whole `ProductionOrder` (older senders) is read back too.
+RELEASE_READS_ORDER: Final = "release-reads-order"
 
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
@@ -51,4 +63,7 @@ ALL: Final[tuple[str, ...]] = (
     BOUNDED_ACK,
     MAINTENANCE_COMPLETION_AUDIT,
     ORDER_CHANGES,
+    TEMPORAL_CANCEL,
+    EVENT_SIGNAL_CLOSED,
+    RELEASE_READS_ORDER,
 )

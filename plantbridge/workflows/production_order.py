@@ -1,16 +1,18 @@
 """The `ProductionOrder` saga: one long-running workflow per production order (ARCHITECTURE §3).
 
 Events arrive as the update `submit_event` (validated before anything enters history, answered
-with an `Acknowledgement`) or the signal `plant_event`. Accepted events change the state at once and
-plan *steps* (calls to the ERP, MES, QMS, WMS or notifier) by the rules in `order_logic.py`. This
-module holds the handlers and `run`; the step engine (lanes, parking, acknowledgements) is in
-`steps.py`, the SLA timers in `sla.py`. The whole state is one `SagaState`, carried across
-continue-as-new after every handler finished.
+with an `Acknowledgement`); the signal `plant_event` is refused unless the plant's policy opens it.
+Accepted events change the state at once and plan *steps* (calls to the ERP, MES, QMS, WMS or
+notifier) by the rules in `order_logic.py`. This module holds the handlers and `run`; the step engine
+(lanes, parking, acknowledgements) is in `steps.py`, the SLA timers in `sla.py`. The whole
+state is one `SagaState`, carried across continue-as-new after every handler finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -22,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
     from plantbridge.canonical.events import EventType, PlantEvent
     from plantbridge.canonical.exceptions import ExceptionResolution, SupervisorAction
-    from plantbridge.canonical.order import OrderChangeNotice, ProductionOrder
+    from plantbridge.canonical.order import OrderChangeNotice, OrderReleaseNotice, ProductionOrder
     from plantbridge.canonical.saga import OrderStatusView, SagaInput, SagaState, Step
     from plantbridge.canonical.states import END_STATES, OrderState
     from plantbridge.workflows import acks, patches
@@ -52,6 +54,7 @@ class ProductionOrderWorkflow(OrderChanges):
         self._buffered_event: str | None = None
         self._watchers: set[tuple[str, ...]] = set()
         self._changes_wanted = 0
+        self._release_reading = False
         self._init(inp)
 
     def _init(self, inp: SagaInput) -> None:
@@ -84,6 +87,33 @@ class ProductionOrderWorkflow(OrderChanges):
         self._restart_watchers()
         self._publish()
 
+        while True:
+            try:
+                await self._until_end(inp)
+                break
+            except asyncio.CancelledError:
+                # Temporal's RequestCancelWorkflowExecution (the UI's "Request Cancellation", `handle.cancel()`):
+                # the same compensations and audit as `cancel_order` (before the patch: the run just ended).
+                if not workflow.patched(patches.TEMPORAL_CANCEL):
+                    raise
+                if self._cancel_from_temporal():
+                    await self._shielded(self._run_cancellation(self._cancel or SupervisorAction()))
+                    break
+
+        while True:
+            try:
+                await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
+                break
+            except asyncio.CancelledError:
+                if not workflow.patched(patches.TEMPORAL_CANCEL):
+                    raise
+                self.logic.note(workflow.now(), "supervisor", "cancellation ignored: the order is "
+                                f"{self.s.state.value}", by=contract.TEMPORAL_UI_ACTOR)
+        return self.s
+
+    async def _until_end(self, inp: SagaInput) -> None:
+        """Wait for release, then until posted or cancelled; continue as new when the history is long."""
+        s = self.s
         if s.state is OrderState.PLANNED:  # not released yet (`_init` releases one that came released)
             await workflow.wait_condition(lambda: self.s.state is not OrderState.PLANNED or self._cancel is not None)
 
@@ -92,18 +122,39 @@ class ProductionOrderWorkflow(OrderChanges):
                 lambda: self._cancel is not None or self._finished() or self._continue_suggested()
             )
             if self._cancel is not None and s.state not in END_STATES:
-                await self._run_cancellation(self._cancel)
-                break
+                if workflow.patched(patches.TEMPORAL_CANCEL):  # a cancellation from Temporal cannot cut it off
+                    await self._shielded(self._run_cancellation(self._cancel))
+                else:
+                    await self._run_cancellation(self._cancel)
+                return
             if self._finished():
                 s.posted_at = workflow.now()
                 self.logic.transition(OrderState.POSTED, workflow.now(), "every posting done")
                 self.logic.audit("posted", "plantbridge", "order_posted", postings=len(s.postings))
                 self._publish()
-                break
+                return
             await self._continue_as_new(inp)
 
-        await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
-        return self.s
+    def _cancel_from_temporal(self) -> bool:
+        """A cancellation requested through Temporal, as a `cancel_order` by `temporal-ui`; False when ignored."""
+        if self._cancel is not None:  # a cancel is already under way: it goes on
+            return True
+        reason = workflow.cancellation_reason() or "cancellation requested in Temporal"
+        return self._request_cancel(SupervisorAction(by=contract.TEMPORAL_UI_ACTOR, reason=reason))
+
+    async def _shielded(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` to its end even when Temporal cancels the workflow meanwhile (noted, not obeyed)."""
+        task = asyncio.create_task(coro)
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
+                self.logic.note(workflow.now(), "supervisor", "cancellation requested in Temporal: the "
+                                "cancellation under way goes on", by=contract.TEMPORAL_UI_ACTOR)
+                self._publish()
 
     def _finished(self) -> bool:
         s = self.s
@@ -166,9 +217,13 @@ class ProductionOrderWorkflow(OrderChanges):
 
     @submit_event.validator
     def _validate_event(self, event: PlantEvent) -> None:
-        """Refuse a duplicate (`DuplicateEvent`), an invalid event (`EventRejected`), or any while rolling over."""
+        """Refuse a duplicate (`DuplicateEvent`), an invalid event (`EventRejected`), or any while rolling over
+        or reading the released order (`SagaBusy`)."""
         if event.event_id in self._seen:
             raise ApplicationError(f"event {event.event_id} was received before", type=contract.DUPLICATE_EVENT)
+        if self._release_reading:  # released, reading its order from the ERP: a moment
+            raise ApplicationError("the saga is reading its released order; send the event again",
+                                   type=contract.SAGA_BUSY)
         reason = self.logic.rejection_reason(event)
         if reason is not None:
             raise ApplicationError(reason, type=contract.EVENT_REJECTED)
@@ -179,10 +234,22 @@ class ProductionOrderWorkflow(OrderChanges):
 
     @workflow.signal(name=contract.SIGNAL_PLANT_EVENT)
     def plant_event(self, event: PlantEvent) -> None:
-        """A plant event as a signal (the gateway's inbox replays, bulk senders): no answer.
+        """A plant event as a signal: no answer; applied only when the plant's policy has `event_signals`.
 
-        Duplicates are counted, invalid events noted on the timeline; others as `submit_event`.
+        Otherwise refused: a signal passes none of the gateway's checks (key, ownership per event
+        type, `source`), and anyone with the Temporal UI can send one; refused events are counted,
+        noted and audited with the claimed source. With `event_signals`: duplicates are counted,
+        invalid events noted on the timeline; others as `submit_event`.
         """
+        if not self.s.policy.event_signals and workflow.patched(patches.EVENT_SIGNAL_CLOSED):
+            self.s.events_rejected += 1
+            self.logic.note(workflow.now(), "rejected", f"{event.event_type.value} sent as a signal refused: plant "
+                            "events enter through the gateway", event_id=event.event_id, by=contract.SIGNAL_ACTOR)
+            self.logic.audit(f"signal-refused-{self.s.events_rejected}", contract.SIGNAL_ACTOR,
+                             "plant_event_signal_refused",
+                             event_id=event.event_id, event_type=event.event_type.value, source=event.source)
+            self._publish()
+            return
         if event.event_id in self._seen:
             self.s.duplicates += 1
             return
@@ -247,21 +314,26 @@ class ProductionOrderWorkflow(OrderChanges):
             pass  # answered `pending`; the outcome follows as the business acknowledgement
 
     @workflow.signal(name=contract.SIGNAL_ORDER_RELEASED)
-    def order_released(self, order: ProductionOrder | None = None) -> None:
+    def order_released(self, notice: OrderReleaseNotice | ProductionOrder | None = None) -> None:
         """Sent by the gateway's ERP intake when the ERP releases an order whose saga waits `planned`.
 
-        Takes the released order's data (same plant and number) and plans dispatch and staging.
+        Carries the key (and version) only: the saga reads the released order from the ERP
+        (`erp.read_order`), then plans dispatch and staging. A whole `ProductionOrder` (older
+        gateways) is taken as its key too; before the patch it replaced the saga's order.
         """
         if self.s.state is not OrderState.PLANNED:
             return
+        if workflow.patched(patches.RELEASE_READS_ORDER):
+            if notice is None:
+                notice = OrderReleaseNotice(plant=self.s.order.plant, order=self.s.order.number)
+            elif isinstance(notice, ProductionOrder):
+                notice = OrderReleaseNotice(plant=notice.plant, order=notice.number, version=notice.version)
+            self._release_notice(notice)
+            return
+        order = notice if isinstance(notice, ProductionOrder) else None
         if order is not None and order.number == self.s.order.number and order.plant == self.s.order.plant:
             self.s.order = order
         self._release()
-
-    def _release(self) -> None:
-        self.logic.release(workflow.now())
-        self._watch_once(("release",), self._watch_release)
-        self._publish()
 
     @workflow.signal(name=contract.SIGNAL_ORDER_CHANGED)
     def order_changed(self, notice: OrderChangeNotice) -> None:
@@ -326,17 +398,20 @@ class ProductionOrderWorkflow(OrderChanges):
 
         Ignored once completed, posted or cancelled, or when a cancel is already under way.
         """
-        action = action or SupervisorAction()
+        self._request_cancel(action or SupervisorAction())
+
+    def _request_cancel(self, action: SupervisorAction) -> bool:
         now = workflow.now()
         if self.s.state in END_STATES or self.s.state is OrderState.COMPLETED or self._cancel is not None:
             self.logic.note(now, "supervisor", f"cancel ignored: the order is {self.s.state.value}", by=action.by)
             self._publish()
-            return
+            return False
         self._cancel = action
         self.s.cancel_requested_by = action.by
         self.logic.note(now, "supervisor", f"cancel requested: {action.reason or 'no reason given'}", by=action.by)
         self.logic.audit("cancel", action.by, "cancel_order", reason=action.reason)
         self._publish()
+        return True
 
     @workflow.query(name=contract.QUERY_STATE)
     def state(self) -> OrderStatusView:

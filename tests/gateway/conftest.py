@@ -59,8 +59,9 @@ KEYS = {
 
 
 @pytest.fixture(scope="session")
-async def gateway(client: Client, db: Database, worker: object) -> AsyncIterator[Gateway]:
-    source = MemoryStore().systems().erp
+async def gateway(client: Client, db: Database, worker: object, reference: MemoryStore) -> AsyncIterator[Gateway]:
+    # One ERP for the gateway's intake and the worker's `erp.read_order` (a released saga reads its order).
+    source = reference.systems().erp
     deps = GatewayDeps(client=client, db=db, policy_for=gateway_policy, order_source=source,
                        ack_wait=timedelta(seconds=5), redrive_on_startup=False,
                        # the suite sends bursts (fuzzing, the contract test): rate limits are tested apart
