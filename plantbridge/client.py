@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
+    HeaderCodecBehavior,
     Interceptor,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -117,6 +118,8 @@ async def connect(address: str = "127.0.0.1:7233", namespace: str = "default", *
         address, namespace=namespace, data_converter=data_converter(payload_codec), interceptors=list(interceptors),
         plugins=temporal_plugins(), runtime=runtime or metrics_runtime(),
         tls=tls_from_env() if tls == "env" else tls, api_key=api_key_from_env() if api_key == "env" else api_key,
+        # With a codec, headers (e.g. the trace context) are encrypted too: nothing of an order stays clear.
+        header_codec_behavior=HeaderCodecBehavior.CODEC if payload_codec is not None else HeaderCodecBehavior.NO_CODEC,
     )
 
 

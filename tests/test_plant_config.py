@@ -77,6 +77,6 @@ def test_dev_plant_files_load_beside_the_edge_file() -> None:
     from plantbridge_devtools.stack import PLANTS_DIR
 
     plants = load_plants(PLANTS_DIR)
-    assert set(plants) == {"1000", "2000"}
+    assert set(plants) == {"1000", "2000", "3000"}
     assert plants["1000"].erp.kind == "sap_odata" and plants["2000"].mes.kind == "rest"
     assert plants["1000"].xref.work_centers != plants["2000"].xref.work_centers

@@ -139,7 +139,8 @@ class Intake:
     async def _conflict(self, msg_id: int, event: PlantEvent) -> ApiError | None:
         """A resent event id with other content: 409 naming the differing fields (kept dead, for a person);
         the saga would answer `duplicate` and the second content would vanish."""
-        earlier = await self.inbox.earlier_with_event_id(event.event_id, before_id=msg_id)
+        earlier = await self.inbox.earlier_with_event_id(event.event_id, before_id=msg_id, plant=event.plant,
+                                                         order=event.order)
         if earlier is None:
             return None
         try:

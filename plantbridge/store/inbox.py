@@ -113,6 +113,7 @@ class Inbox:
         self, msg_id: int, status: InboxStatus, *, reason: str | None = None, answer: Any = None,
         plant: str | None = None, order: str | None = None, event_id: str | None = None,
     ) -> None:
+        reason, answer, plant, order, event_id = _no_nul((reason, answer, plant, order, event_id))
         values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None, "answer": answer,
                                   "attempts": InboxMessage.attempts + 1, "updated_at": utcnow(),
                                   "lease_owner": None, "lease_until": None}
@@ -161,11 +162,15 @@ class Inbox:
                     .order_by(InboxMessage.id))
             return list((await session.scalars(stmt)).all())
 
-    async def earlier_with_event_id(self, event_id: str, *, before_id: int) -> InboxMessage | None:
-        """The first message with this event id that was taken (processed, waiting or deferred), if any."""
+    async def earlier_with_event_id(self, event_id: str, *, before_id: int, plant: str | None = None,
+                                    order: str | None = None) -> InboxMessage | None:
+        """The first message with this event id for this plant and order that was taken (processed, waiting or
+        deferred), if any. Event ids are unique per source and order (the saga dedups per order)."""
         async with self.db.sessions() as session:
             stmt = (select(InboxMessage)
                     .where(InboxMessage.event_id == event_id, InboxMessage.id != before_id,
+                           *([InboxMessage.plant == plant] if plant is not None else []),
+                           *([InboxMessage.order_number == order] if order is not None else []),
                            InboxMessage.status.in_(["processed", "waiting", "deferred"]))
                     .order_by(InboxMessage.id).limit(1))
             return (await session.scalars(stmt)).first()
@@ -221,3 +226,15 @@ def deferral_backoff(attempts: int) -> timedelta:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite drops the offset
+
+
+def _no_nul(value: Any) -> Any:
+    """The value with NUL characters replaced (U+FFFD): PostgreSQL's text and JSON cannot store U+0000, and a
+    hostile body's field names or values reach the reason and the answer."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_no_nul(k): _no_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_no_nul(v) for v in value)
+    return value

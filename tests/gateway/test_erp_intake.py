@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
@@ -114,17 +115,18 @@ async def test_idoc_starts_saga_and_dead_letter_is_redriven_after_fix(gateway: G
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_idoc" and "HZ001" in r.text
     msg_id = int(r.headers["X-Inbox-Id"])
     assert (msg := await gateway.intake.inbox.get(msg_id)) is not None and msg.status == "dead"
-    gateway.deps.idoc_plant_map["HZ001"] = "HZ01"  # the cause is fixed
+    plant = f"H{uuid.uuid4().hex[:3].upper()}"  # a plant of its own: the test runs once per store backend
+    gateway.deps.idoc_plant_map["HZ001"] = plant  # the cause is fixed
     try:
         [(rid, out)] = await gateway.intake.replay(msg_id=msg_id)
         assert rid == msg_id and out.http_status == 200 and out.body["orders"][0]["status"] == "started"
         assert await gateway.intake.replay(msg_id=msg_id) == []  # processed: nothing done twice
     finally:
         gateway.deps.idoc_plant_map.clear()
-    summary = await order_summary(client, "HZ01", "1895938")
+    summary = await order_summary(client, plant, "1895938")
     assert summary.order.erp_system == "sap_s4" and len(summary.order.components) == 12
 
-    sample = IDOC_EXAMPLE.replace("000001004157", "7700001")
+    sample = IDOC_EXAMPLE.replace("000001004157", str(7_700_000 + uuid.uuid4().int % 90_000))
     r = await http.post("/v1/erp/sap/idoc", content=sample.encode(), headers=gateway.auth("erp1000"))
     assert r.status_code == 200 and r.json()["orders"][0]["status"] == "started"
     r = await http.post("/v1/erp/sap/idoc", content=b"<LOIPRO05><IDOC>", headers=h)
@@ -169,7 +171,7 @@ async def test_repeated_idoc_is_a_change_the_saga_reads_back(gateway: Gateway, h
     """SAP resends the whole order as LOIPRO on each change (ORDER-FACTS 3.1): the gateway tells the
     running saga (`order_changed`), which reads the order from its ERP (here the worker's in-memory ERP,
     holding what SAP holds now) and applies it; the older IDoc sent again afterwards changes nothing."""
-    number = "7700002"
+    number = str(7_790_000 + uuid.uuid4().int % 9_000)
     first = IDOC_EXAMPLE.replace("000001004157", number)
     r = await http.post("/v1/erp/sap/idoc", content=first.encode(), headers=gateway.auth("erp1000"))
     assert r.status_code == 200 and r.json()["orders"][0]["status"] == "started"

@@ -94,7 +94,7 @@ async def _schemathesis(gw: ContractGateway, role: str, out: Path) -> tuple[int,
     args = [str(Path(sys.executable).with_name("st")), "run", f"{gw.url}/openapi.json",
             "--checks", ",".join(CHECKS), "-H", f"Authorization: Bearer {gw.keys[role]}",
             "--max-examples", str(MAX_EXAMPLES), "--seed", "18", "--phases", "examples,coverage,fuzzing",
-            "--workers", "2", "--request-timeout", "30", "--no-color",
+            "--workers", "1", "--request-timeout", "30", "--no-color",
             "--report", "json", "--report-json-path", str(report)]
     for tag in RUNS[role]:
         args += ["--include-tag", tag]

@@ -165,7 +165,8 @@ async def test_keys_cli(db: Database) -> None:
 
     info = await ApiKeys(db).authenticate(key)
     assert info is not None and info.plants == ("1000", "2000") and info.role == "edge"
-    listed = await asyncio.to_thread(runner.invoke, keys_app, ["list", "--store-url", db.url])
+    listed = await asyncio.to_thread(runner.invoke, keys_app, ["list", "--store-url", db.url],
+                                     env={"COLUMNS": "240"})  # a table wide enough for every column
     assert "cli-key" in listed.output and key not in listed.output
     revoked = await asyncio.to_thread(runner.invoke, keys_app, ["revoke", "cli-key", "--store-url", db.url])
     assert revoked.exit_code == 0 and await ApiKeys(db).authenticate(key) is None

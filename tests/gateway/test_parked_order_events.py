@@ -53,9 +53,11 @@ async def test_parked_posting_order_takes_fifty_events_each_within_ack_wait(
     assert first.status_code == 200, first.text
     assert first.json()["erp"]["status"] == "rejected"  # parked as an open exception
 
+    sent: dict[int, dict[str, object]] = {}
     for n in range(1, 51):
         started = time.monotonic()
-        resp = await http.post("/v1/plant/events", json=consumed(order, n), headers=auth)
+        sent[n] = consumed(order, n)
+        resp = await http.post("/v1/plant/events", json=sent[n], headers=auth)
         took = time.monotonic() - started
         assert resp.status_code == 202, (n, resp.status_code, resp.text)
         body = resp.json()
@@ -67,7 +69,7 @@ async def test_parked_posting_order_takes_fifty_events_each_within_ack_wait(
     summary = await order_summary(client, order.plant, order.number)
     assert summary.events_accepted == 51
     assert len(summary.open_exceptions) == 1
-    again = await http.post("/v1/plant/events", json=consumed(order, 7), headers=auth)
+    again = await http.post("/v1/plant/events", json=sent[7], headers=auth)  # the same event, resent as it was
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert await _dead_or_deferred(gateway, order) == []
 
