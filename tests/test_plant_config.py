@@ -80,3 +80,20 @@ def test_dev_plant_files_load_beside_the_edge_file() -> None:
     assert set(plants) == {"1000", "2000", "3000"}
     assert plants["1000"].erp.kind == "sap_odata" and plants["2000"].mes.kind == "rest"
     assert plants["1000"].xref.work_centers != plants["2000"].xref.work_centers
+
+
+def test_idoc_plant_codes_map_to_their_plant(tmp_path: Path) -> None:
+    """`erp.idoc_plants` names the WERKS an IDoc carries for this plant (the real LOIPRO05 says HZ001);
+    the gateway maps it, and a code claimed by two plants is refused."""
+    from plantbridge.gateway.idoc_loipro import parse_loipro
+    from plantbridge.gateway.server import idoc_plant_map
+
+    sap = 'erp: {kind: sap_odata, url: "http://127.0.0.1:8101", user: PB, password_env: SAP_PW, idoc_plants: [HZ001]}'
+    write(tmp_path, "HZ01.yaml", f'plant: "HZ01"\n{sap}\n')
+    mapping = idoc_plant_map(load_plants(tmp_path))
+    assert mapping == {"HZ001": "HZ01"}
+    [order] = parse_loipro((ROOT / "tests" / "fixtures" / "idoc" / "LOIPRO05_Original.xml").read_bytes(), mapping)
+    assert order.plant == "HZ01"
+    write(tmp_path, "HZ02.yaml", f'plant: "HZ02"\n{sap}\n')
+    with pytest.raises(ValueError, match=r"HZ001.*HZ01 and HZ02"):
+        idoc_plant_map(load_plants(tmp_path))

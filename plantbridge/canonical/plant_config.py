@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -109,6 +109,9 @@ class ErpConfig(TlsSettings):
     webhook_token_env: str | None = None
     # Odoo: how often the release poller (workflow odoo-poller:{plant}) asks for confirmed MOs.
     poll_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    # SAP: the plant codes (WERKS) this plant carries in LOIPRO IDocs where they differ from the
+    # canonical code (e.g. a five-character plant such as HZ001); the gateway maps them on intake.
+    idoc_plants: list[Annotated[str, Field(min_length=1, max_length=10)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _endpoint(self) -> ErpConfig:

@@ -28,6 +28,19 @@ from plantbridge.store.db import Database
 from plantbridge.telemetry import setup_tracing
 
 
+def idoc_plant_map(plants: dict[str, PlantConfig]) -> dict[str, str]:
+    """The IDoc plant codes (WERKS) the plant files name in `erp.idoc_plants` -> their canonical plant.
+
+    A code claimed by two plant files is refused: an IDoc must never reach the wrong plant's sagas."""
+    mapping: dict[str, str] = {}
+    for plant, cfg in sorted(plants.items()):
+        for code in cfg.erp.idoc_plants:
+            if mapping.get(code, plant) != plant:
+                raise ValueError(f"IDoc plant {code!r} is claimed by plant files {mapping[code]} and {plant}")
+            mapping[code] = plant
+    return mapping
+
+
 def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
                  order_source: OrderSource | None = None,
                  policy_for: Callable[[str], PlantPolicy] | None = None,
@@ -59,6 +72,7 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
         return cfg.event_rules() if cfg is not None else event_sources()
 
     return GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
+                       idoc_plant_map=idoc_plant_map(plants),
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
                        translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
                        inbox_lease=timedelta(seconds=settings.inbox_lease_s),
