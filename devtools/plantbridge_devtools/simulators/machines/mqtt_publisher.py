@@ -48,14 +48,11 @@ import pysparkplug as spb
 from .model import (
     DEFAULT_MACHINES,
     MachineKind,
-    MachineryItemState,
     MachineSpec,
     MachineStatus,
-    PackMLState,
     check_unique,
-    parse_state,
 )
-from .server import UnknownMachineError
+from .scripting import MachineScripting
 
 _log = logging.getLogger(__name__)
 
@@ -108,7 +105,7 @@ def json_status(status: MachineStatus) -> dict[str, Any]:
     return data
 
 
-class MqttMachinePublisher:
+class MqttMachinePublisher(MachineScripting):
     """Scripted machines on an MQTT broker (plain JSON or Sparkplug B); ``start()``/``stop()``."""
 
     def __init__(
@@ -311,68 +308,11 @@ class MqttMachinePublisher:
         self._sent[mid] = values
         self.published += 1
 
-    # ---------------------------------------------------------------- scripting (as server.py)
+    # ---------------------------------------------------------------- scripting (scripting.py)
 
     @property
     def machine_ids(self) -> list[str]:
         return list(self._statuses)
-
-    def status(self, machine_id: str) -> dict[str, Any]:
-        return self._status(machine_id).as_dict()
-
-    async def run(self, machine_id: str) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.held_by_script = False
-        status.run()
-        return await self._publish(status)
-
-    async def stop_machine(
-        self, machine_id: str, reason: str = "", state: MachineryItemState | PackMLState | str | int | None = None
-    ) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.stop(reason, parse_state(state) if state is not None else None)
-        status.held_by_script = True
-        return await self._publish(status)
-
-    async def set_state(self, machine_id: str, state: MachineryItemState | PackMLState | str | int) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.apply_state(parse_state(state))
-        return await self._publish(status)
-
-    async def count(
-        self, machine_id: str, good: int = 0, scrap: int = 0, *, cycle_time_ms: float | None = None
-    ) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.add_counts(good, scrap)
-        if cycle_time_ms is not None:
-            status.cycle_time_ms = float(cycle_time_ms)
-        return await self._publish(status)
-
-    async def set_counter(self, machine_id: str, good: int | None = None, scrap: int | None = None) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.set_counts(good, scrap)
-        return await self._publish(status)
-
-    async def reset_counters(self, machine_id: str) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.set_counts(0, 0)
-        return await self._publish(status)
-
-    async def set_order(self, machine_id: str, order: str, operation: str = "") -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.order, status.operation = order, operation
-        return await self._publish(status)
-
-    async def set_temperature(self, machine_id: str, temperature: float) -> dict[str, Any]:
-        status = self._status(machine_id)
-        status.temperature = float(temperature)
-        return await self._publish(status)
-
-    def _status(self, machine_id: str) -> MachineStatus:
-        try:
-            return self._statuses[machine_id]
-        except KeyError:
-            raise UnknownMachineError(machine_id) from None
 
 
 def _ms() -> int:
