@@ -13,9 +13,11 @@ from __future__ import annotations
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
 
 from plantbridge.edge.config import EndpointConfig
-from plantbridge.edge.pki import Pki
+from plantbridge.edge.pki import CertificateRejected, Pki, thumbprint
 
 _MODES = {"sign": ua.MessageSecurityMode.Sign, "sign_and_encrypt": ua.MessageSecurityMode.SignAndEncrypt}
 _MODE_NAMES = {ua.MessageSecurityMode.None_: "None", ua.MessageSecurityMode.Sign: "Sign",
@@ -38,6 +40,28 @@ def first_certificate(der: bytes) -> bytes:
     if len(der) < 4 or der[0] != 0x30 or der[1] != 0x82:
         return der
     return der[: int.from_bytes(der[2:4], "big") + 4]
+
+
+_REFUSALS = {StatusCodes.BadCertificateUntrusted: "BadCertificateUntrusted",
+             StatusCodes.BadSecurityChecksFailed: "BadSecurityChecksFailed"}
+
+
+def refused_by_server(
+    err: UaStatusCodeError, name: str, endpoint: EndpointConfig, pki: Pki
+) -> CertificateRejected | None:
+    """The server's refusal of the agent's own certificate, said so that an operator knows what to do
+    (None for any other error)."""
+    status = _REFUSALS.get(err.code)
+    if not endpoint.secure or status is None:
+        return None
+    try:
+        thumb = f" (SHA-1 {thumbprint(pki.cert.read_bytes())})"
+    except OSError:
+        thumb = ""
+    return CertificateRejected(
+        f"endpoint {name}: the server refused this agent's certificate {pki.cert}{thumb} ({status}); add it to "
+        "the server's trust list (many servers keep it in their rejected list by now)"
+    )
 
 
 async def secure(client: Client, name: str, endpoint: EndpointConfig, pki: Pki) -> None:

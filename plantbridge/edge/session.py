@@ -22,11 +22,11 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
 from asyncua.ua.attribute_ids import AttributeIds
-from asyncua.ua.uaerrors import UaError
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from plantbridge.edge.config import EdgeConfig, EndpointConfig, MachineConfig
 from plantbridge.edge.machine import Change
-from plantbridge.edge.opcua_security import SecurityRefused, secure
+from plantbridge.edge.opcua_security import SecurityRefused, refused_by_server, secure
 from plantbridge.edge.pki import CertificateRejected, edge_pki
 from plantbridge.edge.states import MACHINERY_URI
 
@@ -126,7 +126,13 @@ class EndpointSession:
             client.set_user(credentials[0])
             client.set_password(credentials[1])
         self._client = client
-        await client.connect()
+        try:
+            await client.connect()
+        except UaStatusCodeError as err:
+            rejected = refused_by_server(err, self.name, ep, edge_pki(self.config))
+            if rejected is None:
+                raise
+            raise rejected from None
         return client
 
     async def _session(self) -> None:

@@ -136,24 +136,27 @@ async def test_untrusted_server_refused_written_to_rejected_then_trusted_by_movi
         await agent.stop()
 
 
-async def test_simulator_refuses_a_client_certificate_it_does_not_trust(tmp_path: Path, secured: Secured) -> None:
-    stranger = Pki(tmp_path / "stranger")
+async def test_server_refusing_the_agents_certificate_is_named_then_trusted_without_restart(
+    tmp_path: Path, secured: Secured, receiver: Receiver, make_agent: MakeAgent, credentials: None
+) -> None:
+    stranger = Pki(tmp_path / "pki")  # an agent the simulator's trust list does not know (its own key)
     stranger.init("urn:plantbridge:test:stranger", ["localhost"])
-    client = Client(secured.sim.endpoint, timeout=10)
-    client.application_uri = "urn:plantbridge:test:stranger"
-    await client.set_security_string(
-        f"Basic256Sha256,SignAndEncrypt,{stranger.cert},{stranger.key},{secured.server_cert}")
-    client.set_user(USER)
-    client.set_password(PASSWORD)
-    with pytest.raises(UaError, match="BadCertificateUntrusted"):
-        async with client:
-            pass
-    shutil.copy(stranger.cert, secured.server_trusted / "stranger.der")  # read at the next session
+    shutil.copy(secured.server_cert, stranger.trusted / "machine-simulator.der")
+    agent = make_agent(secured.sim.endpoint, receiver.url, ["M01"], endpoints=secure_endpoint(secured.sim.endpoint),
+                       opcua={"application_uri": "urn:plantbridge:test:stranger", "pki_dir": str(stranger.root)})
+    await agent.start()
     try:
-        async with client:
-            assert await client.get_namespace_array()
+        session = agent.sessions[0]
+        await wait_for(lambda: "refused this agent's certificate" in str(session.stats.last_error),
+                       what="the server's refusal, explained")
+        error = str(session.stats.last_error)
+        assert str(stranger.cert) in error and "BadCertificateUntrusted" in error
+        assert thumbprint(stranger.cert.read_bytes()) in error and session.stats.connects == 0
+        shutil.copy(stranger.cert, secured.server_trusted / "stranger.der")  # the simulator reads it per session
+        await connected(agent)
     finally:
-        (secured.server_trusted / "stranger.der").unlink()
+        await agent.stop()
+        (secured.server_trusted / "stranger.der").unlink(missing_ok=True)
 
 
 async def test_server_offering_only_sign_and_encrypt_refuses_a_none_client(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.cert_gen import (
     dump_private_key_as_pem,
     generate_private_key,
@@ -22,6 +23,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.status_codes import StatusCodes
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -103,6 +105,10 @@ class ClientTrust:
         if self.trusted_dir is None:
             await CertificateValidator(self._OPTIONS).validate(cert, app_description)
             return
+        if not any(p.suffix.lower() in (".der", ".pem") for p in self.trusted_dir.glob("*")):
+            _log.info("refused the client certificate of %s: the trust list %s is empty",
+                      app_description.ApplicationUri, self.trusted_dir)
+            raise ServiceError(StatusCodes.BadCertificateUntrusted)  # (TrustStore cannot hold nothing)
         store = TrustStore([self.trusted_dir], [])
         await store.load()
         await CertificateValidator(self._OPTIONS | CertificateValidatorOptions.TRUSTED, store).validate(
