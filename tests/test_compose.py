@@ -65,6 +65,8 @@ def test_compose_edge_config_is_valid() -> None:
 
     cfg = load_config(ROOT / "deploy" / "edge-1000.yaml")
     assert cfg.gateway.url == "http://plantbridge-gateway:8080"
+    assert all(e.security == "basic256sha256" and e.mode == "sign_and_encrypt" for e in cfg.opcua_endpoints().values())
+    assert str(cfg.opcua.pki_dir).startswith("/data/")  # on the writable edge volume (rejected/ is written)
 
 
 def test_compose_requires_secrets_and_defaults_none() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from asyncua import Client, ua
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
@@ -92,6 +93,13 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
         assert ui_codec is not None and ui_codec.group(1).startswith(urls["codec"] + "/")
         assert answers(f"{urls['machines']}/health") == 200
         assert urls["opcua"].startswith("opc.tcp://127.0.0.1:")
+        # OPC UA is encrypted: the simulator offers Basic256Sha256 SignAndEncrypt only, and the edge agent
+        # connected with the certificates the stack made and put in each side's trust list.
+        offered = await Client(urls["opcua"], timeout=10).connect_and_get_server_endpoints()
+        assert {(e.SecurityPolicyUri.rsplit("#", 1)[-1], e.SecurityMode) for e in offered} == {
+            ("Basic256Sha256", ua.MessageSecurityMode.SignAndEncrypt)}
+        await eventually(lambda: " connected (" in (state / "edge.log").read_text(), what="the edge agent's session")
+        assert not list((state / "edge-pki" / "rejected" / "certs").iterdir())
         for name in ("temporal", "sap", "gateway", "worker"):
             assert (state / f"{name}.log").exists()
 

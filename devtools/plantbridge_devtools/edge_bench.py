@@ -145,7 +145,9 @@ async def bench_edge(
                 "plant": "1000",
                 "source": "edge-bench",
                 "gateway": {"url": f"http://127.0.0.1:{receiver.port}", "batch_size": 500},
-                "endpoints": {"sim": {"url": endpoint, "publishing_interval_ms": publishing_interval_ms}},
+                # the stress simulator offers SecurityPolicy None: the bench measures the agent's logic
+                "endpoints": {"sim": {"url": endpoint, "security": "none", "allow_insecure": True,
+                                      "publishing_interval_ms": publishing_interval_ms}},
                 "machines": [
                     {"id": mid, "endpoint": "sim", "work_center": f"WC-{mid[1:]}",
                      "nodes": {"state": plain.get("state", node_refs[next(iter(node_refs))]),

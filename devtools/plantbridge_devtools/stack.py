@@ -40,6 +40,7 @@ from plantbridge import contract
 from plantbridge.security.codec import new_key
 from plantbridge.store.api_keys import ApiKeyRecord, ApiKeys
 from plantbridge.store.db import Database, sqlite_url
+from plantbridge_devtools.simulators.machines.security import SERVER_APPLICATION_URI, ensure_server_certificate
 from plantbridge_devtools.temporal_server import DevServer, free_port
 
 HOST = "127.0.0.1"
@@ -50,6 +51,7 @@ DEV_PLANTS = ("1000", "2000", "3000")
 PLANTS_DIR = Path(str(resources.files("plantbridge_devtools") / "plants"))
 SIMULATORS = "plantbridge_devtools.simulators"  # python -m {SIMULATORS}.sap etc.
 EDGE_FILE_PREFIX = "edge-"
+MACHINES_PKI = "machines-pki"  # the OPC UA machine simulator's certificate and trust list, in the state dir
 TASK_QUEUE = contract.TASK_QUEUE
 
 # Secrets the plant files name; `plantbridge dev` sets them for its children (dev values only).
@@ -258,6 +260,26 @@ def render_edge(source: Path, target: Path, urls: StackUrls) -> Path | None:
     return out
 
 
+async def prepare_opcua_pki(state_dir: Path, edge_config: Path | None, opcua_url: str) -> None:
+    """OPC UA over Basic256Sha256 SignAndEncrypt in the dev stack: the machine simulator's certificate
+    (`<state>/machines-pki`) and the edge agent's (`plantbridge edge pki init`, the PKI its file names),
+    each in the other's trust list. Kept across restarts while they fit."""
+    server_cert, _ = await ensure_server_certificate(state_dir / MACHINES_PKI, SERVER_APPLICATION_URI,
+                                                     urlsplit(opcua_url).hostname)
+    if edge_config is None:
+        return
+    from plantbridge.edge.config import load_config as load_edge_config  # the edge agent is optional (hook)
+    from plantbridge.edge.pki import edge_pki
+
+    config = load_edge_config(edge_config)
+    pki = edge_pki(config)
+    own = await asyncio.to_thread(pki.init, config.application_uri, ["localhost", socket.gethostname()])
+    (pki.trusted / "machine-simulator.der").write_bytes(server_cert.read_bytes())
+    trusted = state_dir / MACHINES_PKI / "trusted"
+    trusted.mkdir(parents=True, exist_ok=True)
+    (trusted / f"{config.source}.der").write_bytes(own.cert.read_bytes())
+
+
 async def create_dev_keys(store_url: str, plants: list[str]) -> dict[str, str]:
     """The dev API keys (replacing those of an earlier run): name -> key."""
     db = await Database(store_url).init()
@@ -434,7 +456,9 @@ class Stack:
                     url=u.wms, health=lambda: http_ok(f"{u.wms}/admin/health")),
             Service("machines", [py, "-m", f"{SIMULATORS}.machines", "--endpoint", u.opcua,
                                  "--machines", "M01:ASSY-01:machinery,M02:MIX-20:packml",
-                                 "--control-port", str(p.machines_control)],
+                                 "--control-port", str(p.machines_control), "--security", "basic256sha256",
+                                 "--cert-dir", str(s / MACHINES_PKI),
+                                 "--trusted-dir", str(s / MACHINES_PKI / "trusted")],
                     url=u.opcua, health=lambda: _both(http_ok(f"{u.machines}/health"), tcp_ok(u.opcua))),
         ]
         second = [
@@ -520,6 +544,7 @@ class Stack:
         self.mqtt = local_broker() if edge_config is not None else None
         self.edge_mqtt = (render_edge_mqtt(self.plants_source, self.state_dir, self.urls, self.mqtt, self.mqtt_group)
                           if self.mqtt is not None else None)
+        await prepare_opcua_pki(self.state_dir, edge_config, self.urls.opcua)
         first, second = self._services(edge_config)
         try:
             for service in first:

@@ -23,6 +23,7 @@ from plantbridge.edge.machine import Change, MachineTracker, TrackerStats
 from plantbridge.edge.mqtt_config import MqttEndpointConfig
 from plantbridge.edge.mqtt_session import MqttSession
 from plantbridge.edge.outbox import Forwarder, Outbox, open_db
+from plantbridge.edge.pki import check_edge_security
 from plantbridge.edge.rollups import MachineRollup, write_rollups
 from plantbridge.edge.session import EndpointSession
 from plantbridge.edge.telemetry_upload import TelemetryUploader
@@ -64,6 +65,7 @@ class EdgeAgent:
         if self._running:
             return
         api_key = self._api_key if self._api_key is not None else self.config.gateway.api_key()
+        check_edge_security(self.config)
         self.db = open_db(self.config.outbox_path)
         self.outbox = Outbox(self.db)
         now_mono = time.monotonic()

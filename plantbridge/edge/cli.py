@@ -1,4 +1,5 @@
-"""``plantbridge edge --config FILE``: run the edge agent until SIGINT/SIGTERM."""
+"""``plantbridge edge --config FILE``: run the edge agent until SIGINT/SIGTERM;
+``plantbridge edge pki init --config FILE``: its OPC UA certificate and trust-list folders."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from plantbridge.edge.agent import EdgeAgent
 from plantbridge.edge.config import ConfigError, load_config
+from plantbridge.edge.pki import edge_pki
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +39,25 @@ async def run_edge(config_path: str | Path, *, stats_every_s: float = 60.0) -> N
             _log.info("edge stats %s", json.dumps(agent.stats()))
     finally:
         await agent.stop()
+
+
+def init_pki(config_path: str | Path, *, hostnames: list[str] | None = None, force: bool = False) -> str:
+    """Create the PKI folders and the agent's certificate (kept when a usable one exists, unless
+    ``force``); returns what an operator needs to know next."""
+    config = load_config(config_path)
+    pki = edge_pki(config)
+    result = pki.init(config.application_uri, hostnames, force=force)
+    done = "created" if result.created else "kept (still valid; --force makes a new one)"
+    return "\n".join([
+        f"OPC UA application URI {config.application_uri}",
+        f"certificate {result.cert} {done}",
+        f"  SHA-1 thumbprint {result.thumbprint}",
+        f"private key {result.key} (keep it on this machine)",
+        f"trust list {pki.trusted}/  revocation lists {pki.crl}/  rejected {pki.rejected}/",
+        "next: give each OPC UA server the certificate above for its trust list; put each server's certificate",
+        f"into {pki.trusted}/ (or start the agent: a server it does not trust is refused and its certificate",
+        f"written to {pki.rejected}/ — check the thumbprint with the server's operator, then move it).",
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:

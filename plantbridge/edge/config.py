@@ -13,6 +13,7 @@ machine id, so ``machine_defaults`` can describe a whole fleet.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,14 +66,19 @@ class GatewayConfig(_Strict):
         return key
 
 
+SECURITY_MOVED = ("client_cert", "client_key", "server_cert", "application_uri")
+
+
 class EndpointConfig(_Strict):
+    """One OPC UA server. Secure by default: Basic256Sha256 SignAndEncrypt, the server's certificate
+    checked against the trust list of ``opcua.pki_dir`` (see :mod:`plantbridge.edge.pki`)."""
+
     url: str
-    security: Literal["none", "basic256sha256"] = "none"
+    security: Literal["none", "basic256sha256"] = "basic256sha256"
     mode: Literal["sign", "sign_and_encrypt"] = "sign_and_encrypt"
-    client_cert: Path | None = Field(default=None, description="DER certificate; generated (self-signed) if missing")
-    client_key: Path | None = Field(default=None, description="PEM private key; generated if missing")
-    server_cert: Path | None = Field(default=None, description="pinned server certificate (else taken from endpoints)")
-    application_uri: str | None = None
+    allow_insecure: bool = Field(
+        default=False, description="required with security none: machine data in clear, the server not authenticated"
+    )
     username_env: str | None = None
     password_env: str | None = None
     publishing_interval_ms: float = Field(default=200.0, gt=0, le=60000)
@@ -80,6 +86,17 @@ class EndpointConfig(_Strict):
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     watchdog_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (moved := [f for f in SECURITY_MOVED if f in data]):
+            raise ValueError(
+                f"{', '.join(moved)}: the agent's certificate and application URI are set once, under the top-level "
+                "`opcua:` block (application_uri, pki_dir, client_cert, client_key); server certificates are "
+                "trusted through the PKI's trusted/certs folder instead of server_cert"
+            )
+        return data
 
     @field_validator("url")
     @classmethod
@@ -89,12 +106,25 @@ class EndpointConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _security_needs_files(self) -> EndpointConfig:
-        if self.security == "basic256sha256" and (self.client_cert is None or self.client_key is None):
-            raise ValueError("security basic256sha256 needs client_cert and client_key paths (generated if missing)")
+    def _security(self) -> EndpointConfig:
         if (self.username_env is None) != (self.password_env is None):
             raise ValueError("give both username_env and password_env, or neither")
+        if self.security == "none":
+            if self.password_env is not None:
+                raise ValueError(
+                    "a password over security none travels in clear and goes to any server that answers: refused; "
+                    "use security basic256sha256 (the default) with the server's certificate in the trust list"
+                )
+            if not self.allow_insecure:
+                raise ValueError(
+                    "security none sends machine data in clear and authenticates no server; use basic256sha256 "
+                    "(the default), or acknowledge with allow_insecure: true (a warning is logged at start)"
+                )
         return self
+
+    @property
+    def secure(self) -> bool:
+        return self.security != "none"
 
     def credentials(self) -> tuple[str, str] | None:
         if self.username_env is None or self.password_env is None:
@@ -105,6 +135,24 @@ class EndpointConfig(_Strict):
             missing = self.username_env if user is None else self.password_env
             raise ConfigError(f"endpoint {self.url}: environment variable {missing} is not set")
         return user, password
+
+
+class OpcUaClientConfig(_Strict):
+    """The agent as an OPC UA application: one application URI and instance certificate for all endpoints."""
+
+    application_uri: str | None = Field(
+        default=None, description="the URI in the certificate's SubjectAltName; default urn:plantbridge:edge:<source>"
+    )
+    pki_dir: Path = Field(default=Path("pki"), description="own/, trusted/, rejected/ (relative to the file)")
+    client_cert: Path | None = Field(default=None, description="default <pki_dir>/own/certs/plantbridge-edge.der")
+    client_key: Path | None = Field(default=None, description="default <pki_dir>/own/private/plantbridge-edge.pem")
+
+    @field_validator("application_uri")
+    @classmethod
+    def _uri(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", value):
+            raise ValueError("must be a URI, e.g. urn:acme:plant1000:edge")
+        return value
 
 
 class MachineNodes(_Strict):
@@ -182,6 +230,9 @@ class EdgeConfig(_Strict):
     uns: UnsConfig | None = Field(
         default=None, description="Unified Namespace out: each event the gateway accepted, to this broker's topic tree"
     )
+    opcua: OpcUaClientConfig = Field(
+        default_factory=OpcUaClientConfig, description="the agent's OPC UA identity: application URI, PKI directory"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -214,6 +265,13 @@ class EdgeConfig(_Strict):
                 raise ValueError(f"machines.{i}.nodes: machine {machine.id} is on OPC UA endpoint "
                                  f"{machine.endpoint!r} and needs nodes (at least nodes.state)")
         return self
+
+    def opcua_endpoints(self) -> dict[str, EndpointConfig]:
+        return {n: e for n, e in self.endpoints.items() if isinstance(e, EndpointConfig)}
+
+    @property
+    def application_uri(self) -> str:
+        return self.opcua.application_uri or f"urn:plantbridge:edge:{self.source}"
 
     def mqtt_endpoints(self) -> dict[str, MqttEndpointConfig]:
         return {n: e for n, e in self.endpoints.items() if isinstance(e, MqttEndpointConfig)}
@@ -297,8 +355,8 @@ def load_config(path: str | Path) -> EdgeConfig:
     base = path.parent
     if not config.outbox_path.is_absolute():
         config.outbox_path = base / config.outbox_path
-    for endpoint in [*config.endpoints.values(), *([config.uns] if config.uns else [])]:
-        for attr in ("client_cert", "client_key", "server_cert", "ca_cert"):
+    for endpoint in [*config.endpoints.values(), *([config.uns] if config.uns else []), config.opcua]:
+        for attr in ("client_cert", "client_key", "ca_cert", "pki_dir"):
             value = getattr(endpoint, attr, None)
             if value is not None and not value.is_absolute():
                 setattr(endpoint, attr, base / value)

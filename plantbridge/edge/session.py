@@ -1,5 +1,6 @@
-"""One OPC UA endpoint: connect (security, user), resolve the machines' nodes, read the current values,
-subscribe, and start over with backoff when the session breaks (server restart, keepalive failure).
+"""One OPC UA endpoint: connect (security and trust list in `opcua_security`; user), resolve the
+machines' nodes, read the current values, subscribe, and start over with backoff when the session
+breaks (server restart, keepalive failure).
 
 Notifications are read in asyncua's iterator mode (an unbounded queue, no task per notification)
 and handed to the agent as :class:`~plantbridge.edge.machine.Change` batches.
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,12 +21,13 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.attribute_ids import AttributeIds
-from asyncua.ua.uaerrors import UaError
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from plantbridge.edge.config import EdgeConfig, EndpointConfig, MachineConfig
 from plantbridge.edge.machine import Change
+from plantbridge.edge.opcua_security import SecurityRefused, refused_by_server, secure
+from plantbridge.edge.pki import CertificateRejected, edge_pki
 from plantbridge.edge.states import MACHINERY_URI
 
 _log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ class EndpointSession:
                 delay = self.endpoint.reconnect_initial_s
             except asyncio.CancelledError:
                 raise
+            except (CertificateRejected, SecurityRefused) as err:  # an operator's decision is needed
+                self.stats.last_error = str(err)
+                _log.error("OPC UA %s; trying again in %.1fs", err, delay)
             except Exception as err:  # every failure means: reconnect later
                 self.stats.last_error = f"{type(err).__name__}: {err}"
                 _log.warning(
@@ -114,29 +118,21 @@ class EndpointSession:
         ep = self.endpoint
         client = Client(ep.url, timeout=ep.timeout_s, watchdog_intervall=ep.watchdog_s)
         client.session_timeout = 30000
-        client.application_uri = ep.application_uri or f"urn:plantbridge:edge:{self.config.source}"
+        client.application_uri = self.config.application_uri
         client.name = client.description = f"plantbridge edge {self.config.source}"
-        if ep.security == "basic256sha256":
-            assert ep.client_cert is not None and ep.client_key is not None
-            cert, key = await client.setup_self_signed_certificate(
-                ep.client_key, ep.client_cert, host_name=socket.gethostname()
-            )
-            mode = (
-                ua.MessageSecurityMode.SignAndEncrypt if ep.mode == "sign_and_encrypt" else ua.MessageSecurityMode.Sign
-            )
-            await client.set_security(
-                SecurityPolicyBasic256Sha256,
-                certificate=str(cert),
-                private_key=str(key),
-                server_certificate=str(ep.server_cert) if ep.server_cert else None,
-                mode=mode,
-            )
+        await secure(client, self.name, ep, edge_pki(self.config))
         credentials = ep.credentials()
         if credentials is not None:
             client.set_user(credentials[0])
             client.set_password(credentials[1])
         self._client = client
-        await client.connect()
+        try:
+            await client.connect()
+        except UaStatusCodeError as err:
+            rejected = refused_by_server(err, self.name, ep, edge_pki(self.config))
+            if rejected is None:
+                raise
+            raise rejected from None
         return client
 
     async def _session(self) -> None:

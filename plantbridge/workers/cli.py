@@ -87,13 +87,49 @@ def gateway(
               order_source=erp_order_source(plants), order_sources=sources, odoo_tokens=tokens)
 
 
-@app.command()
-def edge(config: Path = typer.Option(..., "--config", help="the edge agent's YAML file (one per plant)")) -> None:
+edge_app = typer.Typer(help="the OPC UA edge agent of one plant; `edge pki init` makes its certificate")
+edge_pki_app = typer.Typer(no_args_is_help=True, help="the edge agent's OPC UA certificate and trust list")
+edge_app.add_typer(edge_pki_app, name="pki")
+app.add_typer(edge_app, name="edge")
+
+
+@contextmanager
+def edge_config_errors() -> Iterator[None]:
+    from plantbridge.edge.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as err:
+        err_console.print(f"[bold red]configuration error[/]\n{err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@edge_app.callback(invoke_without_command=True)
+def edge(ctx: typer.Context,
+         config: Path = typer.Option(None, "--config", help="the edge agent's YAML file (one per plant)")) -> None:
     """The OPC UA edge agent: machines to plant events, telemetry rollups, store-and-forward."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        raise typer.BadParameter("--config FILE is required", param_hint="--config")
     from plantbridge.edge.cli import run_edge
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_edge(config))
+    with edge_config_errors():
+        asyncio.run(run_edge(config))
+
+
+@edge_pki_app.command("init")
+def edge_pki_init(
+    config: Path = typer.Option(..., "--config", help="the edge agent's YAML file (opcua: application_uri, pki_dir)"),
+    hostname: list[str] = typer.Option(None, "--hostname", help="DNS name(s) in the certificate (default: this host)"),
+    force: bool = typer.Option(False, "--force", help="a new key and certificate even if the present one is usable"),
+) -> None:
+    """Create the PKI folders (own/, trusted/, rejected/) and the agent's self-signed certificate."""
+    from plantbridge.edge.cli import init_pki
+
+    with edge_config_errors():
+        console.print(init_pki(config, hostnames=hostname or None, force=force), highlight=False, soft_wrap=True)
 
 
 def _mount_supervisor_commands() -> None:

@@ -202,8 +202,9 @@ def edge_config(machines: MachineSimulator, gateway_url: str, machine: str, outb
         "plant": SAP_PLANT,
         "source": EDGE_SOURCE,
         "gateway": {"url": gateway_url, "backoff_initial_s": 0.1, "backoff_max_s": 0.5, "timeout_s": 30},
-        "endpoints": {"line": {"url": machines.endpoint, "publishing_interval_ms": 50, "reconnect_initial_s": 0.3,
-                               "reconnect_max_s": 1.0, "watchdog_s": 0.5}},
+        "endpoints": {"line": {"url": machines.endpoint, "security": "none", "allow_insecure": True,
+                               "publishing_interval_ms": 50, "reconnect_initial_s": 0.3, "reconnect_max_s": 1.0,
+                               "watchdog_s": 0.5}},
         "machines": [{
             "id": machine, "endpoint": "line", "work_center": WORK_CENTER,
             "nodes": {"state": f"{node}.MachineryItemState.CurrentState.Id", "good": f"{node}.GoodCount",

@@ -133,8 +133,9 @@ def edge_config_dict(
         "source": "edge-1000",
         "gateway": {"url": gateway, "api_key_env": "PLANTBRIDGE_EDGE_TEST_KEY", "backoff_initial_s": 0.1,
                     "backoff_max_s": 0.5, "timeout_s": 3},
-        "endpoints": {"sim": {"url": endpoint, "publishing_interval_ms": 50, "reconnect_initial_s": 0.3,
-                              "reconnect_max_s": 1.0, "watchdog_s": 0.5}},
+        # the session's simulator offers SecurityPolicy None (test_edge_opcua_security covers the secure path)
+        "endpoints": {"sim": {"url": endpoint, "security": "none", "allow_insecure": True, "publishing_interval_ms": 50,
+                              "reconnect_initial_s": 0.3, "reconnect_max_s": 1.0, "watchdog_s": 0.5}},
         "namespaces": {"sim": SIM_URI, "machinery": "http://opcfoundation.org/UA/Machinery/"},
         "machine_defaults": {
             "endpoint": "sim",

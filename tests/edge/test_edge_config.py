@@ -50,7 +50,12 @@ def test_valid_config_and_relative_paths(tmp_path: Path) -> None:
         (lambda d: d["gateway"].update(url="ftp://gw"), "gateway.url", "'ftp://gw'"),
         (lambda d: d.update(plant="10000"), "plant", "'10000'"),
         (lambda d: d.update(rollup_interval_s=-5), "rollup_interval_s", "-5"),
-        (lambda d: d["endpoints"]["sim"].update(security="basic256sha256"), "endpoints.sim", "basic256sha256"),
+        (lambda d: d["endpoints"]["sim"].update(allow_insecure=False), "endpoints.sim", "allow_insecure: true"),
+        (lambda d: d["endpoints"]["sim"].update(username_env="U", password_env="P"), "endpoints.sim",
+         "a password over security none travels in clear"),
+        (lambda d: d["endpoints"]["sim"].update(security="basic256sha256", client_cert="c.der"), "endpoints.sim",
+         "`opcua:` block"),
+        (lambda d: d.update(opcua={"application_uri": "not a uri"}), "opcua.application_uri", "'not a uri'"),
     ],
 )
 def test_config_errors_name_file_field_and_value(tmp_path: Path, change, field: str, value: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,6 +126,10 @@ def test_example_config_loads() -> None:
     assert config.machines[1].nodes.state.endswith("M02.PackMLState") is False  # {id} kept until node_refs()
     assert config.machines[1].node_refs()["state"].endswith(";s=M02.PackMLState")
     assert config.machines[1].node_refs()["good"] == "/machinery:Machines/sim:M02/sim:GoodCount"
+    line1 = config.opcua_endpoints()["line1"]  # the shipped example is encrypted, its PKI beside the file
+    assert (line1.security, line1.mode, line1.allow_insecure) == ("basic256sha256", "sign_and_encrypt", False)
+    assert config.opcua.pki_dir == example.parent / "pki"
+    assert config.application_uri == "urn:plantbridge:edge:edge-1000"
 
 
 def test_no_empty_final_confirmation_after_the_operation_was_finished(tmp_path: Path) -> None:

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-control", action="store_true", help="no HTTP control API")
     parser.add_argument("--security", choices=["none", "basic256sha256"], default="none")
-    parser.add_argument("--cert-dir", type=Path)
+    parser.add_argument("--cert-dir", type=Path, help="the server's certificate and key (generated when missing)")
+    parser.add_argument("--trusted-dir", type=Path, help="client certificates the server trusts (basic256sha256)")
     parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD")
     parser.add_argument("--log-level", default="WARNING")
     return parser
@@ -60,7 +61,8 @@ async def serve(args: argparse.Namespace) -> None:
         else parse_machines(args.machines)
     )
     users = dict(item.split(":", 1) for item in args.user) if args.user else None
-    sim = MachineSimulator(args.endpoint, specs, security=args.security, cert_dir=args.cert_dir, users=users)
+    sim = MachineSimulator(args.endpoint, specs, security=args.security, cert_dir=args.cert_dir, users=users,
+                           trusted_dir=args.trusted_dir)
     control = None if args.no_control else ControlServer(sim, args.control_host, args.control_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
-"""Server certificate (self-signed, generated locally) and username/password users for the simulator."""
+"""Server certificate (self-signed, generated locally), the trust list of client certificates and
+username/password users for the simulator."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.cert_gen import (
     dump_private_key_as_pem,
     generate_private_key,
     generate_self_signed_app_certificate,
 )
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.status_codes import StatusCodes
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -82,6 +88,32 @@ async def ensure_server_certificate(
         _log.info("generating self-signed server certificate in %s", cert_dir)
         await asyncio.to_thread(_generate, cert_path, key_path, app_uri, hosts)
     return cert_path, key_path
+
+
+class ClientTrust:
+    """The server's check of a client certificate at CreateSession: valid now, naming the client's
+    application URI, and, with ``trusted_dir``, in that folder (DER or PEM) or issued by a CA there.
+    The folder is read at every session, so a certificate dropped in counts without a restart."""
+
+    _OPTIONS = (CertificateValidatorOptions.TIME_RANGE | CertificateValidatorOptions.URI
+                | CertificateValidatorOptions.PEER_CLIENT)
+
+    def __init__(self, trusted_dir: Path | None) -> None:
+        self.trusted_dir = trusted_dir
+
+    async def __call__(self, cert: x509.Certificate, app_description: ua.ApplicationDescription) -> None:
+        if self.trusted_dir is None:
+            await CertificateValidator(self._OPTIONS).validate(cert, app_description)
+            return
+        if not any(p.suffix.lower() in (".der", ".pem") for p in self.trusted_dir.glob("*")):
+            _log.info("refused the client certificate of %s: the trust list %s is empty",
+                      app_description.ApplicationUri, self.trusted_dir)
+            raise ServiceError(StatusCodes.BadCertificateUntrusted)  # (TrustStore cannot hold nothing)
+        store = TrustStore([self.trusted_dir], [])
+        await store.load()
+        await CertificateValidator(self._OPTIONS | CertificateValidatorOptions.TRUSTED, store).validate(
+            cert, app_description)
+        _log.debug("client certificate of %s trusted", app_description.ApplicationUri)
 
 
 class PasswordUserManager(UserManager):

@@ -88,9 +88,13 @@ Machines start NotExecuting (PackML Idle) with zero counters. The values live in
 (:class:`~.model.MachineStatus`); each ``start()`` builds a fresh asyncua server and writes them, so
 counters survive a server restart while the clients' sessions and subscriptions do not.
 
-Security: ``security="none"`` offers only SecurityPolicy None; ``"basic256sha256"`` offers only
-Basic256Sha256 Sign and SignAndEncrypt with a self-signed certificate generated into ``cert_dir``
-(``server_cert.der``, ``server_key.pem``). ``users`` switches from anonymous to username/password.
+Security: ``security="none"`` offers only SecurityPolicy None (the tests' and the load test's plain
+server); ``"basic256sha256"`` offers only Basic256Sha256 SignAndEncrypt with a self-signed
+certificate generated into ``cert_dir`` (``server_cert.der``, ``server_key.pem``; kept while it
+fits). ``trusted_dir`` is the server's trust list: a client whose certificate is not in it (nor issued
+by a CA in it) is refused at CreateSession (BadCertificateUntrusted), the folder read at every session;
+without it any client certificate with a matching application URI is taken. ``users`` switches from
+anonymous to username/password.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ from .model import (
 )
 from .nodeset_loader import PACKML_URI, NodeSetReport, load_nodesets
 from .scripting import MachineScripting, UnknownMachineError
-from .security import SERVER_APPLICATION_URI, PasswordUserManager, ensure_server_certificate
+from .security import SERVER_APPLICATION_URI, ClientTrust, PasswordUserManager, ensure_server_certificate
 
 DEFAULT_ENDPOINT = "opc.tcp://127.0.0.1:4840/plantbridge/"
 
@@ -144,6 +148,7 @@ class MachineSimulator(MachineScripting):
         security: SecurityMode = "none",
         cert_dir: Path | None = None,
         users: dict[str, str] | None = None,
+        trusted_dir: Path | None = None,
     ) -> None:
         if security not in ("none", "basic256sha256"):
             raise ValueError(f"security must be 'none' or 'basic256sha256', got {security!r}")
@@ -155,6 +160,7 @@ class MachineSimulator(MachineScripting):
         self.security: SecurityMode = security
         self.cert_dir = cert_dir
         self.users = dict(users) if users else None
+        self.trusted_dir = trusted_dir
         self._statuses: dict[str, MachineStatus] = {s.id: MachineStatus(s) for s in specs}
         self._server: Server | None = None
         self._space: AddressSpace | None = None
@@ -267,12 +273,10 @@ class MachineSimulator(MachineScripting):
             )
             await server.load_certificate(str(cert))
             await server.load_private_key(str(key))
-            server.set_security_policy(
-                [
-                    ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
-                    ua.SecurityPolicyType.Basic256Sha256_Sign,
-                ]
-            )
+            server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+            if self.trusted_dir is not None:
+                await asyncio.to_thread(self.trusted_dir.mkdir, parents=True, exist_ok=True)
+            server.set_certificate_validator(ClientTrust(self.trusted_dir))
         else:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         server.set_identity_tokens([ua.UserNameIdentityToken] if self.users else [ua.AnonymousIdentityToken])
