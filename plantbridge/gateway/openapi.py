@@ -117,6 +117,10 @@ def build_openapi(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -
                 continue
             if deprecations.for_target("endpoint", f"{method} {route.path_format}") is not None:
                 op["deprecated"] = True
+            media = op.pop("x-plantbridge-media", None)
+            if media:  # the success answer's own media type; errors stay application/json
+                ok = op["responses"]["200"]["content"]
+                ok[media] = ok.pop("application/json")
             marker = op.pop("x-plantbridge-body", None)
             if marker == "plant_events":
                 op["requestBody"] = body

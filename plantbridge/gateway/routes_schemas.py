@@ -69,11 +69,11 @@ async def schema_versions(name: str = _NAME, caller: Caller = Depends(require(AN
 
 
 @router.get("/v1/schemas/{name}/{version}", summary="One contract version's JSON Schema (draft 2020-12)",
-            response_class=SchemaResponse,
+            openapi_extra={"x-plantbridge-media": SCHEMA_MEDIA},  # the 200's media type (gateway/openapi.py)
             description="The schema the gateway validates that message with (generated from its model, identical "
                         "to `docs/schemas/v<version>/<name>.json`). A deprecated version answers `Deprecation` and "
                         "`Sunset`.",
-            responses={200: {"description": "The JSON Schema", "content": {SCHEMA_MEDIA: {"schema": {
+            responses={200: {"description": "The JSON Schema", "content": {"application/json": {"schema": {
                 "type": "object", "description": "A JSON Schema (draft 2020-12)"}}}},
                        **errors(404, 422, e404="No such contract or version (`code` `schema_not_found`)")})
 async def get_schema(name: str = _NAME,
