@@ -67,7 +67,7 @@ DEPRECATIONS: tuple[Deprecation, ...] = (
     Deprecation(
         "maintenance-decision-without-argument", "temporal-signal",
         "`retry_step` / `skip_step` of a `MaintenanceRequest` without a `StepDecision` (recorded as `by: maintenance`)",
-        since=date(2026, 11, 26), sunset=date(2027, 6, 30),
+        since=date(2026, 12, 2), sunset=date(2027, 6, 30),
         instead="`retry_step(StepDecision{by, comment})`, `skip_step(StepDecision{by, comment})`"),
 )
 
