@@ -3,7 +3,8 @@
 - a connector to an HTTPS simulator (the QMS simulator served by uvicorn with TLS): trusted through
   the plant file's `ca_bundle`, refused without it, and with mutual TLS (`client_cert`);
 - the Temporal client over TLS and mutual TLS: the dev server speaks plain gRPC, so the test puts a
-  TLS-terminating TCP proxy (asyncio + ssl, ALPN h2) in front of it (mocked: only the TLS hop);
+  TLS-terminating TCP proxy (asyncio + ssl, ALPN h2) in front of it (mocked: only the TLS hop); a worker
+  connected through it runs one order's whole saga, release to posted;
 - `http://` to another host refused at plant-file load unless `allow_insecure: true`.
 """
 
@@ -21,10 +22,12 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from plantbridge.canonical import OrderState
 from plantbridge.canonical.commands import Inspection
 from plantbridge.canonical.plant_config import PlantConfig
-from plantbridge.client import connect
+from plantbridge.client import connect, start_order, submit_event
 from plantbridge.connectors.errors import TransientError
+from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
 from plantbridge.connectors.mes_rest import MesRestConnector
 from plantbridge.connectors.qms_rest import QmsRestConnector
 from plantbridge.connectors.rest_common import RestConnector
@@ -33,8 +36,10 @@ from plantbridge.gateway.server import serve_async
 from plantbridge.gateway.settings import GatewaySettings
 from plantbridge.store import Database
 from plantbridge.store.api_keys import ApiKeys
+from plantbridge.workers.worker import build_worker
 from plantbridge_devtools.simulators.qms.app import create_app as qms_app
 from plantbridge_devtools.temporal_server import DevServer
+from tests.conftest import event, fast_policy, new_order, qty
 from tests.connectors.test_plant_connectors import key, make_order
 from tests.support import eventually, free_port, serve_app
 from tests.support.certs import TestCA
@@ -167,6 +172,36 @@ async def test_temporal_client_over_tls_and_mutual_tls(
         # A real call through the TLS hop: the server answers.
         count = await client.count_workflows()
         assert count.count >= 0
+
+
+async def test_worker_over_mutual_tls_runs_an_order_release_to_posted(
+    temporal_server: DevServer, ca: TestCA, reference: MemoryStore, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's only way to Temporal is the mTLS proxy: its polls, activity results and the saga's
+    timers all cross the TLS hop; the order goes from release to posted, its postings in the ERP."""
+    target = int(temporal_server.address.rsplit(":", 1)[1])
+    worker_cert = ca.issue("plantbridge-worker", server=False)
+    monkeypatch.setenv("PLANTBRIDGE_TEMPORAL_TLS_CA", str(ca.pem.cert))
+    monkeypatch.setenv("PLANTBRIDGE_TEMPORAL_TLS_SERVER_NAME", "localhost")
+    monkeypatch.setenv("PLANTBRIDGE_TEMPORAL_TLS_CERT", str(worker_cert.cert))
+    monkeypatch.setenv("PLANTBRIDGE_TEMPORAL_TLS_KEY", str(worker_cert.key))
+    queue = f"plantbridge-tls-{uuid.uuid4().hex[:8]}"  # no other worker polls it
+    async with tls_proxy(target, _server_context(ca, require_client=True)) as port:
+        client = await asyncio.wait_for(connect(f"127.0.0.1:{port}"), 20)
+        assert client.service_client.config.tls, "the client did not take the TLS settings"
+        async with build_worker(client, queue, MemoryRegistry(reference), db):
+            order = new_order()
+            handle = await start_order(client, order, fast_policy(task_queue=queue))
+            for op, wc in (("0010", "ASSY-01"), ("0020", "TEST-01")):
+                started = await submit_event(client, event(order, "operation_started", operation=op, work_center=wc))
+                assert started.status == "accepted", started
+                done = await submit_event(client, event(order, "operation_confirmed", operation=op,
+                                                        yield_qty=qty(100), final=True))
+                assert done.status == "accepted", done
+            result = await asyncio.wait_for(handle.result(), 60)
+    assert result.state is OrderState.POSTED, result
+    posted = {(c.system, c.operation) for c in reference.postings if c.order == order.number}
+    assert {("erp", "confirm_operation"), ("erp", "goods_receipt"), ("mes", "dispatch")} <= posted, posted
 
 
 def _edge_event(order: str) -> dict[str, object]:

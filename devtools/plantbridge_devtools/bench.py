@@ -151,7 +151,7 @@ async def start_stack(folder: Path, console: Console) -> Stack:
     (plants / f"{BENCH_PLANT}.yaml").write_text(BENCH_PLANT_FILE)
     store_url, reference_url = sqlite_url(folder / "store.db"), sqlite_url(folder / "reference.db")
     db = await Database(store_url).init()
-    _info, key = await ApiKeys(db).create("bench-mes", "plant-system", [BENCH_PLANT])
+    _info, key = await ApiKeys(db).create("bench-mes", "plant-system", [BENCH_PLANT], kind="mes")
     await db.close()
     await (await ReferenceStore(reference_url).init()).close()
     port = free_port()

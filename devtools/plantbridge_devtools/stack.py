@@ -70,8 +70,8 @@ ODOO_WEBHOOK_ENV = "PLANTBRIDGE_DEV_ODOO_WEBHOOK"
 # The gateway's dev API keys: dev.json `api_keys` name -> (role, source kind). `qms` sends quality
 # results, holds and dispositions (which `plant-system` = mes may not: canonical/ownership.py).
 KEY_ROLES: dict[str, tuple[str, str | None]] = {
-    "erp": ("erp", None), "plant-system": ("plant-system", None), "qms": ("plant-system", "qms"),
-    "edge": ("edge", None), "supervisor": ("supervisor", None)}
+    "erp": ("erp", None), "plant-system": ("plant-system", "mes"), "qms": ("plant-system", "qms"),
+    "edge": ("edge", "edge"), "supervisor": ("supervisor", None)}
 
 
 class StackError(RuntimeError):

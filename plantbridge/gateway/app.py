@@ -13,7 +13,15 @@ from fastapi import FastAPI
 from plantbridge.batch.telemetry_archive import TelemetryArchive
 from plantbridge.canonical.rollup import TelemetryBatch
 from plantbridge.connectors.ports import OrderSource
-from plantbridge.gateway import routes_erp, routes_odoo, routes_orders, routes_plant, routes_telemetry
+from plantbridge.gateway import (
+    routes_erp,
+    routes_odoo,
+    routes_orders,
+    routes_plant,
+    routes_schemas,
+    routes_telemetry,
+)
+from plantbridge.gateway.deprecations import DeprecationHeaders
 from plantbridge.gateway.deps import GatewayDeps, default_policy
 from plantbridge.gateway.erp_intake import CloudEvent
 from plantbridge.gateway.errors import install_error_handlers
@@ -78,7 +86,10 @@ def create_app(deps: GatewayDeps) -> FastAPI:
         version="1",
         description="ERP intake (S/4HANA business events, LOIPRO IDocs), plant events (ARCHITECTURE §7) and the "
                     "supervisor API. Every operation but `/healthz` and `/readyz` needs `Authorization: Bearer <key>` "
-                    "with a key of one of the roles its description names. Errors answer `ErrorBody`.",
+                    "with a key of one of the roles its description names. Errors answer `ErrorBody`. "
+                    "The messages' JSON Schemas, per contract version: `GET /v1/schemas`. An answer touched by "
+                    "something deprecated carries `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to "
+                    "`GET /v1/deprecations`.",
         lifespan=lifespan,
     )
     app.state.deps = deps
@@ -95,6 +106,8 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app.include_router(routes_odoo.router)
     install_log_redaction()
     app.include_router(routes_orders.router)
+    app.include_router(routes_schemas.router)
+    app.add_middleware(DeprecationHeaders)
     # Bodies the routes read raw (stored first), named in the document.
     install_openapi(app, (routes_orders.ResolveBody, routes_orders.LeverBody, CloudEvent, TelemetryBatch))
     if tracing_enabled():  # one trace per plant event: this request -> workflow -> activity -> connector call

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from fastapi import Request
 
 from plantbridge.canonical.events import EventType
+from plantbridge.gateway import deprecations
 from plantbridge.gateway.errors import ApiError
 from plantbridge.gateway.ratelimit import RateLimiter
 from plantbridge.gateway.tls import client_cert_cn
-from plantbridge.store.api_keys import ApiKeys, KeyInfo
+from plantbridge.store.api_keys import ROLE_KINDS, ROLES, ApiKeys, KeyInfo
 
 Caller = KeyInfo
 
@@ -21,6 +22,7 @@ ERP = frozenset({"erp"})
 PLANT = frozenset({"plant-system", "edge"})
 EDGE = frozenset({"edge"})
 SUPERVISOR = frozenset({"supervisor"})
+ANY_ROLE = frozenset(ROLES)
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="plantbridge"'}
 
@@ -46,6 +48,8 @@ async def authenticate(request: Request) -> Caller:
         raise ApiError(403, "certificate_mismatch", "the client certificate names another holder than this key's")
     if cn is None and caller.source_kind == "edge" and getattr(request.app.state, "edge_cert_required", False):
         raise ApiError(403, "certificate_required", "an edge key needs its client certificate (mutual TLS)")
+    if caller.kind is None and caller.role in ROLE_KINDS:  # a key from before source kinds: answers say so
+        deprecations.mark(request, deprecations.KEY_WITHOUT_KIND)
     if wait := limiter.for_key(caller.key_id, caller.role):
         rate = limiter.rates[caller.role]
         raise ApiError(429, "rate_limited", f"key {caller.name!r} sends more than its rate ({rate.per_second:g}/s, "

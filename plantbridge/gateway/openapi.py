@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from plantbridge.gateway import deprecations
 from plantbridge.gateway.openapi_examples import plant_events_body
 from plantbridge.gateway.schemas import ErrorBody
 
@@ -114,6 +115,12 @@ def build_openapi(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -
             op = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
             if op is None:
                 continue
+            if deprecations.for_target("endpoint", f"{method} {route.path_format}") is not None:
+                op["deprecated"] = True
+            media = op.pop("x-plantbridge-media", None)
+            if media:  # the success answer's own media type; errors stay application/json
+                ok = op["responses"]["200"]["content"]
+                ok[media] = ok.pop("application/json")
             marker = op.pop("x-plantbridge-body", None)
             if marker == "plant_events":
                 op["requestBody"] = body
@@ -125,8 +132,9 @@ def build_openapi(app: FastAPI, body_models: tuple[type[BaseModel], ...] = ()) -
             op["security"] = [{BEARER: []}]
             op["x-roles"] = sorted(roles)
             who = ", ".join(f"`{r}`" for r in sorted(roles))
-            note = (f"**Roles:** {who}; the key must be bound to the plant concerned (or to `*`). "
-                    "Authenticate with `Authorization: Bearer <key>`.")
+            bound = ("" if "contracts" in op.get("tags", ()) else
+                     "; the key must be bound to the plant concerned (or to `*`)")
+            note = f"**Roles:** {who}{bound}. Authenticate with `Authorization: Bearer <key>`."
             op["description"] = f"{op['description']}\n\n{note}" if op.get("description") else note
             for status in (401, 403, 429):  # 429: the key's token bucket, or the look-up limit of unknown keys
                 op["responses"].setdefault(str(status), _error_response(status))

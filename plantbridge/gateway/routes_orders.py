@@ -258,11 +258,16 @@ async def _lever(request: Request, caller: Caller, plant: str, order: str, actio
 
 @router.post("/v1/orders/{plant}/{order}/release-hold", status_code=202, summary="Release the order's quality hold",
              description="The body is optional.", response_model=LeverAnswer,
-             responses=errors(*_LEVER_ERRORS, e404=_NO_ORDER, e409="The order is not on quality hold (`not_on_hold`)"),
+             responses=errors(*_LEVER_ERRORS, e404=_NO_ORDER, e409="The order is not on quality hold (`not_on_hold`), "
+                              "or it is ended or being cancelled (`order_ended`)"),
              openapi_extra=_json_body("LeverBody", False, {"reason": {"reason": "re-inspected, parts OK"}}))
 async def post_release_hold(request: Request, plant: PlantPath, order: OrderPath,
                             caller: Caller = supervisor) -> dict[str, Any]:
     def refuse(s: SagaState, order: str) -> tuple[str, str] | None:
+        # A cancelled order keeps its hold record; releasing it would move the order out of `cancelled`,
+        # which the saga's state table refuses (its workflow task would fail on every retry).
+        if s.state in END_STATES or s.cancel_requested_by is not None:
+            return "order_ended", f"order {order} is {s.state.value} (or being cancelled); its hold stays as it is"
         return None if s.hold is not None else ("not_on_hold", f"order {order} is {s.state.value}, not on quality hold")
 
     return await _lever(request, caller, plant, order, "release_hold", refuse, release_hold)

@@ -180,3 +180,38 @@ class TelemetryAnswer(_Answer):
     duplicate: int = Field(description="Rollups the archive already held (same `machine_id@bucket_start`), not "
                                        "stored again")
     files: list[str] = Field(description="Parquet files written, relative to the plant's `telemetry/` directory")
+
+
+class SchemaEntry(_Answer):
+    name: str = Field(description="The contract, e.g. `plant-event`, `plant-event.quality_result`, `odoo-webhook`")
+    version: int = Field(description="The contract's version (independent of the URL's `/v1/`)")
+    title: str
+    direction: Literal["inbound", "outbound"] = Field(
+        description="`inbound`: the gateway reads it (a version only widens what it accepts); `outbound`: the "
+                    "gateway writes it (a version only adds optional fields)")
+    endpoint: str = Field(description="Where the message travels")
+    href: str = Field(description="`GET` it here")
+    deprecated: bool
+    sunset: str | None = Field(description="The date after which a deprecated version may be refused")
+
+
+class SchemaIndex(_Answer):
+    schemas: list[SchemaEntry]
+
+
+class SchemaVersions(_Answer):
+    name: str
+    versions: list[SchemaEntry]
+
+
+class DeprecationEntry(_Answer):
+    id: str
+    applies_to: Literal["endpoint", "api-key", "contract", "temporal-signal"]
+    target: str = Field(description="What is deprecated")
+    since: str = Field(description="ISO date: deprecated since (the `Deprecation` header)")
+    sunset: str = Field(description="ISO date: may stop working after it (the `Sunset` header)")
+    instead: str = Field(description="What to use instead")
+
+
+class DeprecationList(_Answer):
+    deprecations: list[DeprecationEntry]

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from plantbridge.security.codec import CodecKeyError, EncryptionCodec, keys_from_env, new_key
 from plantbridge.security.codec_server import DEFAULT_PORT, serve
+from plantbridge.security.oidc import OidcConfigError, OidcSettings, OidcVerifier
 from plantbridge.workers.settings import Settings
 
 err_console = Console(stderr=True)
@@ -25,10 +26,12 @@ def codec_server(
                                         help="the Temporal UI's origin, for CORS (repeat; default localhost:8233)"),
     store_url: str = typer.Option(None, help="SQLAlchemy URL of the store holding API keys (PLANTBRIDGE_STORE_URL)"),
 ) -> None:
-    """Temporal codec server (/encode, /decode) for the Temporal UI: supervisor API keys only.
+    """Temporal codec server (/encode, /decode) for the Temporal UI: supervisors only.
 
-    Keys from PLANTBRIDGE_CODEC_KEYS or PLANTBRIDGE_CODEC_KEYS_FILE; PLANTBRIDGE_CODEC_PATH_SECRET
-    additionally admits requests under /<secret>/ (a local UI that cannot send a key).
+    Keys from PLANTBRIDGE_CODEC_KEYS or PLANTBRIDGE_CODEC_KEYS_FILE. Supervisor API keys; with
+    PLANTBRIDGE_CODEC_OIDC_ISSUER (and _AUDIENCE, _JWKS_URL or _JWKS_FILE, _ROLE_CLAIM, _SUPERVISOR)
+    the UI's OIDC tokens; PLANTBRIDGE_CODEC_PATH_SECRET additionally admits requests under /<secret>/
+    (a local UI that cannot send a token).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -40,10 +43,16 @@ def codec_server(
         err_console.print("[bold red]configuration error[/]\nset PLANTBRIDGE_CODEC_KEYS or "
                           "PLANTBRIDGE_CODEC_KEYS_FILE (see `plantbridge codec-key`)", highlight=False)
         raise typer.Exit(2)
+    try:
+        oidc = OidcSettings.from_env()
+    except OidcConfigError as err:
+        err_console.print(f"[bold red]configuration error[/]\n{err}", highlight=False)
+        raise typer.Exit(2) from None
     settings = Settings.from_env(store_url=store_url)
     asyncio.run(serve(EncryptionCodec(keys), settings.store_url, host=host, port=port,
                       ui_origins=ui_origin or DEFAULT_UI_ORIGINS,
-                      path_secret=os.environ.get(PATH_SECRET_ENV) or None))
+                      path_secret=os.environ.get(PATH_SECRET_ENV) or None,
+                      oidc=OidcVerifier(oidc) if oidc else None))
 
 
 def codec_key(key_id: str = typer.Argument(..., help="the new key's id, e.g. k2 or 2026-11")) -> None:

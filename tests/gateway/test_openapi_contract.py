@@ -47,7 +47,9 @@ CHECKS = [
 MAX_EXAMPLES = 5  # per operation and phase; the coverage phase adds its own bounded set of edge cases
 # Which key tests which operations (by tag): each role against the operations it may call. In this order:
 # the IDoc example starts order 1004157's saga, which the plant events and the supervisor's examples then meet.
-RUNS = {"erp": ("erp",), "plant-system": ("plant",), "supervisor": ("supervisor", "health")}
+# The published contracts (`GET /v1/schemas`, any role) last, with an edge key, so they do not change the
+# supervisor run's generated sequence.
+RUNS = {"erp": ("erp",), "plant-system": ("plant",), "supervisor": ("supervisor", "health"), "edge": ("contracts",)}
 CHECKED_IN = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 REGENERATE = "python -m plantbridge.gateway.openapi_doc > docs/openapi.json"

@@ -8,6 +8,7 @@ import httpx
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from plantbridge.canonical import OrderState
 from plantbridge.client import order_summary, start_order
 from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store import AuditTrail, Database
@@ -148,6 +149,29 @@ async def test_hold_release_cancel_and_inbox(gateway: Gateway, http: httpx.Async
     assert (await http.get("/v1/inbox", headers=gateway.auth("mes1000"))).status_code == 403
     r = await http.get("/v1/inbox", params={"status": "lost"}, headers=sup)
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["loc"] == ["query", "status"]
+
+
+async def test_release_hold_of_a_cancelled_order_is_refused(gateway: Gateway, http: httpx.AsyncClient,
+                                                             client: Client) -> None:
+    """A cancelled order keeps its hold record: releasing it is 409, and the saga still answers (the signal would
+    ask for a transition out of `cancelled`, which fails the saga's workflow task; found by the contract run)."""
+    order = new_order()
+    await start_order(client, order, fast_policy())
+    sup = gateway.auth("sup1000")
+    url = f"/v1/orders/1000/{order.number}"
+    r = await http.post("/v1/plant/events", json=wire(order, "quality_hold", reason="porosity"),
+                        headers=gateway.auth("mes1000"))
+    assert r.json()["status"] == "accepted"
+    assert (await http.post(f"{url}/cancel", json={"reason": "scrapped"}, headers=sup)).status_code == 202
+
+    async def cancelled() -> bool:
+        return (await order_summary(client, order.plant, order.number)).state is OrderState.CANCELLED
+
+    await eventually(cancelled)
+    r = await http.post(f"{url}/release-hold", json={}, headers=sup)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "order_ended", r.text
+    r = await http.get(url, headers=sup)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
 
 
 async def _no_hold(client: Client, plant: str, order: str) -> bool:
