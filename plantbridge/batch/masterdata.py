@@ -49,6 +49,7 @@ class MasterDataReport(BaseModel):
     error: str | None = None
     findings: list[Finding] = Field(default_factory=list)
     written: str | None = None
+    new: bool = False  # the report was not in the export target yet (a repeat of the same findings is not)
 
     def content_hash(self) -> str:
         body = {"plant": self.plant, "findings": [f.model_dump() for f in self.findings], "error": self.error}
