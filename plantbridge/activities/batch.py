@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from plantbridge.batch.b2mml import InvalidB2MML
 from plantbridge.batch.export import Document, export, shift_documents
 from plantbridge.batch.machine_facts import machine_facts, read_rollups
 from plantbridge.batch.masterdata import MasterDataReport, compare, read_mes
+from plantbridge.batch.masterdata_sources import read_odoo_work_centers, read_wms_locations
 from plantbridge.batch.sources import LATE_ARRIVAL, accepted_events, facts_from_events
 from plantbridge.batch.summary import summarize
 from plantbridge.canonical.batch_config import DirectoryExport, ExportTarget, RetentionPolicy
@@ -51,10 +53,12 @@ from plantbridge.canonical.batch_jobs import (
 )
 from plantbridge.canonical.plant_config import PlantConfig
 from plantbridge.canonical.plant_time import ShiftWindow, last_ended, shift_at, so_far, window, windows_between
+from plantbridge.connectors.errors import ConnectorError
 from plantbridge.store.audit import AuditTrail
 from plantbridge.store.db import Database
 from plantbridge.store.inbox import InboxMessage
 
+T = TypeVar("T")
 # A schedule fires at shift end + grace; its run may start a little later (jitter, catch-up).
 MATCH_TOLERANCE = timedelta(minutes=1)
 # The order sagas' work centers (search attribute of workflows/search_attributes.py).
@@ -236,16 +240,15 @@ class BatchActivities:
                                    type="ConfigurationError", non_retryable=True)
         now = datetime.now(UTC)
         erp_wcs = await running_order_work_centers(activity.client(), cfg.plant)
-        error = None
-        try:
-            mes = await read_mes(cfg)
-        except (httpx.HTTPError, KeyError, ValueError) as err:
-            if activity.info().attempt < 3:
-                raise  # transient until proven otherwise; the report says so after the retries
-            mes, error = None, f"MES lists unreadable: {err}"
+        errors: list[str] = []
+        mes = await _readable("MES lists", lambda: read_mes(cfg), errors)
+        catalogue = await _readable("Odoo work centers", lambda: read_odoo_work_centers(cfg), errors)
+        locations = await _readable("WMS locations", lambda: read_wms_locations(cfg), errors)
         report = MasterDataReport(plant=cfg.plant, checked_at=now, mes_checked=mes is not None,
-                                  erp_work_centers=sorted(erp_wcs), error=error,
-                                  findings=compare(cfg, mes, erp_wcs))
+                                  erp_work_centers=sorted(erp_wcs), error="; ".join(errors) or None,
+                                  erp_catalogue_checked=catalogue is not None, wms_checked=locations is not None,
+                                  findings=compare(cfg, mes, erp_wcs, erp_catalogue=catalogue,
+                                                   wms_locations=locations))
         stem = f"masterdata_{cfg.plant}_{now.date().isoformat()}_{report.content_hash()[:16]}"
         body = report.model_dump_json(indent=2).encode() + b"\n"
         (written,) = await export(self.target(cfg), [Document(f"{stem}.json", body, "application/json",
@@ -257,6 +260,18 @@ class BatchActivities:
 
     def all(self) -> list[object]:
         return [self.shift_summary, self.audit_archive, self.masterdata_check]
+
+
+async def _readable(what: str, reading: Callable[[], Awaitable[T]], errors: list[str]) -> T | None:
+    """What a system lists; after the activity's first attempts an unreadable system is reported
+    (`errors`) rather than failing the whole check."""
+    try:
+        return await reading()
+    except (httpx.HTTPError, ConnectorError, KeyError, ValueError) as err:
+        if activity.info().attempt < 3:
+            raise  # transient until proven otherwise; the report says so after the retries
+        errors.append(f"{what} unreadable: {err}")
+        return None
 
 
 def dead_letter_alert(d: DeadLetter, ttl: timedelta) -> DeadLetterAlert | None:

@@ -148,7 +148,9 @@ def _run_masterdata_check(plant: str, temporal: str | None) -> None:
 
     r = asyncio.run(go())
     mes = "checked" if r.mes_checked else "not checked"
-    console.print(f"master data of plant {r.plant}: MES {mes}, ERP work centers of running orders: "
+    extra = "".join(f", {what} checked" for what, done in (("ERP work-center list", r.erp_catalogue_checked),
+                                                             ("WMS locations", r.wms_checked)) if done)
+    console.print(f"master data of plant {r.plant}: MES {mes}{extra}, ERP work centers of running orders: "
                   f"{', '.join(r.erp_work_centers) or '-'}{'; ' + r.error if r.error else ''}")
     for f in r.findings:
         console.print(f"  {f.problem} {f.kind} {f.code} ({f.system}): {f.detail}")
