@@ -218,7 +218,7 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     assert code == 0, log.read_text()[-3000:]
-    assert not (state / "dev.json").exists()
+    assert not (state / "dev.json").exists() and not (state / "dev.env").exists()
     assert "plantbridge dev stopped" in log.read_text()
     alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
     assert not alive, alive

@@ -85,12 +85,14 @@ async def heartbeating() -> AsyncIterator[None]:
 def pick_windows(cfg: PlantConfig, job: ShiftSummaryJob, now: datetime) -> list[tuple[ShiftWindow, bool]]:
     """The shift windows to summarise, oldest first, each with whether it is still running.
 
-    A named shift and day: that one. A schedule's run: the shift that ended `grace` before it fired.
-    By hand with neither: the last shift that ended, and the shift running now cut at `now`
-    (in progress), so a run right after work was done (the demo) covers it even across a shift change."""
+    A named shift and day: that one (cut at `now` and in progress while it runs). A schedule's run: the
+    shift that ended `grace` before it fired. By hand with neither: the last shift that ended, and the
+    shift running now cut at `now` (in progress), so a run right after work was done (the demo) covers
+    it even across a shift change."""
     cal = cfg.calendar
     if job.shift is not None and job.day is not None:
-        return [(window(cal, cal.shift(job.shift), job.day), False)]
+        named = window(cal, cal.shift(job.shift), job.day)
+        return [(so_far(named, now), True)] if named.start <= now < named.end else [(named, False)]
     if job.shift is not None or job.day is not None:
         raise ValueError("give both the shift and the day, or neither")
     if job.scheduled_at is not None:
