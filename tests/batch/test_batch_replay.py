@@ -2,8 +2,13 @@
 
 `tests/histories/batch/*.json` were recorded from real runs (real Temporal dev server, the batch
 activities on an in-process worker). Record again after a deliberate change with
-`PLANTBRIDGE_RECORD_HISTORY=1 pytest tests/batch/test_batch_replay.py` and keep the old files: an
-AuditArchive recorded before the dead-letter alert (patch `dead-letter-notify`) must still replay.
+`PLANTBRIDGE_RECORD_HISTORY=1 pytest tests/batch/test_batch_replay.py` and keep the old files. AuditArchive
+and the patch `dead-letter-notify`:
+- `audit_archive_dead_letter_log_only.json`: the workflow and activity before the alert existed;
+- `audit_archive_alerts_before_patch.json`: the old workflow code (bc3ca7f) with the new activity, whose
+  result names the dead letters to alert: a run that was in flight across the upgrade. Without the
+  `workflow.patched` guard it fails to replay (checked by hand: replacing the guard with `True` fails it);
+- `audit_archive_dead_letter_notify.json`: the current code, the alert sent through `notify.alert`.
 """
 
 from __future__ import annotations
