@@ -8,10 +8,13 @@ import base64
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,9 @@ from asyncua import Client, ua
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 
+from plantbridge.batch.b2mml import NS, validate
 from plantbridge_devtools.demo import run_demo
-from plantbridge_devtools.stack import pid_alive
+from plantbridge_devtools.stack import DEV_SECRETS, SAP_USER, pid_alive
 from tests.edge.mqtt_helpers import TopicRecorder
 from tests.support import eventually
 
@@ -51,6 +55,67 @@ def odoo_work_centers(url: str, odoo: dict[str, str]) -> list[str]:
                         json={"domain": [["code", "in", ["EXTR-30", "SPOOL-30"]]], "fields": ["code"]})
     assert answer.status_code == 200, answer.text
     return sorted(r["code"] for r in answer.json())
+
+
+CONFIRMATIONS = "/sap/opu/odata/sap/API_PROD_ORDER_CONFIRMATION_2_SRV/ProdnOrdConf2"
+
+
+def sap_confirmed(sap: str, plant: str) -> dict[str, tuple[Decimal, Decimal]]:
+    """(yield, scrap) per order of the plant, summed over SAP's own confirmations (its OData API, as any
+    client reads them); reversed confirmations and their reversals left out."""
+    answer = httpx.get(f"{sap}{CONFIRMATIONS}", params={"$filter": f"Plant eq '{plant}'", "$format": "json"},
+                       auth=(SAP_USER, DEV_SECRETS["PLANTBRIDGE_DEV_SAP_PASSWORD"]), timeout=10)
+    assert answer.status_code == 200, answer.text
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for c in answer.json()["d"]["results"]:
+        if c["IsReversed"] or c["IsReversal"]:
+            continue
+        order = str(c["OrderID"]).lstrip("0")
+        y, s = totals.get(order, (Decimal(0), Decimal(0)))
+        totals[order] = (y + Decimal(c["ConfirmationYieldQuantity"]), s + Decimal(c["ConfirmationScrapQuantity"]))
+    return totals
+
+
+def exported(paths: list[Path]) -> tuple[dict[str, tuple[Decimal, Decimal]], dict[str, tuple[Decimal, Decimal]]]:
+    """(yield, scrap) per order over the shift summaries written: from the JSON companions and from the B2MML
+    documents (each validated against MESA's XSDs)."""
+    from_json: dict[str, tuple[Decimal, Decimal]] = {}
+    from_xml: dict[str, tuple[Decimal, Decimal]] = {}
+
+    def add(into: dict[str, tuple[Decimal, Decimal]], order: str, y: Decimal, s: Decimal) -> None:
+        y0, s0 = into.get(order, (Decimal(0), Decimal(0)))
+        into[order] = (y0 + y, s0 + s)
+
+    for path in paths:
+        if path.suffix == ".json":
+            for wc in json.loads(path.read_text())["summary"]["work_centers"]:
+                for op in wc["operations"]:
+                    add(from_json, op["order"], Decimal(op["yield_qty"]), Decimal(op["scrap_qty"]))
+        else:
+            validate(path.read_bytes())
+            ns = {"b": NS}
+            for resp in ET.fromstring(path.read_bytes()).findall("b:ProductionResponse", ns):
+                order = resp.findtext("b:ProductionRequestID", namespaces=ns)
+                if order is None:  # the OEE responses (per work center and plant) name no order
+                    continue
+                for seg in resp.findall("b:SegmentResponse", ns):
+                    y = seg.findtext("b:MaterialActual/b:Quantity/b:QuantityString", namespaces=ns)
+                    s = next(d.findtext("b:Value/b:ValueString", namespaces=ns) for d in seg.findall(
+                        "b:ProductionData", ns) if d.findtext("b:ID", namespaces=ns) == "ScrapQuantity")
+                    add(from_xml, order, Decimal(y or "0"), Decimal(s or "0"))
+    return from_json, from_xml
+
+
+def batch_run_after_demo(state: Path, env: dict[str, str]) -> tuple[str, list[Path]]:
+    """`plantbridge batch run shift-summary --plant 1000` as a user types it after `source .plantbridge/dev.env`."""
+    exports = {line.split("=", 1)[0].removeprefix("export "): shlex.split(line.split("=", 1)[1])[0]
+               for line in (state / "dev.env").read_text().splitlines() if line.startswith("export ")}
+    run = subprocess.run([sys.executable, "-m", "plantbridge.workers.cli", "batch", "run", "shift-summary",
+                          "--plant", "1000"], env={**env, **exports}, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    written = [Path(w) for w in re.findall(r"^\s+(?:new|same) +(\S+)$", run.stdout, flags=re.M)]
+    assert written and all(p.parent == state / "exports" / "1000" and p.exists() for p in written), run.stdout
+    return run.stdout, written
 
 
 async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
@@ -123,6 +188,15 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
             await recorder.stop()
         assert sorted(result["states"].values()) == ["cancelled", "posted", "posted", "posted"]
         assert result["postings"]["confirmations"] >= 9 and result["postings"]["maintenance notifications"] == 1
+        # The batch lane after the demo (issue 13): the shift summaries name every order of plant 1000 that SAP
+        # holds confirmations for, with SAP's yield and scrap, in the JSON companions and the B2MML alike.
+        out, written = batch_run_after_demo(state, env)
+        in_sap = sap_confirmed(urls["sap"], "1000")
+        assert len(in_sap) >= 2, in_sap
+        from_json, from_xml = exported(written)
+        assert from_json == in_sap, (out, from_json, in_sap)
+        assert from_xml == in_sap, (out, from_xml, in_sap)
+        assert "(in progress, so far)" in out, out
         odoo = result["odoo"]  # counted through Odoo's API by the demo
         assert sorted(odoo["states"].values()) == ["cancelled", "posted", "posted", "posted"], odoo
         assert odoo["mos"]["done"] == 3 and not odoo["doubled"] and not odoo["unbound"] and not odoo["not_done"]
@@ -152,7 +226,7 @@ async def test_dev_stack_runs_the_demo_and_stops_clean(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     assert code == 0, log.read_text()[-3000:]
-    assert not (state / "dev.json").exists()
+    assert not (state / "dev.json").exists() and not (state / "dev.env").exists()
     assert "plantbridge dev stopped" in log.read_text()
     alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
     assert not alive, alive

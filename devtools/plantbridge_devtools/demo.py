@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -62,6 +63,7 @@ class DemoOrder:
     expected: str = "posted"
     exceptions: int = 0
     erp: str = "sap"  # the lane: "sap" (plants 1000, 2000) or "odoo" (plant 3000)
+    clock: datetime | None = None  # where the order's MES script clock stands (the last script's end)
 
     @property
     def label(self) -> str:
@@ -148,8 +150,16 @@ class PlantDemo:
         return await self.call(method, f"{self.urls['gateway']}{path}", json=body, headers=self._auth(key), ok=ok)
 
     async def run_mes(self, order: DemoOrder, actions: list[dict[str, Any]]) -> None:
+        """Run an MES script stamped to end now (its events are never ahead of the wall clock, so a shift
+        summary run right after the demo holds them all), and after the order's previous script."""
+        start = datetime.now(UTC) - timedelta(minutes=script.script_minutes(actions))
+        if order.clock is not None:
+            start = max(start, order.clock)
         result = await self.call("POST", f"{self.urls['mes']}/admin/run",
-                                 json={"orderNo": order.number, "actions": actions})
+                                 json={"orderNo": order.number, "actions": actions, "startAt": start.isoformat(),
+                                       "stepMin": script.STEP_MIN})
+        if result.get("clock"):  # the runner's clock stands one step past the script's last event
+            order.clock = datetime.fromisoformat(result["clock"]) - timedelta(minutes=script.STEP_MIN)
         if not result.get("ok"):
             raise DemoError(f"MES script of order {order.number} stopped: {result.get('error')}")
         self.counts.mes_events += len(result.get("events", []))

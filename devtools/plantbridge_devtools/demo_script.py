@@ -146,4 +146,20 @@ def operation_0020(i: int, p: PlantSetup | None = None) -> list[dict[str, Any]]:
     ]
 
 
+# The MES scripts' virtual clock (see `script_minutes`): a script is stamped to end at the present (never
+# ahead of the wall clock, so a shift summary cut at "now" holds it), continuing the order's clock.
+STEP_MIN = 0.05  # minutes between two actions of a script (3 s)
+
+
+def script_minutes(actions: list[dict[str, Any]], step_min: float = STEP_MIN) -> float:
+    """Virtual minutes from a script's first event to its last, as the MES script runner counts them."""
+    total = step_min * (len(actions) - 1)
+    for a in actions:
+        if a["do"] in ("report", "finish"):
+            total += float(a.get("everyMin", 1)) * (int(a.get("chunks", 1)) - 1)
+        elif a["do"] in ("downtime", "wait"):
+            total += float(a.get("minutes", 5 if a["do"] == "downtime" else 0))
+    return total
+
+
 MACHINE = "M01"  # the OPC UA machine on work center ASSY-01 of plant 1000 (plants/dev/edge-1000.yaml)

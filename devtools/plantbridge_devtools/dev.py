@@ -74,6 +74,8 @@ async def run_dev(state_dir: Path, *, ports: Ports | None = None, console: Conso
         console.print("MQTT: no broker answers on 127.0.0.1:1883; none started (plant 2000's MQTT machine and the "
                       "Unified Namespace are off)")
     console.print(f"dev keys and URLs in {stack.dev_file} · `plantbridge demo` uses them · Ctrl-C stops everything")
+    console.print(f"other `plantbridge` commands (batch, status, export) reach this stack after "
+                  f"`source {stack.env_file}`")
     code = 0
     supervisor = Supervisor(stack, lambda line: console.print(f"[yellow]{line}[/]"))
     try:

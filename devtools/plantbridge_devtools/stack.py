@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -45,6 +46,10 @@ from plantbridge_devtools.temporal_server import DevServer, free_port
 
 HOST = "127.0.0.1"
 DEV_FILE = "dev.json"
+ENV_FILE = "dev.env"
+# What `dev.env` exports for `plantbridge batch|status|export …` run from another terminal.
+ENV_FILE_VARS = ("PLANTBRIDGE_TEMPORAL_ADDRESS", "PLANTBRIDGE_TASK_QUEUE", "PLANTBRIDGE_CODEC_KEYS",
+                 "PLANTBRIDGE_STORE_URL", "PLANTBRIDGE_PLANTS_DIR", "PLANTBRIDGE_STATE_DIR")
 DEV_PLANTS = ("1000", "2000", "3000")
 # The dev plant files ship inside this package (package data), so the stack runs from any install,
 # not only from a checkout. pip installs packages unpacked, so the resource is a real folder.
@@ -412,9 +417,6 @@ class Stack:
             "PLANTBRIDGE_CODEC_KEYS": self.codec_keys,
             "PLANTBRIDGE_CODEC_PATH_SECRET": self.codec_secret,
             "PYTHONUNBUFFERED": "1",
-            # The demo's MES stamps its events on a simulated shift clock running ahead of the wall clock
-            # (up to ~35 min); the gateway's default skew (5 min) would refuse them as a plant clock gone wrong.
-            "PLANTBRIDGE_MAX_CLOCK_SKEW_S": "7200",
             ODOO_WEBHOOK_ENV: self.odoo_token,
         })
         if "edge" in self.api_keys:
@@ -601,6 +603,21 @@ class Stack:
         tmp.write_text(json.dumps(self.info(), indent=2), encoding="utf-8")
         os.chmod(tmp, 0o600)  # it holds the dev API keys
         tmp.replace(self.dev_file)
+        self.write_env_file()
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / ENV_FILE
+
+    def write_env_file(self) -> None:
+        """`dev.env`: what a `plantbridge` command (batch, status, export) needs to reach this stack's Temporal
+        and its worker, as shell exports (`source .plantbridge/dev.env`); it holds the payload codec key."""
+        env = self.env()
+        lines = [f"export {k}={shlex.quote(env[k])}" for k in ENV_FILE_VARS]
+        tmp = self.env_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.env_file)
 
     def dead(self) -> list[Service]:
         return [s for s in self.services if s.process is not None and s.process.poll() is not None]
@@ -608,6 +625,7 @@ class Stack:
     def stop(self) -> None:
         """SIGTERM to every process group (clients first, Temporal last), then SIGKILL after the grace period."""
         self.dev_file.unlink(missing_ok=True)
+        self.env_file.unlink(missing_ok=True)
         order = [s for s in reversed(self.services) if s.name != "temporal"]
         order += [s for s in self.services if s.name == "temporal"]
         for wave in (order[:-1], order[-1:]) if order and order[-1].name == "temporal" else (order,):

@@ -38,7 +38,9 @@ def _ratios(o: Oee) -> dict[str, Any]:
 def shift_documents(summary: ShiftSummary) -> list[Document]:
     """The B2MML ProductionPerformance document (validated) and its JSON companion with the OEE figures."""
     digest = summary.content_hash
-    stem = f"shift-summary_{summary.plant}_{summary.plant_day}_{summary.shift}_{digest[:16]}"
+    # A running shift's figures so far are named apart, so no reader takes them for the shift's final document.
+    shift = f"{summary.shift}-so-far" if summary.in_progress else summary.shift
+    stem = f"shift-summary_{summary.plant}_{summary.plant_day}_{shift}_{digest[:16]}"
     xml = shift_performance(summary)
     companion = {
         "kind": "shift-summary",
@@ -47,6 +49,7 @@ def shift_documents(summary: ShiftSummary) -> list[Document]:
         "plant": summary.plant,
         "plant_day": summary.plant_day,
         "shift": summary.shift,
+        "in_progress": summary.in_progress,
         "oee": {"plant": _ratios(summary.oee),
                 "work_centers": {wc.work_center: _ratios(wc.oee) for wc in summary.work_centers}},
         "summary": summary.model_dump(mode="json"),

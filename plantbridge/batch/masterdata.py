@@ -6,9 +6,15 @@ Before a code causes an exception, report it per plant:
   and that is missing from the plant's `work_centers`);
 - `stale`: the plant file maps a code the system no longer knows (an `xref` key the MES does not list).
 
+Beside the MES: an Odoo plant's whole work-center list (`mrp.workcenter` codes, read through Odoo's
+API): a code there in neither `work_centers` nor `xref.work_centers` values is `unmapped`, a work
+center of the plant file Odoo does not have is `stale` (SAP plants: only the work centers of released
+orders are known, so only `unmapped` is judged there). And the WMS's location master: an
+`xref.locations` target the WMS does not know is `stale` (a WMS location no ERP code maps to is fine).
+
 `compare` is pure; `read_mes` asks the MES's REST API for its lists (`GET /api/v2/resources`,
 `/units`, `/reason-codes`); the ERP's work centers are those of the running order sagas (their
-`WorkCenter` search attribute), read by the activity.
+`WorkCenter` search attribute), read by the activity; `masterdata_sources.py` reads Odoo and the WMS.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plantbridge.canonical.plant_config import PlantConfig
 
-Kind = Literal["work_center", "unit", "reason"]
+Kind = Literal["work_center", "unit", "reason", "location"]
 Problem = Literal["unmapped", "stale"]
 
 
@@ -35,7 +41,7 @@ class Finding(BaseModel):
     kind: Kind
     code: str
     problem: Problem
-    system: Literal["mes", "erp"]
+    system: Literal["mes", "erp", "wms"]
     detail: str
 
 
@@ -46,9 +52,13 @@ class MasterDataReport(BaseModel):
     checked_at: datetime
     mes_checked: bool = False
     erp_work_centers: list[str] = Field(default_factory=list)
+    # The ERP's whole work-center list was read (an Odoo plant's mrp.workcenter), and the WMS's locations.
+    erp_catalogue_checked: bool = False
+    wms_checked: bool = False
     error: str | None = None
     findings: list[Finding] = Field(default_factory=list)
     written: str | None = None
+    new: bool = False  # the report was not in the export target yet (a repeat of the same findings is not)
 
     def content_hash(self) -> str:
         body = {"plant": self.plant, "findings": [f.model_dump() for f in self.findings], "error": self.error}
@@ -62,9 +72,16 @@ class MesLists:
     reasons: frozenset[str]
 
 
-def compare(cfg: PlantConfig, mes: MesLists | None, erp_work_centers: set[str]) -> list[Finding]:
-    """Unmapped and stale codes of the plant, sorted."""
-    out: set[Finding] = set()
+def compare(cfg: PlantConfig, mes: MesLists | None, erp_work_centers: set[str], *,
+            erp_catalogue: set[str] | None = None, wms_locations: set[str] | None = None) -> list[Finding]:
+    """Unmapped and stale codes of the plant, sorted. `erp_catalogue`: every work center the ERP has
+    (Odoo), None when unknown (SAP); `wms_locations`: the WMS's location master, None when not read."""
+    out: set[Finding] = set(_catalogue_findings(cfg, erp_catalogue) if erp_catalogue is not None else ())
+    if wms_locations is not None:
+        for code in sorted(set(cfg.xref.locations.values()) - wms_locations):
+            keys = ", ".join(sorted(k for k, v in cfg.xref.locations.items() if v == code))
+            out.add(Finding(kind="location", code=code, problem="stale", system="wms",
+                            detail=f"xref.locations maps {keys} -> {code}, the WMS does not know location {code}"))
     x = cfg.xref
     known_wcs = {wc.code for wc in cfg.work_centers}
     if mes is not None:
@@ -96,6 +113,18 @@ def compare(cfg: PlantConfig, mes: MesLists | None, erp_work_centers: set[str]) 
             out.add(Finding(kind="work_center", code=wc, problem="unmapped", system="erp",
                             detail=f"ERP work center {wc} is missing from the plant file's work_centers"))
     return sorted(out, key=lambda f: (f.kind, f.problem, f.system, f.code))
+
+
+def _catalogue_findings(cfg: PlantConfig, catalogue: set[str]) -> list[Finding]:
+    named = {wc.code for wc in cfg.work_centers} | set(cfg.xref.work_centers.values())
+    found = [Finding(kind="work_center", code=wc, problem="unmapped", system="erp",
+                     detail=f"the ERP has work center {wc}; it is in neither the plant file's work_centers nor "
+                            f"xref.work_centers")
+             for wc in sorted(catalogue - named)]
+    found += [Finding(kind="work_center", code=wc, problem="stale", system="erp",
+                      detail=f"the plant file names work center {wc}; the ERP has none with that code")
+              for wc in sorted(named - catalogue)]
+    return found
 
 
 async def read_mes(cfg: PlantConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> MesLists | None:

@@ -18,6 +18,12 @@ OEE per work center (ISA-95/ISO 22400 style):
   count, no planned time) is null and so is OEE.
 The plant's OEE uses the sums over its work centers (performance over those with an ideal cycle
 time). Counts add quantities regardless of unit: OEE assumes a work center counts one kind of unit.
+
+Precedence of the inputs (the machines' own figures from the edge rollups, `batch/machine_facts.py`):
+- ideal cycle time: the plant file's `work_centers[].ideal_cycle_time_s`; else the fastest cycle the
+  work center's machines showed in the shift (`ideal_cycle_time_from: machine`); else none;
+- good and total counts: the confirmations of the shift; a work center with none takes its machines'
+  good and scrap counters (`counts_from: machine`); else zero.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ import json
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plantbridge.batch.machine_facts import MachineFacts
 from plantbridge.canonical.plant_time import ShiftWindow, overlap
 
 PLACES = Decimal("0.000001")
@@ -118,6 +126,9 @@ class WorkCenterSummary(BaseModel):
     downtime: list[DowntimeByReason]
     labour_hours: Decimal
     oee: Oee
+    # Where the machines' figures stood in (see the precedence above); None: the plant file / confirmations.
+    ideal_cycle_time_from: Literal["machine"] | None = None
+    counts_from: Literal["machine"] | None = None
 
 
 class ShiftSummary(BaseModel):
@@ -133,10 +144,18 @@ class ShiftSummary(BaseModel):
     work_centers: list[WorkCenterSummary]
     oee: Oee
     sources: dict[str, int] = Field(default_factory=dict)
+    # A shift still running, summarised up to `end` (a run by hand mid-shift): figures so far, not final.
+    in_progress: bool = False
 
     def canonical_json(self) -> bytes:
-        """Stable bytes: sorted keys, no whitespace, decimals as strings."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        """Stable bytes: sorted keys, no whitespace, decimals as strings (a finished shift's bytes do not
+        carry `in_progress`, so its content hash is what it was before the flag existed)."""
+        body = self.model_dump(mode="json", exclude=None if self.in_progress else {"in_progress"})
+        for wc in body["work_centers"]:  # likewise the machines' figures where none stood in
+            for key in ("ideal_cycle_time_from", "counts_from"):
+                if wc[key] is None:
+                    del wc[key]
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     @property
     def content_hash(self) -> str:
@@ -203,12 +222,16 @@ def _opt(value: Decimal | None) -> Decimal | None:
 
 def summarize(
     *, plant: str, timezone: str, window: ShiftWindow, ideal_cycle_times: dict[str, Decimal | None],
-    confirmations: list[Confirmation], downtimes: list[Downtime],
+    confirmations: list[Confirmation], downtimes: list[Downtime], in_progress: bool = False,
+    machines: MachineFacts | None = None,
 ) -> ShiftSummary:
-    """The shift's summary. `ideal_cycle_times` names the plant's work centers (value None: unknown)."""
+    """The shift's summary. `ideal_cycle_times` names the plant's work centers (value None: unknown).
+    `in_progress`: `window` is a running shift cut at the present (see `plant_time.so_far`)."""
     confs = sorted((c for c in confirmations if window.contains(c.at)), key=lambda c: (c.at, c.event_id))
     downs = [d for d in downtimes if overlap(d.start, d.end or window.end, window.start, window.end) > timedelta()]
-    centers = sorted(set(ideal_cycle_times) | {c.work_center for c in confs} | {d.work_center for d in downs})
+    machines = machines or MachineFacts()
+    centers = sorted(set(ideal_cycle_times) | {c.work_center for c in confs} | {d.work_center for d in downs}
+                     | set(machines.counts))
     shift_s = _secs(window.duration)
     stop_s = _secs(window.planned_stop_time)
     summaries: list[WorkCenterSummary] = []
@@ -232,7 +255,13 @@ def summarize(
         downtime_s = sum((_secs(_productive(window, s, e)) for s, e in union), ZERO)
         good = sum((f.yield_qty for f in figures), ZERO)
         total = good + sum((f.scrap_qty + f.rework_qty for f in figures), ZERO)
-        ideal = ideal_cycle_times.get(wc)
+        counts_from = None
+        if not figures and wc in machines.counts:
+            good, scrap = machines.counts[wc]
+            total, counts_from = good + scrap, "machine"
+        ideal, ideal_from = ideal_cycle_times.get(wc), None
+        if ideal is None and wc in machines.ideal_cycle_s:
+            ideal, ideal_from = machines.ideal_cycle_s[wc], "machine"
         summaries.append(WorkCenterSummary(
             work_center=wc,
             orders=sorted({c.order for c in mine}),
@@ -243,6 +272,7 @@ def summarize(
             oee=oee(shift_s=shift_s, stop_s=stop_s, downtime_s=downtime_s,
                     ideal_run_s=ideal * total if ideal is not None else None, total=total, good=good,
                     ideal_cycle_time_s=ideal),
+            ideal_cycle_time_from=ideal_from, counts_from=counts_from,
         ))
     timed = [s.oee for s in summaries if s.oee.ideal_run_seconds is not None]
     n = Decimal(len(summaries))
@@ -256,5 +286,7 @@ def summarize(
     return ShiftSummary(
         plant=plant, timezone=timezone, plant_day=window.plant_day.isoformat(), shift=window.shift,
         start=window.start, end=window.end, orders=sorted({c.order for c in confs}), work_centers=summaries,
-        oee=plant_oee, sources={"confirmations": len(confs), "downtimes": len(downs)},
+        oee=plant_oee, sources={"confirmations": len(confs), "downtimes": len(downs),
+                                **({"rollups": machines.rollups} if machines.rollups else {})},
+        in_progress=in_progress,
     )

@@ -8,8 +8,12 @@ they start get the same id (Temporal appends the scheduled time). A run started 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from plantbridge.canonical.fields import Quantity
+from plantbridge.canonical.order import Operation, ProductionOrder
 
 SHIFT_SUMMARY_JOB = "shift-summary"
 SHIFT_SUMMARY_WORKFLOW = "ShiftSummary"
@@ -33,8 +37,9 @@ def manual_run_id(job: str, plant: str, day: date | None, shift: str | None) -> 
 
 class ShiftSummaryRequest(BaseModel):
     """The workflow's input. A schedule sets only `plant` (and `grace`): the shift is the one that
-    ended `grace` before the scheduled time. By hand: `shift` and `day`, or neither (the last shift
-    that ended)."""
+    ended `grace` before the scheduled time. By hand: `shift` and `day`, or neither: the last shift
+    that ended and the shift running now, so far (`in_progress`), so that what happened since the last
+    shift change is in a document too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -57,7 +62,24 @@ class ShiftSummaryJob(BaseModel):
     scheduled_at: datetime | None = None
 
 
+class ShiftExport(BaseModel):
+    """One shift's documents: a finished shift, or the running one so far (`in_progress`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shift: str
+    day: date
+    in_progress: bool = False
+    content_hash: str
+    written: list[str] = Field(default_factory=list)
+    new: list[str] = Field(default_factory=list)
+    orders: list[str] = Field(default_factory=list)
+
+
 class ShiftSummaryResult(BaseModel):
+    """`shifts` lists each shift summarised (oldest first); the top-level `shift`, `day` and
+    `content_hash` are the last one's, `written`, `new` and `orders` those of all."""
+
     model_config = ConfigDict(extra="forbid")
 
     plant: str
@@ -68,6 +90,7 @@ class ShiftSummaryResult(BaseModel):
     new: list[str] = Field(default_factory=list)
     orders: list[str] = Field(default_factory=list)
     skipped: str | None = None
+    shifts: list[ShiftExport] = Field(default_factory=list)
 
 
 # The audit archive: one schedule for the store (not per plant), daily.
@@ -92,6 +115,27 @@ class AuditArchiveJob(BaseModel):
     as_of: datetime
 
 
+class DeadLetterAlert(BaseModel):
+    """An inbox message that waited past the TTL for its order's saga: what the alert names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inbox_id: int
+    plant: str
+    order: str
+    event_id: str | None = None
+    message: str
+
+
+def dead_letter_order(alert: DeadLetterAlert) -> ProductionOrder:
+    """The order an alert is about, as far as the message knows it: number and plant. A stand-in (the
+    notifier's port takes an order): the saga never took the message, so nothing else is known."""
+    unknown = Quantity(quantity=Decimal(0), uom="H87")
+    return ProductionOrder(number=alert.order, plant=alert.plant, material="UNKNOWN", quantity=unknown,
+                           description=f"dead letter: inbox message {alert.inbox_id}",
+                           operations=[Operation(number="0010", work_center="UNKNOWN", planned_qty=unknown)])
+
+
 class AuditArchiveResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +146,8 @@ class AuditArchiveResult(BaseModel):
     new: list[str] = Field(default_factory=list)
     rows: dict[str, int] = Field(default_factory=dict)
     dead_letters: list[int] = Field(default_factory=list)
+    # The dead letters of a known plant and order, for the workflow to alert (notify.alert).
+    alerts: list[DeadLetterAlert] = Field(default_factory=list)
 
 
 # The master-data check: one schedule per plant, daily.

@@ -198,6 +198,14 @@ def last_ended(cal: ShiftCalendar, at: datetime, *, within: timedelta = timedelt
     return ended[-1] if ended else None
 
 
+def so_far(w: ShiftWindow, at: datetime) -> ShiftWindow:
+    """The running shift `w` cut at `at` (its planned stops too): what of it has happened by then."""
+    _aware(at)
+    end = min(max(at, w.start), w.end)
+    stops = tuple((s, min(e, end)) for s, e in w.planned_stops if s < end)
+    return w.model_copy(update={"end": end, "planned_stops": stops})
+
+
 def local_date(at: datetime, timezone: str) -> date:
     """The plant's local calendar date of instant `at` (the ERP posting date of an event)."""
     _aware(at)

@@ -2,7 +2,9 @@
 
 - `list` — each schedule (`{job}:{plant}`), paused or not, its last and next runs;
 - `run JOB --plant P [--shift S --date D]` — run the job's workflow now, wait, print what it wrote
-  (`run audit-archive`: the store's archive, no plant);
+  (`run audit-archive`: the store's archive, no plant). `run shift-summary` without `--shift/--date`
+  summarises the last shift that ended and the shift running now up to now (its documents are named
+  `…_{shift}-so-far_…`, marked `in_progress`), so what was just produced is in a document;
 - `backfill JOB --plant P --from T --to T` — the schedule's runs for every firing time in the range;
 - `pause JOB --plant P` / `unpause JOB --plant P`.
 """
@@ -30,6 +32,7 @@ from plantbridge.canonical.batch_jobs import (
     AuditArchiveRequest,
     AuditArchiveResult,
     MasterDataCheckRequest,
+    ShiftExport,
     ShiftSummaryRequest,
     ShiftSummaryResult,
     manual_run_id,
@@ -89,7 +92,8 @@ def list_(temporal: str = TEMPORAL) -> None:
 def run(
     job: str = typer.Argument(..., help="job name: shift-summary (per plant) or audit-archive"),
     plant: str = typer.Option(None, "--plant", help="the plant (jobs per plant)"),
-    shift: str = typer.Option(None, "--shift", help="shift name (with --date); default: the last shift that ended"),
+    shift: str = typer.Option(None, "--shift", help="shift name (with --date); default: the last shift that ended "
+                                                    "and the running one so far"),
     day: str = typer.Option(None, "--date", help="production day YYYY-MM-DD (with --shift)"),
     temporal: str = TEMPORAL,
 ) -> None:
@@ -120,10 +124,14 @@ def run(
     if result.skipped:
         console.print(f"nothing to do: {result.skipped}")
         return
-    orders = ", ".join(result.orders) or "-"
-    console.print(f"shift {result.shift} of {result.day}, plant {result.plant}: orders {orders}")
-    for path in result.written:
-        console.print(f"  {'new ' if path in result.new else 'same'} {path}")
+    for one in result.shifts or [ShiftExport(shift=result.shift or "", day=result.day or date.min,
+                                             content_hash=result.content_hash or "", written=result.written,
+                                             new=result.new, orders=result.orders)]:
+        so_far = " (in progress, so far)" if one.in_progress else ""
+        console.print(f"shift {one.shift} of {one.day}{so_far}, plant {result.plant}: orders "
+                      f"{', '.join(one.orders) or '-'}")
+        for path in one.written:
+            console.print(f"  {'new ' if path in one.new else 'same'} {path}", soft_wrap=True)
 
 
 def _run_masterdata_check(plant: str, temporal: str | None) -> None:
@@ -140,13 +148,15 @@ def _run_masterdata_check(plant: str, temporal: str | None) -> None:
 
     r = asyncio.run(go())
     mes = "checked" if r.mes_checked else "not checked"
-    console.print(f"master data of plant {r.plant}: MES {mes}, ERP work centers of running orders: "
+    extra = "".join(f", {what} checked" for what, done in (("ERP work-center list", r.erp_catalogue_checked),
+                                                             ("WMS locations", r.wms_checked)) if done)
+    console.print(f"master data of plant {r.plant}: MES {mes}{extra}, ERP work centers of running orders: "
                   f"{', '.join(r.erp_work_centers) or '-'}{'; ' + r.error if r.error else ''}")
     for f in r.findings:
         console.print(f"  {f.problem} {f.kind} {f.code} ({f.system}): {f.detail}")
     if not r.findings:
         console.print("  no unmapped or stale codes")
-    console.print(f"  report: {r.written}")
+    console.print(f"  report: {r.written}", soft_wrap=True)
 
 
 def _run_audit_archive(temporal: str | None) -> None:
@@ -165,7 +175,7 @@ def _run_audit_archive(temporal: str | None) -> None:
     for table, count in sorted(r.rows.items()):
         console.print(f"  archived {count} {table} rows")
     for path in r.files:
-        console.print(f"  {'new ' if path in r.new else 'same'} {path}")
+        console.print(f"  {'new ' if path in r.new else 'same'} {path}", soft_wrap=True)
     if r.dead_letters:
         console.print(f"  dead letters (waited past the TTL): inbox {', '.join(map(str, r.dead_letters))}")
 

@@ -53,6 +53,9 @@ EVENT_SIGNAL_CLOSED: Final = "plant-event-signal-closed"
 # ProductionOrder: `order_released` carries the order key (`OrderReleaseNotice`) and the saga reads
 # the order through `erp.read_order`; a whole `ProductionOrder` (older senders) is read back too.
 RELEASE_READS_ORDER: Final = "release-reads-order"
+# AuditArchive: each inbox message that waited past the TTL is alerted through the plant's notifier
+# (the `notify.alert` activity, like the saga's alerts). Before: an error log line and an audit record.
+DEAD_LETTER_NOTIFY: Final = "dead-letter-notify"
 
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
@@ -66,4 +69,5 @@ ALL: Final[tuple[str, ...]] = (
     TEMPORAL_CANCEL,
     EVENT_SIGNAL_CLOSED,
     RELEASE_READS_ORDER,
+    DEAD_LETTER_NOTIFY,
 )

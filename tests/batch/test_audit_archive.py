@@ -23,10 +23,13 @@ from temporalio.worker import Worker
 from typer.testing import CliRunner
 
 from plantbridge.activities.batch import BatchActivities
+from plantbridge.activities.notify import NotifyActivities
 from plantbridge.batch.archive import write_archive
 from plantbridge.canonical.batch_config import RetentionPolicy
+from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
 from plantbridge.store import AuditTrail, Database, sqlite_url
 from plantbridge.store.inbox import InboxMessage
+from plantbridge.store.ledger import Ledger
 from plantbridge.store.models import AuditRecord
 from plantbridge.workers import batch_cli
 from plantbridge.workers.cli import app
@@ -82,9 +85,11 @@ async def test_archive_run_moves_old_rows_and_dead_letters_waiting(
     monkeypatch.setattr(batch_cli, "console", Console(width=400))
     exports = tmp_path / "exports"
     acts = BatchActivities({}, store, exports, RetentionPolicy())  # 90 d audit, 30 d inbox, 7 d waiting
+    notifier = MemoryStore()  # the plant's notifier (in memory): what the notify.alert activity reached
+    notify = NotifyActivities(MemoryRegistry(notifier), Ledger(store)).all()
     runner = CliRunner()
     args = ["batch", "run", "audit-archive", "--temporal", temporal_server.address]
-    async with Worker(client, task_queue=queue, workflows=[AuditArchiveWorkflow], activities=acts.all()):
+    async with Worker(client, task_queue=queue, workflows=[AuditArchiveWorkflow], activities=[*acts.all(), *notify]):
         report = await sync_schedules(client, {}, queue, audit_archive=True)
         assert "audit-archive" in report.created + report.updated + report.unchanged
         desc = await client.get_schedule_handle("audit-archive").describe()
@@ -124,3 +129,6 @@ async def test_archive_run_moves_old_rows_and_dead_letters_waiting(
     assert sorted(a.order_number for a in audits) == ["4711", "recent"]
     (alert,) = await AuditTrail(store).records(action="inbox_dead_letter")
     assert alert.detail["event_id"] == "w-old" and alert.plant == "1000"
+    # ... and alerted once through the plant's notifier (the second run found no new dead letter).
+    (sent,) = await notifier.calls("notify", "alert")
+    assert sent.order == "4711" and "w-old" in json.dumps(sent.payload) and "dead letter" in json.dumps(sent.payload)

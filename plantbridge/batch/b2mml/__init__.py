@@ -132,8 +132,9 @@ def shift_performance(summary: ShiftSummary) -> bytes:
     start, end = summary.start.isoformat(), summary.end.isoformat()
     root = ET.Element(f"{{{NS}}}ProductionPerformance")
     _el(root, "ID", f"{summary.plant}-{summary.plant_day}-{summary.shift}")
+    so_far = f", in progress: figures up to {end}" if summary.in_progress else ""
     _el(root, "Description", f"Shift summary of plant {summary.plant}, shift {summary.shift} of "
-                             f"{summary.plant_day} ({summary.timezone})")
+                             f"{summary.plant_day} ({summary.timezone}){so_far}")
     _scope(root, summary.plant, "Site")
     _el(root, "PublishedDate", end)
     _el(root, "StartTime", start)
@@ -164,7 +165,7 @@ def shift_performance(summary: ShiftSummary) -> bytes:
                       labour_hours=wc.labour_hours, start=start, end=end)
     _oee_response(root, f"OEE-{summary.plant}", summary.plant, "Site", summary.oee, downtime=[],
                   labour_hours=None, start=start, end=end)
-    _el(root, "PerformanceState", "Completed")
+    _el(root, "PerformanceState", "Running" if summary.in_progress else "Completed")
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     validate(document)
     return document

@@ -1,7 +1,8 @@
 """The `ShiftSummary` workflow: one shift of one plant summarised, exported as B2MML + JSON.
 
 Started by the plant's schedule `shift-summary:{plant}` at each shift end plus the grace period
-(or by `plantbridge batch run` / a backfill). The work is one idempotent activity: it computes the
+(or by `plantbridge batch run` / a backfill; by hand without a shift, the activity also summarises the
+running shift so far, see `activities/batch.pick_windows`). The work is one idempotent activity: it computes the
 summary from what the sagas accepted, renders and validates the B2MML document and writes both
 files named by their content hash, so a retry, a re-run or a backfill of the same shift never
 exports twice. A document that fails MESA's schema fails the run (non-retryable `InvalidB2MML`).

@@ -56,6 +56,8 @@ Routes
   "equipment", "orderRef", "neededBy"}`` → 201 ``{"reservationId": "RSV-000001", "status":
   "RESERVED"|"PARTIAL", "reservedQty"}``; ``POST .../reservations/{id}/cancel``.
   ``GET .../reservations?reference=``, ``/{id}``
+- ``GET /wms/api/locations`` → ``{"items": [{"location": "RM-A01", "type": "STORAGE"}, ...]}``: the location
+  master (types ``STORAGE``, ``LINESIDE``, ``PRODUCTION``, ``QUARANTINE``, ``SPARES``, ``SHIPPING``)
 - ``GET /wms/api/stock?material=&location=`` → ``{"material", "unit", "onHand", "blocked", "reserved",
   "available", "locations": [{"location", "onHand", "blocked", "reserved", "available"}],
   "activeBlocks": [...]}``; without ``material`` → ``{"items": [...]}`` for every material
@@ -83,6 +85,7 @@ from plantbridge_devtools.simulators.common.state import Doc, SqliteState
 from plantbridge_devtools.simulators.common.util import fingerprint
 from plantbridge_devtools.simulators.wms.core import (
     BLOCK,
+    LOCATIONS,
     READINESS,
     RESERVATION,
     STAGING,
@@ -230,7 +233,11 @@ def build_api(wms: Wms) -> APIRouter:
                                  key: str | None = IdempotencyKey) -> JSONResponse:
         return idempotent(request, key, None, 200, lambda: wms.cancel_reservation(reservation_id))
 
-    # stock and references
+    # the location master, stock and references
+    @api.get("/locations")
+    async def locations() -> dict[str, Any]:
+        return {"items": [{"location": code, "type": kind} for code, kind in LOCATIONS.items()]}
+
     @api.get("/stock")
     async def stock(material: str | None = None, location: str | None = None) -> dict[str, Any]:
         if material:
