@@ -239,6 +239,34 @@ async def test_record_history_release_reads_order(client: Client, worker: object
     (HISTORIES / "production_order_release_reads_order.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_batched(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patches `audit-notes-batched`, `acknowledge-once-per-trigger` (issue 17): audit
+    notes of a hold and its disposition written by one local activity; a final confirmation posting its
+    buffered partial and flushing buffered consumption is acknowledged once, naming all three events."""
+    order = new_order()
+    policy = fast_policy(partial_confirmations="aggregate", consumption="aggregate",
+                         aggregate_every=timedelta(hours=1))
+    handle = await start_order(client, order, policy)
+    partial = event(order, "operation_confirmed", operation="0010", yield_qty=qty(40))
+    consumed = event(order, "material_consumed", material="RM-SEAL", quantity=qty(40))
+    for ev in (partial, consumed):
+        await submit_event(client, ev)
+    await submit_event(client, event(order, "quality_hold", reason="scratch on surface"))
+    await submit_event(client, event(order, "quality_disposition", decision="release", source="qms-test"))
+    final = event(order, "operation_confirmed", operation="0010", yield_qty=qty(60), final=True)
+    await submit_event(client, final)
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle))
+    acks = await reference.calls("mes", "acknowledge", order.number)
+    assert len(acks) == 2, acks  # the final 0010 with its partial and the consumption; the final 0020
+    first = acks[0].payload
+    assert {first["event_id"], *first["also"]} == {final.event_id, partial.event_id, consumed.event_id}
+    assert len(first["documents_by_event"][consumed.event_id]) == 1  # its own goods issue, not the confirmation
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_batched.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

@@ -54,6 +54,14 @@ EVENT_SIGNAL_CLOSED: Final = "plant-event-signal-closed"
 # the order through `erp.read_order`; a whole `ProductionOrder` (older senders) is read back too.
 RELEASE_READS_ORDER: Final = "release-reads-order"
 
+# ProductionOrder (issue 17): the audit notes waiting when the pump runs are written together, by one
+# local activity `store.audit_batch` (before: one `store.audit` activity per note).
+AUDIT_BATCH: Final = "audit-notes-batched"
+# ProductionOrder (issue 17): one business acknowledgement for all the ERP postings one event planned
+# (a final confirmation with its buffered partials and the consumption it flushed), naming every event
+# they carry, each with its own documents (before: one per event, after its last posting).
+ACK_PER_TRIGGER: Final = "acknowledge-once-per-trigger"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -66,4 +74,6 @@ ALL: Final[tuple[str, ...]] = (
     TEMPORAL_CANCEL,
     EVENT_SIGNAL_CLOSED,
     RELEASE_READS_ORDER,
+    AUDIT_BATCH,
+    ACK_PER_TRIGGER,
 )

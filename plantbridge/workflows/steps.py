@@ -240,6 +240,10 @@ class StepEngine:
         if step.ack_to is None or not step.kind.posts_to_erp or step.event_id is None:
             return
         docs = step.result.documents if step.result else []
+        if workflow.patched(patches.ACK_PER_TRIGGER):
+            if step.ack_to.lower().startswith("mes"):
+                self._acknowledge_trigger(step, status, message)
+            return
         if workflow.patched(patches.ACK_PER_EVENT):
             if not step.ack_to.lower().startswith("mes"):
                 return
@@ -263,9 +267,45 @@ class StepEngine:
             event_id=step.event_id,
         )
 
+    def _acknowledge_trigger(self, step: Step, status: str, message: str | None) -> None:
+        """One acknowledgement for the postings one event planned, once the last is done (a rejection at
+        once, for its own posting), naming each event they carry with that event's documents."""
+        group = [step]
+        if status != "rejected":
+            trigger = step.trigger or step.event_id
+            group = [st for st in self.s.steps
+                     if st.ack_to is not None and st.kind.posts_to_erp and (st.trigger or st.event_id) == trigger]
+            if not all(st.finished for st in group):
+                return  # the trigger's last posting acknowledges them all
+        by_event: dict[str, list[str]] = {}
+        for st in group:
+            for event_id in (st.event_id or "", *st.also_events):
+                by_event.setdefault(event_id, []).extend(st.result.documents if st.result else [])
+        events = list(by_event)
+        cmd = c.Acknowledge(
+            event_id=events[0], status=status, message=message, also=events[1:],
+            documents=[d for st in group if st.result for d in st.result.documents],
+            documents_by_event=by_event if len(group) > 1 else {},
+        )
+        self.logic.add_step(
+            workflow.now(), contract.ack_step(step.id, status, step.attempts), cmd, c.StepKind.MES_ACKNOWLEDGE,
+            event_id=events[0],
+        )
+
     async def _audit_pump(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self.s.pending_audit))
+            if workflow.patched(patches.AUDIT_BATCH):
+                # Every note waiting now, in one short store write that needs no task of its own.
+                notes = list(self.s.pending_audit)
+                await workflow.execute_local_activity(
+                    contract.AUDIT_BATCH_ACTIVITY,
+                    notes,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+                )
+                del self.s.pending_audit[: len(notes)]
+                continue
             note = self.s.pending_audit[0]
             await workflow.execute_activity(
                 contract.AUDIT_ACTIVITY,
