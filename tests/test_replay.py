@@ -267,6 +267,21 @@ async def test_record_history_batched(client: Client, worker: object, reference:
     (HISTORIES / "production_order_batched.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_step_inputs(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `step-inputs-trimmed` (issue 17): dispatch and staging carry the components, a confirmation,
+    the completion postings and a maintenance child's input do not."""
+    order = new_order()
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "maintenance_requested", equipment="PRESS-2", priority=3,
+                                     description="oil leak"))
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_step_inputs.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

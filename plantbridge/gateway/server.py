@@ -60,6 +60,7 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
 
     return GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        ack_wait=timedelta(seconds=settings.ack_wait_s), body_limit=settings.body_limit,
+                       idoc_body_limit=settings.idoc_body_limit,
                        translate=translate, order_sources=order_sources or {}, odoo_tokens=odoo_tokens or {},
                        inbox_lease=timedelta(seconds=settings.inbox_lease_s),
                        max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),

@@ -61,6 +61,9 @@ AUDIT_BATCH: Final = "audit-notes-batched"
 # (a final confirmation with its buffered partials and the consumption it flushed), naming every event
 # they carry, each with its own documents (before: one per event, after its last posting).
 ACK_PER_TRIGGER: Final = "acknowledge-once-per-trigger"
+# ProductionOrder (issue 17): an activity's input carries of the order what its step needs: the
+# components only for MES dispatch / change and WMS staging (before: the whole order in every input).
+STEP_INPUTS: Final = "step-inputs-trimmed"
 
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
@@ -76,4 +79,5 @@ ALL: Final[tuple[str, ...]] = (
     RELEASE_READS_ORDER,
     AUDIT_BATCH,
     ACK_PER_TRIGGER,
+    STEP_INPUTS,
 )

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         failure_category,
         failure_info,
         open_exception,
+        order_for_step,
         step_heartbeat_timeout,
         step_retry_policy,
     )
@@ -140,6 +141,7 @@ class StepEngine:
 
     async def _execute(self, step: Step) -> c.StepResult:
         s = self.s
+        order = order_for_step(s.order, step.kind) if workflow.patched(patches.STEP_INPUTS) else s.order
         # The plant event's trace goes on into the activity (and the connector's HTTP call).
         token = otel_context.attach(propagate.extract(step.trace)) if step.trace else None
         try:
@@ -150,7 +152,7 @@ class StepEngine:
                     workflow_id=workflow.info().workflow_id,
                     step_id=step.id,
                     kind=step.kind,
-                    order=s.order,
+                    order=order,
                     command=step.command,
                     event_at=step.event_at,
                     unexpected_error_attempts=s.policy.unexpected_error_attempts,
@@ -375,8 +377,9 @@ class StepEngine:
             record = next(m for m in self.s.maintenance if m.status == "requested")
             s = self.s
             child_id = contract.maintenance_workflow_id(s.order.plant, s.order.number, record.request_id)
+            trimmed = workflow.patched(patches.STEP_INPUTS)
             inp = MaintenanceInput(
-                order=s.order,
+                order=order_for_step(s.order, None) if trimmed else s.order,
                 policy=s.policy,
                 request_id=record.request_id,
                 equipment=record.equipment,
