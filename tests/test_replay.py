@@ -282,6 +282,26 @@ async def test_record_history_step_inputs(client: Client, worker: object, refere
     (HISTORIES / "production_order_step_inputs.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_finished_steps_bounded(client: Client, worker: object) -> None:
+    """Patch `finished-steps-bounded` (issue 17): 105 inspections; the oldest finished ones are forgotten."""
+    order = new_order(components=False)
+    handle = await start_order(client, order, fast_policy())
+    for _ in range(105):
+        await submit_event(client, event(order, "quality_result", passed=True))
+
+    async def forgotten() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return sum(s.kind.value == "qms.inspection" for s in summary.steps) == 100
+
+    await eventually(forgotten)
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_finished_steps_bounded.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

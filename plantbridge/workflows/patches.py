@@ -64,6 +64,9 @@ ACK_PER_TRIGGER: Final = "acknowledge-once-per-trigger"
 # ProductionOrder (issue 17): an activity's input carries of the order what its step needs: the
 # components only for MES dispatch / change and WMS staging (before: the whole order in every input).
 STEP_INPUTS: Final = "step-inputs-trimmed"
+# ProductionOrder (issue 17): finished steps nothing reads again (acknowledgements, alerts, ...) beyond
+# the newest 100 are dropped as the order runs (before: kept until continue-as-new).
+FINISHED_STEPS_BOUNDED: Final = "finished-steps-bounded"
 
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
@@ -80,4 +83,5 @@ ALL: Final[tuple[str, ...]] = (
     AUDIT_BATCH,
     ACK_PER_TRIGGER,
     STEP_INPUTS,
+    FINISHED_STEPS_BOUNDED,
 )

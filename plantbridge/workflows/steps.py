@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows.details import publish
     from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
+    from plantbridge.workflows.retention import without_oldest_finished
     from plantbridge.workflows.step_calls import (
         failure_category,
         failure_info,
@@ -137,7 +138,14 @@ class StepEngine:
         finally:
             # Only bookkeeping here: on eviction this runs outside the workflow event loop.
             self._running -= 1
+        self._forget_finished()
         self._publish()
+
+    def _forget_finished(self) -> None:
+        """Drop finished steps nothing reads again beyond the newest ones (bounded memory per order)."""
+        kept = without_oldest_finished(self.s.steps)
+        if kept is not None and workflow.patched(patches.FINISHED_STEPS_BOUNDED):
+            self.s.steps = kept
 
     async def _execute(self, step: Step) -> c.StepResult:
         s = self.s
