@@ -12,13 +12,14 @@ import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from plantbridge.canonical import ExceptionResolution, SupervisorAction
+from plantbridge.canonical import ExceptionResolution, ProductionOrder, SupervisorAction
 from plantbridge.canonical.exceptions import StepDecision
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
@@ -209,11 +210,7 @@ async def test_record_history_event_signal_closed(client: Client, worker: object
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy())
     await handle.signal("plant_event", event(order, "quality_disposition", decision="release", source="qms-forged"))
-    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
-    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
-    await eventually(lambda: _done(handle), timeout=60)
-    history = await handle.fetch_history()
-    (HISTORIES / "production_order_event_signal_closed.json").write_text(history.to_json())
+    await _finish_and_record(client, order, handle, "production_order_event_signal_closed.json")
 
 
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
@@ -275,11 +272,7 @@ async def test_record_history_step_inputs(client: Client, worker: object, refere
     handle = await start_order(client, order, fast_policy())
     await submit_event(client, event(order, "maintenance_requested", equipment="PRESS-2", priority=3,
                                      description="oil leak"))
-    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
-    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
-    await eventually(lambda: _done(handle))
-    history = await handle.fetch_history()
-    (HISTORIES / "production_order_step_inputs.json").write_text(history.to_json())
+    await _finish_and_record(client, order, handle, "production_order_step_inputs.json")
 
 
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
@@ -295,11 +288,16 @@ async def test_record_history_finished_steps_bounded(client: Client, worker: obj
         return sum(s.kind.value == "qms.inspection" for s in summary.steps) == 100
 
     await eventually(forgotten)
-    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
-    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await _finish_and_record(client, order, handle, "production_order_finished_steps_bounded.json")
+
+
+async def _finish_and_record(client: Client, order: ProductionOrder, handle: Any, name: str) -> None:
+    """Both operations finally confirmed (100 each), the order posted, its history written to `name`."""
+    for op in ("0010", "0020"):
+        await submit_event(client, event(order, "operation_confirmed", operation=op, yield_qty=qty(100), final=True))
     await eventually(lambda: _done(handle), timeout=60)
     history = await handle.fetch_history()
-    (HISTORIES / "production_order_finished_steps_bounded.json").write_text(history.to_json())
+    (HISTORIES / name).write_text(history.to_json())
 
 
 async def _done(handle: object) -> bool:

@@ -30,6 +30,7 @@ from temporalio.api.enums.v1 import EventType
 
 from plantbridge.canonical import PlantEvent, PlantPolicy, ProductionOrder
 from plantbridge.client import SagaBusy, connect, start_order, submit_event
+from plantbridge_devtools.bench import demo_mix
 from plantbridge_devtools.temporal_server import DevServer, free_port
 
 TASK_QUEUE = "plantbridge-profile"
@@ -58,25 +59,9 @@ def order(number: str, operations: int = 2, components: int = 1) -> ProductionOr
 
 
 def mix(number: str, m: int = 20) -> list[PlantEvent]:
-    """The benchmark's mix (bench.py `demo_mix`): per operation a start, partial confirmations, a final one;
-    a downtime and a consumption on the first."""
-    now = datetime.now(UTC).isoformat()
-    base = {"source": "mes-1000", "plant": PLANT, "order": number, "occurred_at": now}
-    events: list[dict[str, Any]] = []
-    partials = max(1, (m - 8) // 2)
-    for op, wc in (("0010", "ASSY-01"), ("0020", "TEST-01")):
-        events.append({"event_type": "operation_started", "operation": op, "work_center": wc})
-        for _ in range(partials):
-            events.append({"event_type": "operation_confirmed", "operation": op,
-                           "yield_qty": {"quantity": "10", "uom": "H87"}, "scrap_qty": {"quantity": "1", "uom": "H87"}})
-        if op == "0010":
-            events.append({"event_type": "downtime_started", "work_center": wc, "reason": "JAM"})
-            events.append({"event_type": "downtime_ended", "work_center": wc})
-            events.append({"event_type": "material_consumed", "material": "RM-OIL",
-                           "quantity": {"quantity": "2", "uom": "LTR"}})
-        events.append({"event_type": "operation_confirmed", "operation": op, "final": True,
-                       "yield_qty": {"quantity": "10", "uom": "H87"}})
-    return [PlantEvent.model_validate({**base, **e, "event_id": f"p-{number}-{i:03d}"}) for i, e in enumerate(events)]
+    """The benchmark's mix (`bench.demo_mix`): per operation a start, partial confirmations, a final one; a
+    downtime and a consumption on the first."""
+    return [PlantEvent.model_validate(body) for body in demo_mix(number, m)]
 
 
 def proc_cpu_s(pid: int) -> float:
