@@ -50,6 +50,8 @@ QUERY_MAINTENANCE_SUMMARY: Final = "summary"
 
 # -- activities -----------------------------------------------------------------------------------
 AUDIT_ACTIVITY: Final = "store.audit"
+# The notes waiting when the saga's audit pump runs, written in one (local) activity.
+AUDIT_BATCH_ACTIVITY: Final = "store.audit_batch"
 # One activity per step kind, named `<system>.<action>`: `canonical.commands.StepKind` takes its
 # values from here and activities/*.py register `@activity.defn(name=StepKind.X.value)`.
 ERP_CONFIRM_OPERATION: Final = "erp.confirm_operation"

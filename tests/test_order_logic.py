@@ -21,6 +21,7 @@ from plantbridge.canonical.saga import SagaState
 from plantbridge.canonical.states import TRANSITIONS, IllegalTransition, OrderState
 from plantbridge.workflows.event_table import ALLOWED, EVENT_TABLE
 from plantbridge.workflows.order_logic import OrderLogic
+from plantbridge.workflows.retention import prunable, without_oldest_finished
 from tests.conftest import new_order, qty
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -202,3 +203,21 @@ def test_cancellation_compensates_in_reverse_and_only_outstanding_blocks() -> No
         ("cancel:release:dispatch", "mes.recall"),
     ]
     assert all(st.compensation for st in undo)
+
+
+def test_finished_steps_beyond_the_bound_are_forgotten_but_not_postings_or_what_cancellation_undoes() -> None:
+    logic = logic_in(OrderState.RELEASED, PlantPolicy(partial_confirmations="immediate"))
+    accept(logic, "quality_hold", reason="scratch")  # a stock block: undone by a cancellation
+    for _ in range(30):
+        accept(logic, "quality_result", passed=True)
+        accept(logic, "operation_confirmed", operation="0010", yield_qty=qty(1))
+    for st in logic.s.steps:
+        st.status, st.finished_at = "done", NOW
+    assert without_oldest_finished(logic.s.steps, keep=40) is None  # 30 inspections, 2 alerts/holds: within
+    kept = without_oldest_finished(logic.s.steps, keep=10)
+    assert kept is not None
+    assert len([st for st in kept if st in prunable(logic.s.steps)]) == 10  # the newest ten
+    assert [st for st in kept if st.kind.posts_to_erp] == logic.s.postings  # every posting stays
+    logic.s.steps = kept
+    assert {st.kind.value for st in logic.plan_compensations(NOW)} == {"mes.recall", "wms.release_staging",
+                                                                      "wms.unblock"}

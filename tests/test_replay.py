@@ -12,13 +12,14 @@ import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from plantbridge.canonical import ExceptionResolution, SupervisorAction
+from plantbridge.canonical import ExceptionResolution, ProductionOrder, SupervisorAction
 from plantbridge.canonical.exceptions import StepDecision
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
@@ -209,11 +210,7 @@ async def test_record_history_event_signal_closed(client: Client, worker: object
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy())
     await handle.signal("plant_event", event(order, "quality_disposition", decision="release", source="qms-forged"))
-    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
-    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
-    await eventually(lambda: _done(handle), timeout=60)
-    history = await handle.fetch_history()
-    (HISTORIES / "production_order_event_signal_closed.json").write_text(history.to_json())
+    await _finish_and_record(client, order, handle, "production_order_event_signal_closed.json")
 
 
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
@@ -237,6 +234,70 @@ async def test_record_history_release_reads_order(client: Client, worker: object
     await eventually(lambda: _done(handle), timeout=60)
     history = await handle.fetch_history()
     (HISTORIES / "production_order_release_reads_order.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_batched(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patches `audit-notes-batched`, `acknowledge-once-per-trigger` (issue 17): audit
+    notes of a hold and its disposition written by one local activity; a final confirmation posting its
+    buffered partial and flushing buffered consumption is acknowledged once, naming all three events."""
+    order = new_order()
+    policy = fast_policy(partial_confirmations="aggregate", consumption="aggregate",
+                         aggregate_every=timedelta(hours=1))
+    handle = await start_order(client, order, policy)
+    partial = event(order, "operation_confirmed", operation="0010", yield_qty=qty(40))
+    consumed = event(order, "material_consumed", material="RM-SEAL", quantity=qty(40))
+    for ev in (partial, consumed):
+        await submit_event(client, ev)
+    await submit_event(client, event(order, "quality_hold", reason="scratch on surface"))
+    await submit_event(client, event(order, "quality_disposition", decision="release", source="qms-test"))
+    final = event(order, "operation_confirmed", operation="0010", yield_qty=qty(60), final=True)
+    await submit_event(client, final)
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle))
+    acks = await reference.calls("mes", "acknowledge", order.number)
+    assert len(acks) == 2, acks  # the final 0010 with its partial and the consumption; the final 0020
+    first = acks[0].payload
+    assert {first["event_id"], *first["also"]} == {final.event_id, partial.event_id, consumed.event_id}
+    assert len(first["documents_by_event"][consumed.event_id]) == 1  # its own goods issue, not the confirmation
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_batched.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_step_inputs(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `step-inputs-trimmed` (issue 17): dispatch and staging carry the components, a confirmation,
+    the completion postings and a maintenance child's input do not."""
+    order = new_order()
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "maintenance_requested", equipment="PRESS-2", priority=3,
+                                     description="oil leak"))
+    await _finish_and_record(client, order, handle, "production_order_step_inputs.json")
+
+
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_finished_steps_bounded(client: Client, worker: object) -> None:
+    """Patch `finished-steps-bounded` (issue 17): 105 inspections; the oldest finished ones are forgotten."""
+    order = new_order(components=False)
+    handle = await start_order(client, order, fast_policy())
+    for _ in range(105):
+        await submit_event(client, event(order, "quality_result", passed=True))
+
+    async def forgotten() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return sum(s.kind.value == "qms.inspection" for s in summary.steps) == 100
+
+    await eventually(forgotten)
+    await _finish_and_record(client, order, handle, "production_order_finished_steps_bounded.json")
+
+
+async def _finish_and_record(client: Client, order: ProductionOrder, handle: Any, name: str) -> None:
+    """Both operations finally confirmed (100 each), the order posted, its history written to `name`."""
+    for op in ("0010", "0020"):
+        await submit_event(client, event(order, "operation_confirmed", operation=op, yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle), timeout=60)
+    history = await handle.fetch_history()
+    (HISTORIES / name).write_text(history.to_json())
 
 
 async def _done(handle: object) -> bool:

@@ -60,9 +60,12 @@ async def test_rejection_opens_exception_and_retry_posts_once(
     assert [s.status for s in summary.steps if s.kind.value == "erp.confirm_operation"] == ["done"]
     actions = [r.action for r in await audit.records(workflow_id=handle.id)]
     assert actions.count("exception_opened") == 2 and actions.count("exception_retry") == 2
-    mes_acks = [c.payload["status"] for c in await reference.calls(system="mes", operation="acknowledge",
-                                                                  order=order.number)]
-    assert mes_acks == ["rejected", "rejected", "posted"]
+
+    async def acknowledged() -> bool:  # the acknowledgement runs in the MES lane after the posting
+        acks = await reference.calls(system="mes", operation="acknowledge", order=order.number)
+        return [c.payload["status"] for c in acks] == ["rejected", "rejected", "posted"]
+
+    await eventually(acknowledged, what="MES acknowledgements rejected, rejected, posted")
 
 
 async def test_skip_and_override_close_exceptions_with_audit(

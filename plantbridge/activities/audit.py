@@ -5,10 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 
 from plantbridge.canonical.saga import AuditNote
-from plantbridge.contract import AUDIT_ACTIVITY
+from plantbridge.contract import AUDIT_ACTIVITY, AUDIT_BATCH_ACTIVITY
 from plantbridge.store.audit import AuditTrail
 
-__all__ = ["AUDIT_ACTIVITY", "AuditActivities"]
+__all__ = ["AUDIT_ACTIVITY", "AUDIT_BATCH_ACTIVITY", "AuditActivities"]
 
 
 class AuditActivities:
@@ -27,5 +27,13 @@ class AuditActivities:
             dedup_key=note.dedup_key,
         )
 
+    @activity.defn(name=AUDIT_BATCH_ACTIVITY)
+    async def record_batch(self, notes: list[AuditNote]) -> int:
+        """The notes a saga had waiting, in order (run as a local activity); how many were new."""
+        written = 0
+        for note in notes:
+            written += await self.record(note)
+        return written
+
     def all(self) -> list[object]:
-        return [self.record]
+        return [self.record, self.record_batch]

@@ -168,6 +168,8 @@ class Acknowledge(BaseModel):
     message: str | None = None
     # Further events whose quantities went into the same (aggregated) posting.
     also: list[str] = Field(default_factory=list)
+    # When one acknowledgement covers several postings: each event's own documents (else `documents`).
+    documents_by_event: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Inspection(BaseModel):
@@ -284,6 +286,8 @@ def command_hash_payload(cmd: BaseModel) -> dict[str, object]:
         del data["posting_date"]
     if data.get("kind") == "stage" and data.get("materials", "") is None:  # added for order changes
         del data["materials"]
+    if data.get("kind") == "acknowledge" and data.get("documents_by_event", None) == {}:  # added in issue 17
+        del data["documents_by_event"]
     return data
 
 

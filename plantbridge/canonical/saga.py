@@ -53,6 +53,8 @@ class Step(BaseModel):
     also_events: list[str] = Field(default_factory=list)
     # The W3C trace context of the plant event behind this step (empty when tracing is off).
     trace: dict[str, str] = Field(default_factory=dict)
+    # The plant event whose handling planned this posting (its postings are acknowledged together).
+    trigger: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -219,8 +219,11 @@ class MesRestConnector(RestConnector):
 
     async def acknowledge(self, order: ProductionOrder, cmd: Acknowledge, *, key: str, retry: bool) -> StepResult:
         """One acknowledgement per plant event; an aggregated posting acknowledges each event in it."""
-        results = [await self._acknowledge_one(cmd.model_copy(update={"event_id": event_id, "also": []}), retry)
-                   for event_id in (cmd.event_id, *cmd.also)]
+        by_event = cmd.documents_by_event
+        results = [await self._acknowledge_one(cmd.model_copy(update={
+            "event_id": event_id, "also": [], "documents_by_event": {},
+            "documents": by_event.get(event_id, cmd.documents) if by_event else cmd.documents}), retry)
+            for event_id in (cmd.event_id, *cmd.also)]
         if len(results) == 1:
             return results[0]
         return StepResult(documents=[d for r in results for d in r.documents],

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from plantbridge.gateway.uns import OrderStates
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
+# LOIPRO IDocs are larger by nature (~1.2 KB per E1RESBL component segment): an order of 3,000
+# components is ~3.5 MB of XML (issue 17, tests/e2e/test_large_order.py).
+DEFAULT_IDOC_BODY_LIMIT = 8 * 1024 * 1024
 
 
 def default_telemetry_root(plant: str) -> Path:
@@ -58,6 +61,7 @@ class GatewayDeps:
     order_source: OrderSource | None = None
     ack_wait: timedelta = timedelta(seconds=2)
     body_limit: int = DEFAULT_BODY_LIMIT
+    idoc_body_limit: int = DEFAULT_IDOC_BODY_LIMIT
     # IDoc plant codes that are not canonical (e.g. five characters) mapped to the canonical plant.
     idoc_plant_map: dict[str, str] = field(default_factory=dict)
     # Re-drive messages left `received` by a previous process when the app starts.

@@ -34,7 +34,7 @@ _DEFAULTS: dict[int, tuple[str, dict[str, Any] | None]] = {
     403: ("The key's role may not call this operation, or the key is not bound to the plant", None),
     404: ("Not found", None),
     409: ("The order is not in a state that allows this", None),
-    413: ("The body is larger than the gateway's limit (1 MiB by default)", None),
+    413: ("The body is larger than the gateway's limit (1 MiB by default; 8 MiB for IDocs)", None),
     415: ("The `Content-Type` is not one of the documented media types", None),
     422: ("The request does not match the schema: `fields` names each invalid field", None),
     429: ("Too many requests; retry after `Retry-After` seconds", RETRY_AFTER),

@@ -61,7 +61,7 @@ async def post_sap_event(request: Request, caller: Caller = Depends(require(ERP)
     openapi_extra={"requestBody": {"required": True, "content": {
         media: {"schema": _IDOC_SCHEMA, "example": IDOC_EXAMPLE} for media in XML_TYPES}}})
 async def post_sap_idoc(request: Request, caller: Caller = Depends(require(ERP))) -> JSONResponse:
-    got = await receive(request, caller, SAP_IDOC, XML_TYPES)
+    got = await receive(request, caller, SAP_IDOC, XML_TYPES, limit=request.app.state.deps.idoc_body_limit)
     if isinstance(got, JSONResponse):
         return got
     msg_id, raw = got

@@ -29,12 +29,12 @@ def unsupported_media_type(content_type: str, accept: tuple[str, ...]) -> ApiErr
 
 
 async def receive(request: Request, caller: Caller, channel: str,
-                  accept: tuple[str, ...] = JSON_TYPES) -> tuple[int, bytes] | JSONResponse:
+                  accept: tuple[str, ...] = JSON_TYPES, limit: int | None = None) -> tuple[int, bytes] | JSONResponse:
     """Read the body (within the limit) and store it in the inbox before anything else."""
     intake: Intake = request.app.state.intake
     content_type = request.headers.get("content-type", "")
     try:
-        raw = await read_limited(request, request.app.state.deps.body_limit)
+        raw = await read_limited(request, limit or request.app.state.deps.body_limit)
     except BodyTooLarge as err:
         msg_id = await intake.inbox.receive(channel, err.prefix, content_type=content_type, key_id=caller.key_id,
                                             status="dead", reason=err.message)

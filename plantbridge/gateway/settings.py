@@ -15,6 +15,8 @@ class GatewaySettings(Settings):
     gateway_port: int = Field(default=8080, ge=1, le=65535)
     ack_wait_s: float = Field(default=2.0, gt=0, le=60)
     body_limit: int = Field(default=1024 * 1024, ge=1024)
+    # The LOIPRO IDoc route's own limit (an order of 3,000 components is ~3.5 MB of IDoc XML).
+    idoc_body_limit: int = Field(default=8 * 1024 * 1024, ge=1024)
     # How long a gateway holds an inbox row it drives; a row left `received` by a dead gateway is
     # re-driven by another (or its restart) once this ran out.
     inbox_lease_s: float = Field(default=60.0, ge=1, le=3600)

@@ -13,7 +13,8 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from plantbridge.activities import all_activities
 from plantbridge.activities.batch import BatchActivities
@@ -44,9 +45,22 @@ WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, Sh
                           AuditArchiveWorkflow, MasterDataCheckWorkflow, OdooReleasePollerWorkflow]
 
 
+# Pure, deterministic modules the sandbox takes as they are (imported once per process), instead of
+# importing them again for every workflow run it creates: the canonical models, the contract and the
+# workflow code itself (no module state; time, randomness and I/O go through `workflow.*`). Measured
+# with `python -m plantbridge_devtools.saga_profile` (issue 17): see docs/ARCHITECTURE.md §6.
+PASSTHROUGH_MODULES = ("plantbridge.contract", "plantbridge.canonical", "plantbridge.workflows")
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
+
+
 def build_worker(
     client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100,
     max_cached_workflows: int = 400, extra_activities: list[object] | None = None,
+    workflow_runner: WorkflowRunner | None = None,
 ) -> Worker:
     return Worker(
         client,
@@ -57,7 +71,9 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        workflow_runner=workflow_runner or sandbox_runner(),
     )
+
 
 
 async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None = None) -> None:

@@ -113,6 +113,8 @@ class OrderLogic(AggregationMixin):
             if step.kind.posts_to_erp and step.event_id == ev.event_id:
                 step.ack_to = ev.source
                 step.event_at = ev.occurred_at
+            if step.kind.posts_to_erp and step.ack_to is not None:
+                step.trigger = ev.event_id
         return planned
 
     def advance(self, ev: PlantEvent, now: datetime, why: str) -> None:

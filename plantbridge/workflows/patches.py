@@ -57,6 +57,20 @@ RELEASE_READS_ORDER: Final = "release-reads-order"
 # (the `notify.alert` activity, like the saga's alerts). Before: an error log line and an audit record.
 DEAD_LETTER_NOTIFY: Final = "dead-letter-notify"
 
+# ProductionOrder (issue 17): the audit notes waiting when the pump runs are written together, by one
+# local activity `store.audit_batch` (before: one `store.audit` activity per note).
+AUDIT_BATCH: Final = "audit-notes-batched"
+# ProductionOrder (issue 17): one business acknowledgement for all the ERP postings one event planned
+# (a final confirmation with its buffered partials and the consumption it flushed), naming every event
+# they carry, each with its own documents (before: one per event, after its last posting).
+ACK_PER_TRIGGER: Final = "acknowledge-once-per-trigger"
+# ProductionOrder (issue 17): an activity's input carries of the order what its step needs: the
+# components only for MES dispatch / change and WMS staging (before: the whole order in every input).
+STEP_INPUTS: Final = "step-inputs-trimmed"
+# ProductionOrder (issue 17): finished steps nothing reads again (acknowledgements, alerts, ...) beyond
+# the newest 100 are dropped as the order runs (before: kept until continue-as-new).
+FINISHED_STEPS_BOUNDED: Final = "finished-steps-bounded"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -70,4 +84,8 @@ ALL: Final[tuple[str, ...]] = (
     EVENT_SIGNAL_CLOSED,
     RELEASE_READS_ORDER,
     DEAD_LETTER_NOTIFY,
+    AUDIT_BATCH,
+    ACK_PER_TRIGGER,
+    STEP_INPUTS,
+    FINISHED_STEPS_BOUNDED,
 )

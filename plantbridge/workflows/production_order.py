@@ -30,10 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows import acks, patches
     from plantbridge.workflows.changes import OrderChanges
     from plantbridge.workflows.order_logic import OrderLogic
+    from plantbridge.workflows.retention import KEEP_FINISHED_STEPS
     from plantbridge.workflows.step_calls import apply_resolution, refusal
     from plantbridge.workflows.steps import LANES
-
-KEEP_FINISHED_STEPS = 100
 
 
 @workflow.defn(name=contract.PRODUCTION_ORDER_WORKFLOW)

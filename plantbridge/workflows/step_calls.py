@@ -12,11 +12,28 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from plantbridge import contract
+from plantbridge.canonical.commands import StepKind
 from plantbridge.canonical.exceptions import ExceptionResolution, OrderException
+from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.policy import PlantPolicy
 
 Category = Literal["business_rejection", "unexpected_error", "sla", "compensation", "order_change"]
 RESOLVED_STATUS = {"retry": "retrying", "skip": "skipped", "override": "overridden"}
+
+
+# The steps whose systems read the order's components (the MES work order's BOM, WMS staging); every
+# other step's connector reads the header and operations only (goods movements carry their items).
+NEEDS_COMPONENTS: frozenset[StepKind] = frozenset({
+    StepKind.MES_DISPATCH, StepKind.MES_CHANGE_ORDER, StepKind.WMS_STAGE, StepKind.WMS_RELEASE_STAGING,
+})
+
+
+def order_for_step(order: ProductionOrder, kind: StepKind | None) -> ProductionOrder:
+    """What an activity's input carries of the order: without its components unless the step needs them
+    (issue 17: a 40 x 8 order made every input ~100 KB; 3,000 components would near Temporal's limit)."""
+    if kind in NEEDS_COMPONENTS or not order.components:
+        return order
+    return order.model_copy(update={"components": []})
 
 
 def step_retry_policy(policy: PlantPolicy) -> RetryPolicy:

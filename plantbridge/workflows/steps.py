@@ -33,10 +33,12 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows.details import publish
     from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
+    from plantbridge.workflows.retention import without_oldest_finished
     from plantbridge.workflows.step_calls import (
         failure_category,
         failure_info,
         open_exception,
+        order_for_step,
         step_heartbeat_timeout,
         step_retry_policy,
     )
@@ -136,10 +138,18 @@ class StepEngine:
         finally:
             # Only bookkeeping here: on eviction this runs outside the workflow event loop.
             self._running -= 1
+        self._forget_finished()
         self._publish()
+
+    def _forget_finished(self) -> None:
+        """Drop finished steps nothing reads again beyond the newest ones (bounded memory per order)."""
+        kept = without_oldest_finished(self.s.steps)
+        if kept is not None and workflow.patched(patches.FINISHED_STEPS_BOUNDED):
+            self.s.steps = kept
 
     async def _execute(self, step: Step) -> c.StepResult:
         s = self.s
+        order = order_for_step(s.order, step.kind) if workflow.patched(patches.STEP_INPUTS) else s.order
         # The plant event's trace goes on into the activity (and the connector's HTTP call).
         token = otel_context.attach(propagate.extract(step.trace)) if step.trace else None
         try:
@@ -150,7 +160,7 @@ class StepEngine:
                     workflow_id=workflow.info().workflow_id,
                     step_id=step.id,
                     kind=step.kind,
-                    order=s.order,
+                    order=order,
                     command=step.command,
                     event_at=step.event_at,
                     unexpected_error_attempts=s.policy.unexpected_error_attempts,
@@ -240,6 +250,10 @@ class StepEngine:
         if step.ack_to is None or not step.kind.posts_to_erp or step.event_id is None:
             return
         docs = step.result.documents if step.result else []
+        if workflow.patched(patches.ACK_PER_TRIGGER):
+            if step.ack_to.lower().startswith("mes"):
+                self._acknowledge_trigger(step, status, message)
+            return
         if workflow.patched(patches.ACK_PER_EVENT):
             if not step.ack_to.lower().startswith("mes"):
                 return
@@ -263,9 +277,45 @@ class StepEngine:
             event_id=step.event_id,
         )
 
+    def _acknowledge_trigger(self, step: Step, status: str, message: str | None) -> None:
+        """One acknowledgement for the postings one event planned, once the last is done (a rejection at
+        once, for its own posting), naming each event they carry with that event's documents."""
+        group = [step]
+        if status != "rejected":
+            trigger = step.trigger or step.event_id
+            group = [st for st in self.s.steps
+                     if st.ack_to is not None and st.kind.posts_to_erp and (st.trigger or st.event_id) == trigger]
+            if not all(st.finished for st in group):
+                return  # the trigger's last posting acknowledges them all
+        by_event: dict[str, list[str]] = {}
+        for st in group:
+            for event_id in (st.event_id or "", *st.also_events):
+                by_event.setdefault(event_id, []).extend(st.result.documents if st.result else [])
+        events = list(by_event)
+        cmd = c.Acknowledge(
+            event_id=events[0], status=status, message=message, also=events[1:],
+            documents=[d for st in group if st.result for d in st.result.documents],
+            documents_by_event=by_event if len(group) > 1 else {},
+        )
+        self.logic.add_step(
+            workflow.now(), contract.ack_step(step.id, status, step.attempts), cmd, c.StepKind.MES_ACKNOWLEDGE,
+            event_id=events[0],
+        )
+
     async def _audit_pump(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self.s.pending_audit))
+            if workflow.patched(patches.AUDIT_BATCH):
+                # Every note waiting now, in one short store write that needs no task of its own.
+                notes = list(self.s.pending_audit)
+                await workflow.execute_local_activity(
+                    contract.AUDIT_BATCH_ACTIVITY,
+                    notes,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+                )
+                del self.s.pending_audit[: len(notes)]
+                continue
             note = self.s.pending_audit[0]
             await workflow.execute_activity(
                 contract.AUDIT_ACTIVITY,
@@ -335,8 +385,9 @@ class StepEngine:
             record = next(m for m in self.s.maintenance if m.status == "requested")
             s = self.s
             child_id = contract.maintenance_workflow_id(s.order.plant, s.order.number, record.request_id)
+            trimmed = workflow.patched(patches.STEP_INPUTS)
             inp = MaintenanceInput(
-                order=s.order,
+                order=order_for_step(s.order, None) if trimmed else s.order,
                 policy=s.policy,
                 request_id=record.request_id,
                 equipment=record.equipment,
