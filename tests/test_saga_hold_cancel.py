@@ -175,3 +175,36 @@ async def test_posting_overdue_alerts(client: Client, worker: object, reference:
         return len(await reference.calls(system="erp", operation="confirm_operation", order=order.number)) == 1
 
     await eventually(posted)
+
+
+async def test_release_hold_during_cancellation_is_ignored(
+    client: Client, worker: object, reference: MemoryStore, audit: AuditTrail
+) -> None:
+    """Patch `release-hold-ignored-when-ending`: a `release_hold` (e.g. from the Temporal UI) reaching an order
+    that is being cancelled is noted and ignored: no usage decision posted, the order ends `cancelled`
+    (before: it disposed the hold during the compensations, or failed every task once `cancelled`)."""
+    order = new_order(components=False)
+    handle = await start_order(client, order, fast_policy())
+    await submit_event(client, event(order, "quality_hold", reason="contamination suspected"))
+
+    async def hold_reached_systems() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return summary.hold is not None and all(s.finished for s in summary.steps)
+
+    await eventually(hold_reached_systems)
+    # The unblock (first compensation) fails a few times: the release arrives while the order compensates.
+    await reference.add_rule("wms", "unblock", order=order.number, kind="transient", times=3,
+                             message="WMS busy")
+    await handle.signal("cancel_order", SupervisorAction(by="planner.kim", reason="customer cancelled"))
+
+    async def compensating() -> bool:
+        summary = await order_summary(client, order.plant, order.number)
+        return any("compensating" in t.text for t in summary.timeline)
+
+    await eventually(compensating)
+    await handle.signal("release_hold", SupervisorAction(by="qa.lead", reason="re-measured"))
+    result = await handle.result()
+    assert result.state is OrderState.CANCELLED
+    assert not await reference.calls(system="erp", operation="usage_decision", order=order.number)
+    assert any("release_hold ignored" in t.text for t in result.timeline)
+    assert "release_hold" not in {r.action for r in await audit.records(workflow_id=handle.id)}

@@ -70,6 +70,10 @@ STEP_INPUTS: Final = "step-inputs-trimmed"
 # ProductionOrder (issue 17): finished steps nothing reads again (acknowledgements, alerts, ...) beyond
 # the newest 100 are dropped as the order runs (before: kept until continue-as-new).
 FINISHED_STEPS_BOUNDED: Final = "finished-steps-bounded"
+# ProductionOrder: `release_hold` on an order that is cancelled or being cancelled is noted and ignored
+# (before: it disposed the hold and asked for a transition out of `cancelled`, failing every workflow
+# task, so the order was stuck; the gateway's API refuses it with 409 since the same change).
+RELEASE_HOLD_ENDING: Final = "release-hold-ignored-when-ending"
 
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
@@ -88,4 +92,5 @@ ALL: Final[tuple[str, ...]] = (
     ACK_PER_TRIGGER,
     STEP_INPUTS,
     FINISHED_STEPS_BOUNDED,
+    RELEASE_HOLD_ENDING,
 )

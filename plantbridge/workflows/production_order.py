@@ -385,6 +385,14 @@ class ProductionOrderWorkflow(OrderChanges):
             self.logic.note(now, "supervisor", "release_hold ignored: the order is not on hold", by=action.by)
             self._publish()
             return
+        ending = self.s.state in END_STATES or self._cancel is not None
+        if ending and workflow.patched(patches.RELEASE_HOLD_ENDING):
+            # A cancelled (or cancelling) order keeps its hold record; releasing it would ask for a
+            # transition out of `cancelled` and fail every workflow task (the order stuck).
+            self.logic.note(now, "supervisor", f"release_hold ignored: the order is {self.s.state.value}"
+                            f"{' and being cancelled' if self._cancel is not None else ''}", by=action.by)
+            self._publish()
+            return
         self.s.step_counter += 1
         key = contract.release_hold_key(self.s.step_counter)
         self.logic.dispose(now, "release", None, by=action.by, key=key, reason=action.reason)
