@@ -96,6 +96,15 @@ def edge(config: Path = typer.Option(..., "--config", help="the edge agent's YAM
     asyncio.run(run_edge(config))
 
 
+def _mount_edge_outbox_commands() -> None:
+    from plantbridge.workers.edge_outbox_cli import outbox_app
+
+    app.add_typer(outbox_app, name="edge-outbox", help="an edge agent's outbox: list | requeue its dead events")
+
+
+_mount_edge_outbox_commands()
+
+
 def _mount_supervisor_commands() -> None:
     from plantbridge.workers.supervisor_cli import exceptions_app, keys_app, orders_app, replay
 

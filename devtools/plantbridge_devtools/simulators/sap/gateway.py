@@ -158,6 +158,14 @@ class Gateway:
     # --- the request pipeline ----------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        entry = {"method": request.method.upper(), "service": request.path_params["service"],
+                 "path": request.path_params.get("path", ""), "query": dict(request.query_params), "status": None}
+        self.rt.traffic.append(entry)
+        response = await self._handle(request)
+        entry["status"] = response.status_code
+        return response
+
+    async def _handle(self, request: Request) -> Response:
         service = request.path_params["service"]
         method = request.method.upper()
         faults = self.rt.faults
