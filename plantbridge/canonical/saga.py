@@ -53,6 +53,9 @@ class Step(BaseModel):
     also_events: list[str] = Field(default_factory=list)
     # The W3C trace context of the plant event behind this step (empty when tracing is off).
     trace: dict[str, str] = Field(default_factory=dict)
+    # Why a supervisor must look at this step before it runs (e.g. a material not in the order's
+    # components): it is parked as an exception first; `retry` clears it and runs the step.
+    review: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -54,6 +54,11 @@ EVENT_SIGNAL_CLOSED: Final = "plant-event-signal-closed"
 # the order through `erp.read_order`; a whole `ProductionOrder` (older senders) is read back too.
 RELEASE_READS_ORDER: Final = "release-reads-order"
 
+# ProductionOrder: with the plant policy `unknown_material: exception`, consumption of a material not
+# among the order's components is held as an exception (category `unknown_material`) before it is
+# posted. Before: posted like any consumption (still so with `allow`, the default).
+UNKNOWN_MATERIAL: Final = "unknown-material-exception"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -66,4 +71,5 @@ ALL: Final[tuple[str, ...]] = (
     TEMPORAL_CANCEL,
     EVENT_SIGNAL_CLOSED,
     RELEASE_READS_ORDER,
+    UNKNOWN_MATERIAL,
 )
