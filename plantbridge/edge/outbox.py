@@ -12,10 +12,11 @@ it (matched by ``event_id``, or by position in the gateway's ``{"results": [...]
 - a per-event 5xx/429/408, or no answer for the event at all (an empty, unparseable or partial 2xx
   body): *not* an acceptance: the event stays ``pending`` and is sent again.
 
-5xx, 429, timeouts and connection errors are retried with capped exponential backoff; a 4xx on the
-whole request is logged loudly and retried only after the maximum backoff (no spinning). The same
-SQLite file holds the machines' checkpoints (counters, open downtime, event sequence) and the
-telemetry rollups; it runs with ``synchronous=FULL`` so a committed event survives a power loss.
+5xx, 429, timeouts and connection errors are retried with capped exponential backoff, waiting at
+least the gateway's ``Retry-After``; a 4xx on the whole request is logged loudly and retried only
+after the maximum backoff (no spinning). The same SQLite file holds the machines' checkpoints
+(counters, open downtime, event sequence) and the telemetry rollups; it runs with
+``synchronous=FULL`` so a committed event survives a power loss. The answers are read in answers.py.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from typing import Any
 import httpx
 
 from plantbridge.canonical import PlantEvent
+from plantbridge.edge.answers import per_event_answers, retry_after_s
 from plantbridge.edge.config import GatewayConfig
 from plantbridge.edge.rollups import ROLLUP_SCHEMA
 
 _log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({"accepted", "duplicate", "rejected"})
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -236,6 +237,7 @@ class Forwarder:
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self._url = f"{config.url}/v1/plant/events"
         self._stopping = False
+        self._retry_after = 0.0
         self._stop_event = asyncio.Event()
         # Called with the events the gateway took (accepted or duplicate), in order: the UNS out.
         self.on_forwarded: Callable[[list[dict[str, Any]]], None] | None = None
@@ -256,13 +258,14 @@ class Forwarder:
                     except TimeoutError:
                         pass
                     continue
+                self._retry_after = 0.0
                 outcome = await self._send(http, rows)
                 if outcome == "ok":
                     backoff = self.config.backoff_initial_s
                     continue
                 delay = self.config.backoff_max_s if outcome == "client_error" else backoff
                 backoff = min(backoff * 2, self.config.backoff_max_s)
-                await self._sleep(delay)
+                await self._sleep(max(delay, self._retry_after))  # the gateway's Retry-After (429/503) first
 
     async def _sleep(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -283,6 +286,7 @@ class Forwarder:
             return "retry"
         status = response.status_code
         if status >= 500 or status == 429 or status == 408:
+            self._retry_after = retry_after_s(response, cap=max(self.config.backoff_max_s, 300.0))
             self._failed(ids, f"gateway answered {status}", logging.WARNING)
             return "retry"
         if status >= 400 or status < 200 or status >= 300:
@@ -340,58 +344,3 @@ class Forwarder:
         self.stats.failures += 1
         self.stats.last_error = message
         _log.log(level, "%s (%d event(s) waiting, first %s)", message, len(ids), ids[0] if ids else "-")
-
-
-@dataclass(frozen=True)
-class EventAnswer:
-    kind: str  # "final" (accepted/duplicate/rejected), "refused" (a per-event 4xx) or "transient"
-    status: str
-    raw: str
-
-
-def _transient_status(http_status: int) -> bool:
-    return http_status >= 500 or http_status in (408, 429)
-
-
-def per_event_answers(response: httpx.Response, ids: list[str]) -> dict[str, EventAnswer]:
-    """The per-event answers in a 2xx: a list, ``{"results"|"acknowledgements"|"acks"|"events": [...]}``
-    or one acknowledgement. An item names its event by ``event_id``; one without (the gateway's answer
-    for an event it refused before reading its id) is matched by position when the list has one item
-    per event sent. An event without a usable answer is absent from the result: not an acceptance."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    items: list[Any] | None = None
-    if isinstance(body, list):
-        items = body
-    elif isinstance(body, dict):
-        for key in ("results", "acknowledgements", "acks", "events"):
-            if isinstance(body.get(key), list):
-                items = body[key]
-                break
-        if items is None and "event_id" in body and "status" in body:
-            items = [body]
-    if not items:
-        return {}
-    positional = len(items) == len(ids)
-    wanted = set(ids)
-    answers: dict[str, EventAnswer] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
-        eid = item.get("event_id")
-        if not isinstance(eid, str):
-            eid = ids[index] if positional else None
-        if eid is None or eid not in wanted:
-            continue
-        raw = json.dumps(item)[:4000]
-        status, http_status = item.get("status"), item.get("http_status")
-        if isinstance(status, str) and status in FINAL_STATUSES:
-            answers[eid] = EventAnswer("final", status, raw)
-        elif isinstance(http_status, int) and not isinstance(http_status, bool) and 400 <= http_status < 500 \
-                and not _transient_status(http_status):
-            answers[eid] = EventAnswer("refused", str(http_status), raw)
-        elif isinstance(http_status, int) and _transient_status(http_status):
-            answers[eid] = EventAnswer("transient", str(http_status), raw)
-    return answers

@@ -62,7 +62,8 @@ def status(
     from plantbridge.workers.status import print_status
 
     settings = Settings.from_env(temporal_address=temporal, store_url=store_url)
-    asyncio.run(print_status(settings, plant, console))
+    if not asyncio.run(print_status(settings, plant, console)):
+        raise typer.Exit(1)  # Temporal or the store did not answer (named above the table)
 
 
 @app.command()
