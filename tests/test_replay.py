@@ -326,6 +326,31 @@ async def test_record_history_release_hold_ending(client: Client, worker: object
     (HISTORIES / "production_order_release_hold_ending.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_unknown_material(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Policy `unknown_material: exception`: a consumption held, retried; another skipped; then posted."""
+    order = new_order()
+    handle = await start_order(client, order, fast_policy(unknown_material="exception"))
+    await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(5)))
+    await submit_event(client, event(order, "material_consumed", material="RM-OIL", quantity=qty(2)))
+    [exc] = (await order_summary(client, order.plant, order.number)).open_exceptions
+    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+
+    async def settled() -> bool:
+        return not (await order_summary(client, order.plant, order.number)).open_exceptions
+
+    await eventually(settled)
+    await submit_event(client, event(order, "material_consumed", material="RM-GLUE", quantity=qty(1)))
+    [glue] = (await order_summary(client, order.plant, order.number)).open_exceptions
+    await handle.signal("resolve_exception", ExceptionResolution(exception_id=glue.id, action="skip", by="anna"))
+    await eventually(settled)
+    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100), final=True))
+    await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100), final=True))
+    await eventually(lambda: _done(handle))
+    history = await handle.fetch_history()
+    (HISTORIES / "production_order_unknown_material.json").write_text(history.to_json())
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

@@ -25,9 +25,11 @@ class OrderException(BaseModel):
     # (a bug or an unknown answer), parked after its bounded attempts like a rejection.
     # `order_change`: an ERP change the saga cannot apply by itself (a cut below what is confirmed,
     # a removed operation with confirmations); no step waits on it, any resolution closes it.
-    category: Literal["business_rejection", "unexpected_error", "sla", "compensation", "order_change"] = (
-        "business_rejection"
-    )
+    # `unknown_material`: consumption of a material not in the order's components, held before it is
+    # posted (plant policy `unknown_material: exception`); retry posts it as sent.
+    category: Literal[
+        "business_rejection", "unexpected_error", "sla", "compensation", "order_change", "unknown_material"
+    ] = "business_rejection"
     message: str
     erp_code: str | None = None
     details: list[str] = Field(default_factory=list)

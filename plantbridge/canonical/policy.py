@@ -58,6 +58,12 @@ class PlantPolicy(BaseModel):
     partial_confirmations: Literal["immediate", "aggregate"] = "immediate"
     consumption: Literal["immediate", "aggregate"] = "immediate"
     aggregate_every: timedelta = timedelta(minutes=15)
+    # Consumption of a material that is not among the order's components: `allow` posts it as an
+    # unplanned goods issue (the behaviour of every order started before this setting existed);
+    # `exception` opens an exception naming the material instead of posting, and a supervisor decides:
+    # retry (post it as sent), skip (not posted) or override (posted by hand). New plant files from
+    # the templates say `exception`.
+    unknown_material: Literal["allow", "exception"] = "allow"
     # Maintenance: how long a maintenance request may stay open before escalation, and the spare
     # parts reserved in the WMS per equipment.
     maintenance_sla: timedelta = timedelta(hours=8)

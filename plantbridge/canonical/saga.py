@@ -55,6 +55,9 @@ class Step(BaseModel):
     trace: dict[str, str] = Field(default_factory=dict)
     # The plant event whose handling planned this posting (its postings are acknowledged together).
     trigger: str | None = None
+    # Why a supervisor must look at this step before it runs (e.g. a material not in the order's
+    # components): it is parked as an exception first; `retry` clears it and runs the step.
+    review: str | None = None
 
     @property
     def finished(self) -> bool:

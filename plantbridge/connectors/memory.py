@@ -3,7 +3,7 @@
 One `MemoryStore` holds what all five systems were asked. Each system is a port (`execute`) that
 behaves like a real connector: on `retry=True` it looks the posting up by its external key before
 posting again. The store itself, like a real system, ACCEPTS a second posting with the same external
-key unless told to refuse duplicates (`refuse_duplicates=True`, as SAP does for
+key unless told to refuse duplicates (`refuse_duplicates=True`, as the SAP simulator does on request for
 `ExternalSystemConfirmation`): exactly-once is the connector's look-up, and a test can prove it.
 
 Every look-up and posting attempt goes into `store.log`, in order, so a test can assert that the

@@ -3,9 +3,11 @@ what they are asked, in their own SQLite tables (shared between processes), and 
 numbers.
 
 They stand behind the ports of a plant whose file says `kind: reference` (and behind the notifier
-of every plant): they keep every posting with its external key (so a retried posting is found, not
-doubled, like SAP's `ExternalSystemConfirmation` look-up), and they can be told to refuse a call (a
-business rejection with an ERP-style message) or to fail transiently a number of times. Tests use
+of every plant): they keep every posting with its external key, and on `retry=True` look it up by
+that key before posting again (like SAP's `ExternalSystemConfirmation` look-up). Like a real system
+they take a second posting with the same key (`refuse_duplicates=True` refuses it instead), so only
+the look-up keeps a retry from doubling a posting. They can be told to refuse a call (a business
+rejection with an ERP-style message) or to fail transiently a number of times. Tests use
 the in-memory reference (`connectors.memory`) instead.
 """
 
@@ -70,7 +72,9 @@ class ReferenceCall(_Base):
     operation: Mapped[str] = mapped_column(String(40))
     plant: Mapped[str] = mapped_column(String(10))
     order_number: Mapped[str] = mapped_column(String(20), index=True)
-    external_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Not unique: a real ERP takes a second posting with the same key (an older dev file still has the
+    # unique index: a doubled posting is refused there, as a transient error the retry's look-up answers).
+    external_key: Mapped[str] = mapped_column(String(64), index=True)
     document: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -104,9 +108,10 @@ class RecordedCall:
 class ReferenceStore:
     """The shared state of all reference systems (one SQLite file, usable from many processes)."""
 
-    def __init__(self, url: str, *, latency_s: float = 0.0) -> None:
+    def __init__(self, url: str, *, latency_s: float = 0.0, refuse_duplicates: bool = False) -> None:
         self.url = url
         self.latency_s = latency_s
+        self.refuse_duplicates = refuse_duplicates
         self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._ready = False
@@ -187,10 +192,15 @@ class ReferenceStore:
         if hang:
             await asyncio.sleep(hang)  # a call that hangs (no answer); the activity's timeout cuts it off
         async with self.sessions() as s:
-            # Look the posting up by its external key first, as a real ERP connector does.
-            found = await s.scalar(select(ReferenceCall).where(ReferenceCall.external_key == key))
-            if found is not None:
-                return StepResult(documents=[found.document], message="found by external key", replayed=True)
+            # On a retry, look the posting up by its external key first, as a real ERP connector does.
+            if retry or self.refuse_duplicates:
+                found = (await s.scalars(select(ReferenceCall).where(ReferenceCall.external_key == key)
+                                         .order_by(ReferenceCall.id))).first()
+                if found is not None and retry:
+                    return StepResult(documents=[found.document], message="found by external key", replayed=True)
+                if found is not None:
+                    raise BusinessRejection(f"a posting with external key {key} exists: {found.document}",
+                                            system=system, code="DUPLICATE")
             await self._apply_rules(s, system, operation, order.number)
             call = ReferenceCall(system=system, operation=operation, plant=order.plant, order_number=order.number,
                                  external_key=key, document="", payload=json.loads(payload.model_dump_json()),

@@ -288,16 +288,21 @@ class EdgeAgent:
 
     def stats(self) -> dict[str, Any]:
         fwd = self.forwarder.stats if self.forwarder else None
-        queued = self.outbox.count("pending") if self.outbox is not None and self.db is not None else None
+        counts = self.outbox.counts() if self.outbox is not None and self.db is not None else None
         lag = (datetime.now(UTC) - self._last_ts).total_seconds() if self._last_ts else None
         ts = self.tracker_stats
         return {
             "events_emitted": ts.events,
-            "queued": queued,
+            "queued": counts.get("pending", 0) if counts is not None else None,
+            "dead": counts.get("dead", 0) if counts is not None else None,  # refused max_refusals times: see
+            # `plantbridge edge-outbox list`
             "sent": fwd.sent if fwd else 0,
             "accepted": fwd.accepted if fwd else 0,
             "duplicate": fwd.duplicate if fwd else 0,
             "rejected": fwd.rejected if fwd else 0,
+            "refused": fwd.refused if fwd else 0,
+            "moved_to_dead": fwd.dead if fwd else 0,
+            "unanswered": fwd.unanswered if fwd else 0,
             "gateway_failures": fwd.failures if fwd else 0,
             "gateway_last_error": fwd.last_error if fwd else None,
             "reconnects": sum(s.stats.reconnects for s in self.sessions),

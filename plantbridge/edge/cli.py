@@ -36,7 +36,12 @@ async def run_edge(config_path: str | Path, *, stats_every_s: float = 60.0) -> N
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=stats_every_s)
-            _log.info("edge stats %s", json.dumps(agent.stats()))
+            stats = agent.stats()
+            _log.info("edge stats %s", json.dumps(stats))
+            if stats.get("dead"):
+                _log.error("the edge outbox holds %d DEAD event(s) the gateway refused %d times: "
+                           "`plantbridge edge-outbox list --config %s`, then `requeue`",
+                           stats["dead"], config.gateway.max_refusals, config_path)
     finally:
         await agent.stop()
 

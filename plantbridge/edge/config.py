@@ -51,6 +51,8 @@ class GatewayConfig(_Strict):
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     retention_s: float = Field(default=7 * 86400.0, ge=0, description="how long answered events stay in the outbox")
+    max_refusals: int = Field(default=5, ge=1, le=1000,
+                              description="per-event 4xx refusals after which an event goes to the outbox's dead state")
 
     @field_validator("url")
     @classmethod

@@ -3,10 +3,11 @@
 Every `interval_s` the uploader sends the rollups the gateway has not taken yet (oldest first, in
 batches of `batch_size`, gzip) to `POST {gateway}/v1/plant/telemetry`, never to the ERP and apart from
 the event outbox (an event must not wait behind a day of telemetry). A rollup is marked uploaded
-(table `telemetry_uploaded`) when the gateway answered 2xx for its batch: `stored` and `duplicate`
-both mean the archive holds it (the gateway is idempotent by rollup key, so a batch whose answer was
-lost is simply sent again). The local history is bounded: rollups older than `history_days` are
-deleted, uploaded or not (a warning counts those that never left).
+(table `telemetry_uploaded`) when the gateway answered 2xx for its batch with `stored` + `duplicate`
+covering the whole batch (any other 2xx body is no acceptance): both mean the archive holds it (the
+gateway is idempotent by rollup key, so a batch whose answer was lost is simply sent again). The
+local history is bounded: rollups older than `history_days` are deleted, uploaded or not (a warning
+counts those that never left).
 """
 
 from __future__ import annotations
@@ -136,9 +137,17 @@ class TelemetryUploader:
             level = logging.ERROR if 400 <= resp.status_code < 500 and resp.status_code != 429 else logging.WARNING
             return self._failed(f"gateway answered {resp.status_code} to {len(rows)} rollups: {resp.text[:300]}",
                                 level)
-        answer = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
-        self.stats.stored += int(answer.get("stored", 0))
-        self.stats.duplicate += int(answer.get("duplicate", 0))
+        try:
+            answer = resp.json()
+            stored, duplicate = int(answer.get("stored", 0)), int(answer.get("duplicate", 0))
+        except (ValueError, TypeError, AttributeError):
+            stored = duplicate = -1
+        if stored < 0 or duplicate < 0 or stored + duplicate < len(rows):
+            # A 2xx that does not say the archive holds every rollup is no acceptance: sent again.
+            return self._failed(f"gateway answered {resp.status_code} without accounting for the {len(rows)} "
+                                f"rollups sent: {resp.text[:300]}", logging.WARNING)
+        self.stats.stored += stored
+        self.stats.duplicate += duplicate
         self.stats.last_error = None
         self._mark(rows)
         return True

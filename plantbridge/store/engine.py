@@ -1,4 +1,4 @@
-"""The store's engine: a SQLite file by default (WAL), any SQLAlchemy async URL by configuration.
+"""The store's engine: a SQLite file by default (WAL, synchronous=FULL), any SQLAlchemy async URL by configuration.
 
 Apart from db.py so that the migrations (migrate.py) and the schema set-up (db.py) share it without
 importing each other."""
@@ -28,7 +28,7 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a row answered 202 must survive a power loss
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 

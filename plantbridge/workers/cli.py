@@ -62,7 +62,8 @@ def status(
     from plantbridge.workers.status import print_status
 
     settings = Settings.from_env(temporal_address=temporal, store_url=store_url)
-    asyncio.run(print_status(settings, plant, console))
+    if not asyncio.run(print_status(settings, plant, console)):
+        raise typer.Exit(1)  # Temporal or the store did not answer (named above the table)
 
 
 @app.command()
@@ -130,6 +131,15 @@ def edge_pki_init(
 
     with edge_config_errors():
         console.print(init_pki(config, hostnames=hostname or None, force=force), highlight=False, soft_wrap=True)
+
+
+def _mount_edge_outbox_commands() -> None:
+    from plantbridge.workers.edge_outbox_cli import outbox_app
+
+    app.add_typer(outbox_app, name="edge-outbox", help="an edge agent's outbox: list | requeue its dead events")
+
+
+_mount_edge_outbox_commands()
 
 
 def _mount_supervisor_commands() -> None:

@@ -55,10 +55,19 @@ def _plant_of(workflow_id: str) -> str:
     return parts[1] if len(parts) >= 3 else "?"
 
 
-async def collect_status(client: Client, db: Database | None = None, *, plant: str | None = None,
+async def collect_status(client: Client | None, db: Database | None = None, *, plant: str | None = None,
                          delayed_after: timedelta = timedelta(minutes=30)) -> dict[str, PlantStatus]:
+    """The report; without a client (Temporal unreachable) only the store's part, without a db only Temporal's."""
     now = datetime.now(UTC)
     report: dict[str, PlantStatus] = {}
+    if client is not None:
+        await _temporal_part(client, report, plant, now)
+    if db is not None:
+        await _store_part(db, report, plant, now, delayed_after)
+    return report
+
+
+async def _temporal_part(client: Client, report: dict[str, PlantStatus], plant: str | None, now: datetime) -> None:
     query = f"WorkflowType='{WORKFLOW_TYPE}' AND ExecutionStatus='Running'"
     if plant:
         query += f" AND Plant='{plant}'"
@@ -89,31 +98,33 @@ async def collect_status(client: Client, db: Database | None = None, *, plant: s
             status.oldest_exception_age_s = max(status.oldest_exception_age_s, age)
             status.exceptions.append((order, exc.id, exc.message, age))
     await _odoo_pollers(client, report, plant)
-    if db is not None:
-        async with db.sessions() as session:
-            # Failed releases: ERP intake messages (SAP business events, IDocs, Odoo webhooks) that ended as
-            # dead letters. An Odoo webhook's channel names its plant (`odoo:<plant>`).
-            dead = select(InboxMessage.plant, InboxMessage.channel).where(
-                InboxMessage.status == "dead", InboxMessage.channel.in_(("sap_event", "sap_idoc"))
-                | InboxMessage.channel.startswith(ODOO_CHANNEL_PREFIX))
-            for dead_plant, channel in (await session.execute(dead)).all():
-                key = dead_plant or (channel.removeprefix(ODOO_CHANNEL_PREFIX) if channel.startswith(
-                    ODOO_CHANNEL_PREFIX) else "?")
-                if plant and key != plant:
-                    continue
-                report.setdefault(key, PlantStatus(key)).failed_releases += 1
-            stmt = select(LedgerEntry.workflow_id, LedgerEntry.status, LedgerEntry.updated_at).where(
-                LedgerEntry.system == "erp", LedgerEntry.status.in_(("rejected", "started")))
-            for wf_id, ledger_status, updated in (await session.execute(stmt)).all():
-                p = _plant_of(wf_id)
-                if plant and p != plant:
-                    continue
-                status = report.setdefault(p, PlantStatus(p))
-                if ledger_status == "rejected":
-                    status.rejected_postings += 1
-                elif updated is not None and now - updated.replace(tzinfo=updated.tzinfo or UTC) > delayed_after:
-                    status.delayed_postings += 1
-    return report
+
+
+async def _store_part(db: Database, report: dict[str, PlantStatus], plant: str | None, now: datetime,
+                      delayed_after: timedelta) -> None:
+    async with db.sessions() as session:
+        # Failed releases: ERP intake messages (SAP business events, IDocs, Odoo webhooks) that ended as
+        # dead letters. An Odoo webhook's channel names its plant (`odoo:<plant>`).
+        dead = select(InboxMessage.plant, InboxMessage.channel).where(
+            InboxMessage.status == "dead", InboxMessage.channel.in_(("sap_event", "sap_idoc"))
+            | InboxMessage.channel.startswith(ODOO_CHANNEL_PREFIX))
+        for dead_plant, channel in (await session.execute(dead)).all():
+            key = dead_plant or (channel.removeprefix(ODOO_CHANNEL_PREFIX) if channel.startswith(
+                ODOO_CHANNEL_PREFIX) else "?")
+            if plant and key != plant:
+                continue
+            report.setdefault(key, PlantStatus(key)).failed_releases += 1
+        stmt = select(LedgerEntry.workflow_id, LedgerEntry.status, LedgerEntry.updated_at).where(
+            LedgerEntry.system == "erp", LedgerEntry.status.in_(("rejected", "started")))
+        for wf_id, ledger_status, updated in (await session.execute(stmt)).all():
+            p = _plant_of(wf_id)
+            if plant and p != plant:
+                continue
+            status = report.setdefault(p, PlantStatus(p))
+            if ledger_status == "rejected":
+                status.rejected_postings += 1
+            elif updated is not None and now - updated.replace(tzinfo=updated.tzinfo or UTC) > delayed_after:
+                status.delayed_postings += 1
 
 
 async def _odoo_pollers(client: Client, report: dict[str, PlantStatus], plant: str | None) -> None:
@@ -177,18 +188,41 @@ def _age(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
 
 
-async def print_status(settings: Settings, plant: str | None, console: Console) -> None:
+def _unreachable(what: str, err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return f"{what} does not answer (no answer within 15 s: down, frozen or cut off)"
+    text = " ".join(str(err).split())[:200]
+    return f"{what} does not answer: {type(err).__name__}" + (f": {text}" if text else "")
+
+
+async def print_status(settings: Settings, plant: str | None, console: Console) -> bool:
+    """Print the report; False when Temporal or the store did not answer (what the other one knows is
+    still printed, with the failure named above it)."""
+    from sqlalchemy.engine import make_url
+
     from plantbridge.client import connect
 
-    client = await connect(settings.temporal_address, settings.namespace)
-    db = await Database(settings.store_url).init()
+    problems: list[str] = []
+    client: Client | None = None
+    db: Database | None = None
+    try:
+        client = await asyncio.wait_for(connect(settings.temporal_address, settings.namespace), 15)
+    except Exception as err:  # unreachable, frozen, TLS or auth refused: say so, show the store's part
+        problems.append(_unreachable(f"Temporal at {settings.temporal_address}", err))
+    try:
+        db = await asyncio.wait_for(Database(settings.store_url).init(), 15)
+    except Exception as err:
+        problems.append(_unreachable(f"the store {make_url(settings.store_url).render_as_string()}", err))
+    for problem in problems:
+        console.print(f"[bold red]{problem}[/]", highlight=False, soft_wrap=True)
     try:
         report = await collect_status(client, db, plant=plant)
     finally:
-        await db.close()
+        if db is not None:
+            await db.close()
     from plantbridge.workers.batch_status import collect_batch_status, print_batch_status
 
-    batch = await collect_batch_status(client, plant=plant)
+    batch = await collect_batch_status(client, plant=plant) if client is not None else None
     table = Table(title="plantbridge status")
     for col in ("plant", "erp", "orders by state", "open exceptions", "oldest", "holds", "oldest hold",
                 "rejected postings", "delayed postings", "failed releases", "release poller"):
@@ -209,4 +243,6 @@ async def print_status(settings: Settings, plant: str | None, console: Console) 
         for p, (order, exc_id, message, age) in sorted(rows, key=lambda r: -r[1][3]):
             exc_table.add_row(p, order, exc_id, _age(age), message[:100])
         console.print(exc_table)
-    print_batch_status(batch, console)
+    if batch is not None:
+        print_batch_status(batch, console)
+    return not problems

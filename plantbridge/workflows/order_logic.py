@@ -235,9 +235,21 @@ class OrderLogic(AggregationMixin):
             self.s.completed_at = now
             self.transition(OrderState.COMPLETED, now, "all operations finally confirmed")
 
+    def unknown_material(self, ev: PlantEvent) -> str | None:
+        """Why a consumption needs a supervisor under `unknown_material: exception` (None: it does not)."""
+        if self.s.policy.unknown_material != "exception" or ev.material is None:
+            return None
+        components = sorted({comp.material for comp in self.s.order.components})
+        if ev.material in components:
+            return None
+        known = ", ".join(components) or "none"
+        return (f"material {ev.material} is not a component of order {self.s.order.number} (components: {known}); "
+                "retry posts the goods issue as sent, skip drops it")
+
     def _consumed(self, ev: PlantEvent, now: datetime) -> None:
         assert ev.material is not None and ev.quantity is not None
-        if self.s.policy.consumption == "aggregate":
+        review = self.unknown_material(ev) if self.unknown_material_review else None
+        if self.s.policy.consumption == "aggregate" and review is None:
             self._buffer_consumption(ev, now)
             return
         item = c.GoodsMovementItem(
@@ -247,13 +259,16 @@ class OrderLogic(AggregationMixin):
             storage_location=ev.storage_location,
             batch=ev.batch,
         )
-        self.add_step(
+        step = self.add_step(
             now,
             event_step(ev.event_id, "goods_issue"),
             c.GoodsMovement(items=[item]),
             c.StepKind.ERP_GOODS_MOVEMENT,
             event_id=ev.event_id,
         )
+        if review is not None:
+            step.review = review
+            self.note(now, "exception", f"consumption held for a supervisor: {review}", event_id=ev.event_id)
 
     def _downtime_started(self, ev: PlantEvent, now: datetime) -> None:
         self.s.downtime_open[ev.work_center or ""] = ev.occurred_at

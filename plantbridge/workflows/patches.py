@@ -75,6 +75,11 @@ FINISHED_STEPS_BOUNDED: Final = "finished-steps-bounded"
 # task, so the order was stuck; the gateway's API refuses it with 409 since the same change).
 RELEASE_HOLD_ENDING: Final = "release-hold-ignored-when-ending"
 
+# ProductionOrder: with the plant policy `unknown_material: exception`, consumption of a material not
+# among the order's components is held as an exception (category `unknown_material`) before it is
+# posted. Before: posted like any consumption (still so with `allow`, the default).
+UNKNOWN_MATERIAL: Final = "unknown-material-exception"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -93,4 +98,5 @@ ALL: Final[tuple[str, ...]] = (
     STEP_INPUTS,
     FINISHED_STEPS_BOUNDED,
     RELEASE_HOLD_ENDING,
+    UNKNOWN_MATERIAL,
 )

@@ -32,6 +32,9 @@ class PlannerBase:
         self.maintenance_child = False
         # Set by the workflow (behind `workflow.patched`): long downtimes are alerted while they last.
         self.downtime_watch = False
+        # Set by the workflow (behind `workflow.patched`): consumption of a material not in the order's
+        # components is held for a supervisor (plant policy `unknown_material: exception`).
+        self.unknown_material_review = False
         # True when the last applied event was buffered for an aggregated posting.
         self.last_buffered = False
         if not state.operations:

@@ -268,6 +268,8 @@ class ProductionOrderWorkflow(OrderChanges):
             self.logic.maintenance_child = workflow.patched(patches.MAINTENANCE_CHILD)
         if event.event_type is EventType.DOWNTIME_ENDED:
             self.logic.downtime_watch = workflow.patched(patches.DOWNTIME_WATCH)
+        if event.event_type is EventType.MATERIAL_CONSUMED and self.logic.unknown_material(event) is not None:
+            self.logic.unknown_material_review = workflow.patched(patches.UNKNOWN_MATERIAL)
         steps = self.logic.apply(event, workflow.now())
         self._buffered_event = event.event_id if self.logic.last_buffered else None
         carrier: dict[str, str] = {}

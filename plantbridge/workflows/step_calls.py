@@ -17,7 +17,7 @@ from plantbridge.canonical.exceptions import ExceptionResolution, OrderException
 from plantbridge.canonical.order import ProductionOrder
 from plantbridge.canonical.policy import PlantPolicy
 
-Category = Literal["business_rejection", "unexpected_error", "sla", "compensation", "order_change"]
+Category = Literal["business_rejection", "unexpected_error", "sla", "compensation", "order_change", "unknown_material"]
 RESOLVED_STATUS = {"retry": "retrying", "skip": "skipped", "override": "overridden"}
 
 

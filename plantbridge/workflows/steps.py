@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.workflows.order_logic import OrderLogic
     from plantbridge.workflows.retention import without_oldest_finished
     from plantbridge.workflows.step_calls import (
+        Category,
         failure_category,
         failure_info,
         open_exception,
@@ -109,6 +110,15 @@ class StepEngine:
         self._running += 1
         try:
             while True:
+                if step.review is not None:  # held for a supervisor before it runs (never an older history)
+                    self._running -= 1
+                    try:
+                        action = await self._park(step, (step.review, None, []), "unknown_material", "held")
+                    finally:
+                        self._running += 1
+                    if action != "retry":
+                        break
+                    step.review = None
                 step.status = "running"
                 step.attempts += 1
                 step.started_at = step.started_at or workflow.now()
@@ -130,7 +140,8 @@ class StepEngine:
                 except ActivityError as err:
                     self._running -= 1
                     try:
-                        action = await self._park(step, err)
+                        category = failure_category(err, compensation=step.compensation)
+                        action = await self._park(step, failure_info(err), category)
                     finally:
                         self._running += 1
                     if action != "retry":
@@ -180,11 +191,11 @@ class StepEngine:
             otel_context.detach(token)
         return result
 
-    async def _park(self, step: Step, err: ActivityError) -> str:
-        """Open an exception for the failed step and wait for a supervisor's decision."""
+    async def _park(self, step: Step, failure: tuple[str, str | None, list[str]], category: Category,
+                    verb: str = "rejected") -> str:
+        """Open an exception for the failed (or held) step and wait for a supervisor's decision."""
         s = self.s
         now = workflow.now()
-        failure = failure_info(err)
         message, code, _ = failure
         existing = self._exception(step.exception_id) if step.exception_id else None
         exc = open_exception(
@@ -196,12 +207,14 @@ class StepEngine:
             event_id=step.event_id,
             failure=failure,
             now=now,
-            category=failure_category(err, compensation=step.compensation),
+            category=category,
         )
         step.exception_id = exc.id
         step.status = "parked"
         self.logic.note(
-            now, "exception", f"{exc.id} {step.kind.value} rejected by {exc.system}: {message}", event_id=step.event_id
+            now, "exception", f"{exc.id} {step.kind.value} " + (f"rejected by {exc.system}" if verb == "rejected"
+                                                                else f"{verb} for a supervisor") + f": {message}",
+            event_id=step.event_id,
         )
         self.logic.audit(
             contract.exception_audit_key(exc.id, "opened", exc.attempts),
@@ -217,7 +230,7 @@ class StepEngine:
             contract.exception_alert_key(exc.id, exc.attempts),
             "critical",
             "exception",
-            f"{step.kind.value} for order {s.order.number} rejected: {message[:300]}",
+            f"{step.kind.value} for order {s.order.number} {verb}: {message[:300]}",
         )
         self._acknowledge(step, "rejected", message)
         self._publish()

@@ -119,6 +119,29 @@ async def state(admin: Admin) -> dict[str, Any]:
     return dict(response.json())
 
 
+async def traffic(admin: Admin) -> list[dict[str, Any]]:
+    """What the simulator received (method, service, path, query, status), oldest first."""
+    response = await admin.get("/traffic")
+    response.raise_for_status()
+    return list(response.json())
+
+
+def names_key(request: dict[str, Any], k: str) -> bool:
+    """A GET whose $filter names the external key (as GUID, the matdoc reference half, or the notification's
+    first 20 digits)."""
+    where = request["query"].get("$filter", "")
+    return request["method"] == "GET" and (str(uuid.UUID(k)) in where or k[:16] in where)
+
+
+async def assert_lookup_before_any_post(admin: Admin, since: int, k: str, what: str) -> None:
+    """The retried call's traffic (from index `since`): first a GET by the key, and no second posting."""
+    calls = [c for c in (await traffic(admin))[since:] if c["path"] != "" or c["method"] != "GET"]  # not CSRF
+    assert calls, f"{what}: no request"
+    assert names_key(calls[0], k), f"{what}: the first request of a retry is not the look-up by key: {calls[0]}"
+    posts = [c for c in calls if c["method"] == "POST"]
+    assert posts == [], f"{what}: posted again although the look-up found the posting: {posts}"
+
+
 # --- codec -------------------------------------------------------------------------------------
 
 
@@ -219,14 +242,25 @@ async def test_full_posting_sequence_posts_each_once(erp: SapODataConnector, adm
         assert not result.replayed, (method, result)
         assert result.documents, method
         documents[k] = result.documents
-    # A retry of every step finds the first posting instead of posting again.
+    # A retry of every step finds the first posting instead of posting again: the simulator takes a
+    # duplicate posting (as a real S/4 may), so only the look-up by key, seen in its traffic, prevents one.
+    keyed = {"confirm_operation", "goods_movement", "goods_receipt", "maintenance_notification"}
     for method, cmd, k in steps:
+        since = len(await traffic(admin))
         again = await getattr(erp, method)(order, cmd, key=k, retry=True)
         assert again.replayed, method
         assert again.documents[0] == documents[k][0], method
+        if method in keyed:
+            await assert_lookup_before_any_post(admin, since, k, method)
 
     s = await state(admin)
     assert s["counts"]["confirmations"] == 3
+    # SAP's own data: one document per external key.
+    conf_keys = [c["ExternalSystemConfirmation"] for c in s["confirmations"]]
+    doc_keys = [d.get("ReferenceDocument", "") + d.get("MaterialDocumentHeaderText", "")
+                for d in s["material_documents"]]
+    doc_keys = [d for d in doc_keys if d]  # the backflushes of confirmations carry none
+    assert len(conf_keys) == len(set(conf_keys)) and len(doc_keys) == len(set(doc_keys))
     assert s["counts"]["material_documents"] == 4  # two backflushes with confirmations, 261, 101
     assert s["counts"]["usage_decisions"] == 1 and s["counts"]["notifications"] == 1
     confs = {c["ExternalSystemConfirmation"]: c for c in s["confirmations"]}
@@ -266,9 +300,11 @@ async def test_duplicate_external_key_is_a_replay_not_an_error(erp: SapODataConn
     cmd = ConfirmOperation(operation="0010", work_center="ASSY-01", yield_qty=qty("10"))
     k = key("dup")
     first = await erp.confirm_operation(order, cmd, key=k, retry=False)
+    await adm(admin, "patch", "/rules", json={"refuse_duplicate_keys": True})  # an S/4 that refuses (option)
     second = await erp.confirm_operation(order, cmd, key=k, retry=False)  # SAP answers ZPB/001
     assert second.replayed and second.documents == first.documents
     assert (await state(admin))["counts"]["confirmations"] == 1
+    await adm(admin, "patch", "/rules", json={"refuse_duplicate_keys": False})
 
 
 async def test_retry_after_fault_after_commit_finds_the_posting(erp: SapODataConnector, admin: Admin) -> None:
@@ -287,8 +323,10 @@ async def test_retry_after_fault_after_commit_finds_the_posting(erp: SapODataCon
             await getattr(erp, method)(order, cmd, key=k, retry=False)
         await adm(admin, "delete", "/faults")
         assert (await state(admin))["counts"][table] == 1, "the first attempt was committed"
+        since = len(await traffic(admin))
         result = await getattr(erp, method)(order, cmd, key=k, retry=True)
         assert result.replayed
+        await assert_lookup_before_any_post(admin, since, k, method)
         assert (await state(admin))["counts"][table] == 1, f"{method} posted twice"
 
 

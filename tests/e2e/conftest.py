@@ -92,6 +92,32 @@ def sap_state(sap: SimulatorServer) -> dict[str, Any]:
     return result
 
 
+def _names(request: dict[str, Any], key: str) -> bool:
+    """A GET whose $filter names the key (a matdoc's key is split over two fields: both halves)."""
+    where = str(request["query"].get("$filter", ""))
+    return request["method"] == "GET" and (key in where or (key[:16] in where and key[16:] in where))
+
+
+def assert_lookup_before_every_repost(sap: SimulatorServer) -> int:
+    """Through the simulator's own traffic log: every POST of a posting whose external key was POSTed
+    before is preceded, since that earlier POST, by a GET by the key (the connector's look-up). The
+    simulator takes duplicates by default, so this (with one document per key in its data) is what
+    shows exactly-once; returns the number of re-posts seen."""
+    traffic: list[dict[str, Any]] = admin(sap, "GET", "traffic")
+    last_post: dict[str, int] = {}
+    reposts = 0
+    for i, request in enumerate(traffic):
+        key = request.get("key")
+        if request["method"] != "POST" or not key:
+            continue
+        if key in last_post:
+            reposts += 1
+            between = traffic[last_post[key] + 1:i]
+            assert any(_names(r, key) for r in between), f"posted {key} again without looking it up: {request}"
+        last_post[key] = i
+    return reposts
+
+
 def for_order(rows: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
     padded = order.zfill(12)
     return [r for r in rows if str(r.get("OrderID") or r.get("ManufacturingOrder") or r.get("order") or "")

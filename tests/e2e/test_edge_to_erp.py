@@ -47,7 +47,14 @@ from plantbridge.store.api_keys import ApiKeys
 from plantbridge_devtools.simulators.machines import MachineSimulator, MachineSpec
 from plantbridge_devtools.simulators.sap.server import SimulatorServer
 from tests.conftest import fast_policy
-from tests.e2e.conftest import SAP_PLANT, SAP_QUEUE, create_sap_order, sap_plant, sap_state
+from tests.e2e.conftest import (
+    SAP_PLANT,
+    SAP_QUEUE,
+    assert_lookup_before_every_repost,
+    create_sap_order,
+    sap_plant,
+    sap_state,
+)
 from tests.e2e.test_sap_order import postings
 from tests.support import eventually, free_port
 
@@ -316,6 +323,7 @@ def assert_one_confirmation(sap: SimulatorServer, number: str, good: int, scrap:
     assert conf["ExternalSystemConfirmation"], conf
     keys = [c["ExternalSystemConfirmation"] for c in sap_confirmations(sap) if c.get("ExternalSystemConfirmation")]
     assert len(keys) == len(set(keys))
+    assert_lookup_before_every_repost(sap)  # the simulator takes duplicates: only the look-up prevents one
     # the confirmation's backflush (RM-HOUSING on 0010): one material document, one 261 item
     [doc] = postings(sap, number)["material_documents"]
     assert [i["GoodsMovementType"] for i in doc["items"]] == ["261"], doc

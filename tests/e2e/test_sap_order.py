@@ -25,7 +25,14 @@ from plantbridge.store import Database
 from plantbridge_devtools.simulators.sap.server import SimulatorServer
 from plantbridge_devtools.temporal_server import DevServer
 from tests.conftest import event, fast_policy, qty
-from tests.e2e.conftest import PASSWORD_ENV, SAP_QUEUE, admin, create_sap_order, sap_state
+from tests.e2e.conftest import (
+    PASSWORD_ENV,
+    SAP_QUEUE,
+    admin,
+    assert_lookup_before_every_repost,
+    create_sap_order,
+    sap_state,
+)
 from tests.support import eventually
 
 
@@ -73,6 +80,7 @@ def assert_posted_once(sap: SimulatorServer, number: str) -> None:
     assert len(header_keys) == len(set(header_keys))
     [order] = got["orders"]
     assert order.get("OrderIsTechnicallyCompleted") in (True, "X"), order
+    assert_lookup_before_every_repost(sap)
 
 
 async def test_release_to_posted_through_sap(client: Client, sap: SimulatorServer, sap_worker: object,

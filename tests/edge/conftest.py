@@ -2,9 +2,12 @@
 receiver (Starlette on uvicorn) playing the gateway's ``POST /v1/plant/events``.
 
 The receiver answers like the saga does (``accepted``, ``duplicate`` for a repeated event id) and can
-be switched to answer 503, to record-then-503 (an answer lost after the event was taken), or be
-stopped. The real gateway is tested elsewhere (tests of ``plantbridge/gateway``); here it only has
-to speak the wire format of ARCHITECTURE §7.
+be switched to answer 503, to record-then-503 (an answer lost after the event was taken), to take the
+events and answer a malformed 2xx body or one answering only the first event, to take them and never
+answer (``hang``, until ``release`` is set), to refuse chosen event ids per event as the gateway does
+(``{"http_status": 409, "error": ...}``, no event id), or be stopped. The real gateway is tested
+elsewhere (tests of ``plantbridge/gateway``); here it only has to speak the wire format of
+ARCHITECTURE §7.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from plantbridge.canonical import PlantEvent
@@ -46,7 +49,10 @@ class Receiver:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.mode = "ok"  # ok | 503 | accept_then_503 | 401
+        self.mode = "ok"  # ok | 503 | accept_then_503 | 401 | malformed | partial | hang
+        self.refuse: set[str] = set()  # event ids answered with a per-event 409
+        self.refusals: dict[str, int] = {}
+        self.release = asyncio.Event()  # ends a `hang`
         self.accepted: dict[str, dict[str, Any]] = {}
         self.order: list[str] = []  # event ids in the order they were first accepted
         self.received_at: dict[str, float] = {}
@@ -67,7 +73,7 @@ class Receiver:
             and (event_type is None or e["event_type"] == event_type)
         ]
 
-    async def handle(self, request: Request) -> JSONResponse:
+    async def handle(self, request: Request) -> Response:
         self.posts += 1
         if request.headers.get("authorization") != f"Bearer {API_KEY}" or self.mode == "401":
             return JSONResponse({"detail": "unauthorized"}, status_code=401)
@@ -77,6 +83,12 @@ class Receiver:
         results = []
         for raw in body["events"]:
             event = PlantEvent.model_validate(raw)  # the wire format of §7, or the test fails
+            if event.event_id in self.refuse:
+                self.refusals[event.event_id] = self.refusals.get(event.event_id, 0) + 1
+                results.append({"http_status": 409, "error": {
+                    "status": 409, "code": "conflict", "message": "event id received before with other content",
+                    "fields": []}})
+                continue
             if event.event_id in self.accepted:
                 self.duplicates += 1
                 results.append({"event_id": event.event_id, "status": "duplicate"})
@@ -87,6 +99,12 @@ class Receiver:
             results.append({"event_id": event.event_id, "status": "accepted", "order_state": "in_progress"})
         if self.mode == "accept_then_503":
             return JSONResponse({"detail": "answer lost"}, status_code=503)
+        if self.mode == "malformed":
+            return PlainTextResponse("<html>OK</html>", status_code=200)
+        if self.mode == "partial":
+            return JSONResponse({"results": results[:1]}, status_code=200)
+        if self.mode == "hang":
+            await self.release.wait()
         return JSONResponse({"results": results})
 
     async def start(self) -> None:

@@ -333,7 +333,9 @@ def test_confirmation_deep_insert_lookup_and_duplicate(sap: Sap) -> None:
     untyped = sap.get(f"{CONF}ProdnOrdConf2", **{"$filter": f"ExternalSystemConfirmation eq '{external}'"})
     assert untyped.status_code == 400  # Edm.Guid needs guid'...', as on SAP Gateway
 
+    sap.admin("PATCH", "/rules", {"refuse_duplicate_keys": True})  # off by default: see the test below
     duplicate = sap.post(f"{CONF}ProdnOrdConf2", {**body, "to_ProdnOrdConfMatlDocItm": []})
+    sap.admin("PATCH", "/rules", {"refuse_duplicate_keys": False})
     assert duplicate.status_code == 400
     error = error_of(duplicate)
     assert error["code"] == "ZPB/001"
@@ -708,9 +710,16 @@ def test_fault_after_commit_stores_the_posting(sap: Sap) -> None:
     sap.admin("DELETE", "/faults")
     stored = sap.get(f"{CONF}ProdnOrdConf2", **{"$filter": f"ExternalSystemConfirmation eq guid'{external}'"})
     assert len(stored.json()["d"]["results"]) == 1  # look up by the external key before retrying
-    retry = sap.confirm("1000090", "0010", "10", ExternalSystemConfirmation=external)
-    assert error_of(retry)["code"] == "ZPB/001"
+    sap.admin("PATCH", "/rules", {"refuse_duplicate_keys": True})
+    refused = sap.confirm("1000090", "0010", "10", ExternalSystemConfirmation=external)
+    assert error_of(refused)["code"] == "ZPB/001"
     assert sap.admin("GET", "/state")["counts"]["confirmations"] == 1
+    sap.admin("PATCH", "/rules", {"refuse_duplicate_keys": False})
+    # By default the simulator takes the re-post, as a real S/4 may: only a look-up prevents a double.
+    retry = sap.confirm("1000090", "0010", "10", ExternalSystemConfirmation=external)
+    assert retry.status_code == 201, retry.text
+    again = sap.get(f"{CONF}ProdnOrdConf2", **{"$filter": f"ExternalSystemConfirmation eq guid'{external}'"})
+    assert len(again.json()["d"]["results"]) == 2 and sap.admin("GET", "/state")["counts"]["confirmations"] == 2
 
 
 def test_hanging_requests_trigger_client_timeouts(sap: Sap) -> None:
@@ -805,3 +814,35 @@ def test_order_changes_are_changed_events_and_status_flags(sap: Sap, receiver: R
     # Released, changed, locked, unlocked, flagged: one Changed event each; no type but Created and Changed.
     assert _wait(lambda: sum(body["type"] == changed for _, body in receiver.received) == 5), receiver.received
     assert {body["type"].rsplit(".", 2)[-2] for _, body in receiver.received} == {"Created", "Changed"}
+
+
+def test_duplicate_postings_are_taken_by_default_and_refused_on_request(sap: Sap) -> None:
+    """A real S/4 is not known to refuse a second posting with the same external key: by default the
+    simulator takes it (so exactly-once must come from the connector's look-up); refusing is a rule."""
+    sap.order("1000095", release=True)
+    sap.fetch_token(CONF)
+    external = str(uuid.uuid4())
+    assert sap.confirm("1000095", "0010", "5", ExternalSystemConfirmation=external).status_code == 201
+    assert sap.confirm("1000095", "0010", "5", ExternalSystemConfirmation=external).status_code == 201
+    found = sap.get(f"{CONF}ProdnOrdConf2", **{"$filter": f"ExternalSystemConfirmation eq guid'{external}'"})
+    assert len(found.json()["d"]["results"]) == 2
+    sap.fetch_token(MATDOC)
+    document = {
+        "GoodsMovementCode": "03", "ReferenceDocument": "0123456789abcdef",
+        "MaterialDocumentHeaderText": "0123456789abcdef", "to_MaterialDocumentItem": [{
+            "Material": "RM-1", "Plant": "1000", "StorageLocation": "0001", "GoodsMovementType": "261",
+            "ManufacturingOrder": "1000095", "EntryUnit": "KG", "QuantityInEntryUnit": "1"}],
+    }
+    assert sap.post(f"{MATDOC}A_MaterialDocumentHeader", document).status_code == 201
+    assert sap.post(f"{MATDOC}A_MaterialDocumentHeader", document).status_code == 201
+    assert sap.admin("PATCH", "/rules", {"refuse_duplicate_keys": True})["refuse_duplicate_keys"] is True
+    try:
+        assert error_of(sap.confirm("1000095", "0010", "5", ExternalSystemConfirmation=external))["code"] == "ZPB/001"
+        assert error_of(sap.post(f"{MATDOC}A_MaterialDocumentHeader", document))["code"] == "ZPB/009"
+    finally:
+        sap.admin("PATCH", "/rules", {"refuse_duplicate_keys": False})
+    counts = sap.admin("GET", "/state")["counts"]
+    assert counts["confirmations"] == 2
+    traffic = sap.admin("GET", "/traffic")
+    assert any(t["method"] == "GET" and t["service"] == "API_PROD_ORDER_CONFIRMATION_2_SRV"
+               and external in t["query"].get("$filter", "") and t["status"] == 200 for t in traffic)

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME:PASSWORD",
         help="accepted basic-auth user (repeatable; default PLANTBRIDGE:secret)",
     )
+    parser.add_argument("--refuse-duplicates", action="store_true", default=None,
+                        help="refuse a second posting with the same external key (ZPB/001, ZPB/009); by default it "
+                             "is taken, as a real system may (env PLANTBRIDGE_SAP_SIM_REFUSE_DUPLICATES=1)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     app = create_app(
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook_headers=dict(args.webhook_header),
         client=args.client,
         users=dict(args.user) or None,
+        refuse_duplicates=args.refuse_duplicates,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 

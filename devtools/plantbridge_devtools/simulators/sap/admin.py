@@ -21,6 +21,7 @@ DELETE   /admin/faults                       no faults
 POST     /admin/csrf/expire                  invalidate every session and CSRF token
 GET      /admin/state                        everything stored, with counts
 GET      /admin/events                       webhook delivery log
+GET      /admin/traffic                      every OData request received: method, service, path, query, status
 POST     /admin/reset                        delete all data, rules and faults
 =======  ==================================  ====================================================
 """
@@ -155,12 +156,14 @@ class RejectRuleIn(BaseModel):
 
 class RulesIn(BaseModel):
     period_closed: bool = False
+    refuse_duplicate_keys: bool = False
     locked_orders: dict[str, str] = Field(default_factory=dict, description="order number -> locking user")
     reject: list[RejectRuleIn] = Field(default_factory=list)
 
 
 class RulesPatch(BaseModel):
     period_closed: bool | None = None
+    refuse_duplicate_keys: bool | None = None
     locked_orders: dict[str, str] | None = None
     reject: list[RejectRuleIn] | None = None
 
@@ -331,7 +334,8 @@ def build_router(rt: Runtime) -> APIRouter:
 
     @router.put("/rules")
     async def put_rules(body: RulesIn) -> dict[str, Any]:
-        rules = Rules(body.period_closed, dict(body.locked_orders), [_rule_from(r) for r in body.reject])
+        rules = Rules(body.period_closed, dict(body.locked_orders), [_rule_from(r) for r in body.reject],
+                      body.refuse_duplicate_keys)
         return rt.rules.replace(Rules.from_json(rules.to_json())).to_json()
 
     @router.patch("/rules")
@@ -339,6 +343,8 @@ def build_router(rt: Runtime) -> APIRouter:
         patch: dict[str, Any] = {}
         if body.period_closed is not None:
             patch["period_closed"] = body.period_closed
+        if body.refuse_duplicate_keys is not None:
+            patch["refuse_duplicate_keys"] = body.refuse_duplicate_keys
         if body.locked_orders is not None:
             patch["locked_orders"] = body.locked_orders
         if body.reject is not None:
@@ -407,12 +413,17 @@ def build_router(rt: Runtime) -> APIRouter:
     async def event_log() -> list[dict[str, Any]]:
         return [d.to_json() for d in rt.publisher.deliveries]
 
+    @router.get("/traffic")
+    async def traffic() -> list[dict[str, Any]]:
+        return list(rt.traffic)
+
     @router.post("/reset")
     async def reset() -> dict[str, Any]:
         rt.store.reset()
         rt.faults.configure(FaultConfig())
         rt.sessions.expire_all()
         rt.publisher.deliveries.clear()
+        rt.traffic.clear()
         return {"reset": True}
 
     return router

@@ -8,6 +8,7 @@ API_INSPECTIONLOT_SRV and API_MAINTNOTIFICATION (see ``gateway.py``), and the ad
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,9 +36,15 @@ def create_app(
     client: str = "100",
     users: dict[str, str] | None = None,
     sid: str = "S4H",
+    refuse_duplicates: bool | None = None,
 ) -> FastAPI:
-    """Build the simulator app; ``users`` maps user names to passwords (default PLANTBRIDGE/secret)."""
-    settings = Settings(client=client, sid=sid, users=dict(users or DEFAULT_USERS))
+    """Build the simulator app; ``users`` maps user names to passwords (default PLANTBRIDGE/secret).
+    ``refuse_duplicates`` (default: env PLANTBRIDGE_SAP_SIM_REFUSE_DUPLICATES) refuses a second posting
+    with the same external key; by default it is taken, as a real system may."""
+    if refuse_duplicates is None:
+        refuse_duplicates = os.environ.get("PLANTBRIDGE_SAP_SIM_REFUSE_DUPLICATES", "") in ("1", "true", "yes")
+    settings = Settings(client=client, sid=sid, users=dict(users or DEFAULT_USERS),
+                        refuse_duplicate_keys=refuse_duplicates)
     store = Store(db_path)
     runtime = Runtime(
         settings=settings,

@@ -158,6 +158,15 @@ class Gateway:
     # --- the request pipeline ----------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        entry = {"method": request.method.upper(), "service": request.path_params["service"],
+                 "path": request.path_params.get("path", ""), "query": dict(request.query_params), "status": None,
+                 "key": await _posted_key(request)}
+        self.rt.traffic.append(entry)
+        response = await self._handle(request)
+        entry["status"] = response.status_code
+        return response
+
+    async def _handle(self, request: Request) -> Response:
         service = request.path_params["service"]
         method = request.method.upper()
         faults = self.rt.faults
@@ -394,3 +403,26 @@ class Gateway:
         if not isinstance(value, dict):
             return None
         return self._render(handler, target_set, target_type, value, sub_opts, root)
+
+
+# The fields a posting carries its external key in (what a client looks it up by before posting again).
+_KEY_FIELDS = {
+    "ProdnOrdConf2": ("ExternalSystemConfirmation",),
+    "A_MaterialDocumentHeader": ("ReferenceDocument", "MaterialDocumentHeaderText"),
+    "MaintenanceNotification": ("MaintNotifExtReferenceNumber",),
+}
+
+
+async def _posted_key(request: Request) -> str | None:
+    """For the traffic log: the external key of a POST that creates a posting (None for anything else)."""
+    fields = _KEY_FIELDS.get(request.path_params.get("path", ""))
+    if request.method.upper() != "POST" or fields is None:
+        return None
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    key = "".join(str(body.get(f) or "") for f in fields)
+    return key or None

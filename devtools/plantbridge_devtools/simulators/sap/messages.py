@@ -29,6 +29,7 @@ ZPB/005             400    movement type not supported / inconsistent item      
 ZPB/006             400    reversal quantity exceeds posted quantity                        sim
 ZPB/007             400    confirmation does not exist / already cancelled                  sim
 ZPB/008             400    inspection lot does not exist                                    sim
+ZPB/009             400    duplicate material document reference (only when refused)       sim
 ZPB/010..014        400    malformed request: payload, property, literal, $filter, key      sim
 ZPB/428, ZPB/412    428/   If-Match missing / ETag mismatch (HTTP status as S/4: 428, 412)  sim
                     412
@@ -117,6 +118,12 @@ def locked(user: str) -> SapError:
 
 def usage_decision_exists(lot: str) -> SapError:
     return business("QA/501", f"Usage decision already made for inspection lot {lot}")
+
+
+def duplicate_material_document(reference: str, text: str, document: str) -> SapError:
+    return business(
+        "ZPB/009", f"Material document with reference {reference} / {text} already exists: {document}"
+    )
 
 
 def duplicate_external_confirmation(external: str, group: str, count: str) -> SapError:

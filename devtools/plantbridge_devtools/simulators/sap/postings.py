@@ -18,7 +18,9 @@ type  meaning                                         effect in the simulator
 ====  ==============================================  =========================================
 
 Postings are refused when the order is locked (MC/601), not released or closed (BS/013), or the
-posting period is closed (M7/053). The whole document is posted or nothing is.
+posting period is closed (M7/053); a second document with the same ``ReferenceDocument`` +
+``MaterialDocumentHeaderText`` only when duplicates are refused (ZPB/009, see ``rules.py``). The
+whole document is posted or nothing is.
 """
 
 from __future__ import annotations
@@ -149,6 +151,11 @@ def post(rt: Runtime, ctx: Context, header: Entity, items: list[Entity]) -> Post
     orders.posting_period_check(rt, posting_date)
     store = rt.store
     with store.transaction():
+        if rt.refuses_duplicate_keys() and header.get("ReferenceDocument") and header.get("MaterialDocumentHeaderText"):
+            pair = (header["ReferenceDocument"], header["MaterialDocumentHeaderText"])
+            for existing in store.all(MATDOC):
+                if (existing.get("ReferenceDocument"), existing.get("MaterialDocumentHeaderText")) == pair:
+                    raise messages.duplicate_material_document(*pair, existing["MaterialDocument"])
         year = f"{posting_date.year:04d}"
         number = str(store.next_number(f"material_document:{year}", 4900000000))
         lots: list[tuple[Entity, Entity]] = []

@@ -4,6 +4,9 @@
   when the MM posting period of the posting date has been closed.
 - ``locked_orders``: order number -> user; any posting or status change on that order is refused
   with MC/601 ("... currently locked by user ..."), a *transient* error (HTTP 400, as SAP answers).
+- ``refuse_duplicate_keys``: a second confirmation with the same ``ExternalSystemConfirmation``
+  (ZPB/001), or a material document with the same ``ReferenceDocument`` + ``MaterialDocumentHeaderText``
+  (ZPB/009), is refused. Off by default: the simulator takes a duplicate posting, as a real system may.
 - ``reject``: the next ``count`` calls to ``service`` (by default only changing methods) are
   refused with the given HTTP status, message code and text.
 
@@ -38,6 +41,7 @@ class Rules:
     period_closed: bool = False
     locked_orders: dict[str, str] = field(default_factory=dict)
     reject: list[RejectRule] = field(default_factory=list)
+    refuse_duplicate_keys: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +53,7 @@ class Rules:
             period_closed=bool(data.get("period_closed", False)),
             locked_orders={numeric_key(str(k)): str(v) for k, v in (data.get("locked_orders") or {}).items()},
             reject=[RejectRule(**r) for r in data.get("reject") or []],
+            refuse_duplicate_keys=bool(data.get("refuse_duplicate_keys", False)),
         )
 
 

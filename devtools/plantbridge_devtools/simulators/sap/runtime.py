@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from plantbridge_devtools.simulators.sap.events import EventPublisher, PendingEvent
 from plantbridge_devtools.simulators.sap.faults import FaultInjector
@@ -22,6 +24,10 @@ class Settings:
     sid: str = "S4H"
     company_code: str = "1000"
     users: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_USERS))
+    # A real S/4 may well take a second posting with the same external key: so does the simulator,
+    # unless told otherwise (`--refuse-duplicates`, PLANTBRIDGE_SAP_SIM_REFUSE_DUPLICATES=1, or the
+    # `refuse_duplicate_keys` rule): then ZPB/001 (confirmation) / ZPB/009 (material document).
+    refuse_duplicate_keys: bool = False
 
 
 @dataclass
@@ -32,6 +38,11 @@ class Runtime:
     faults: FaultInjector
     sessions: SessionManager
     publisher: EventPublisher
+    # Every OData request as it arrived: method, service, path, query, status (GET /admin/traffic).
+    traffic: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def refuses_duplicate_keys(self) -> bool:
+        return self.settings.refuse_duplicate_keys or self.rules.current.refuse_duplicate_keys
 
 
 @dataclass

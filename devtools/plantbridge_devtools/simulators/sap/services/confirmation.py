@@ -5,9 +5,10 @@
 operation's backflush components are issued in proportion to yield + scrap, as SAP's backflush
 does. Rules, in SAP's order of checks: the order exists and has the operation, is not locked
 (MC/601), is released and not TECO (BS/013), the operation is not finally confirmed (RU/014),
-the external key ``ExternalSystemConfirmation`` is unused (ZPB/001), yield + scrap stay within the
-planned quantity plus the order's overdelivery tolerance (ZPB/002), the posting period is open
-(M7/053). ``CancelProdnOrdConf`` reverses a confirmation and its goods movements.
+the external key ``ExternalSystemConfirmation`` is unused (ZPB/001, only when duplicates are refused:
+see ``rules.py``; by default a second posting with the same key is taken, as a real system may),
+yield + scrap stay within the planned quantity plus the order's overdelivery tolerance (ZPB/002),
+the posting period is open (M7/053). ``CancelProdnOrdConf`` reverses a confirmation and its goods movements.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class ConfirmationService(ServiceHandler):
                     op["ManufacturingOrderOperation"], op["ManufacturingOrderSequence"]
                 )
             external = values.get("ExternalSystemConfirmation")
-            if external:
+            if external and self.rt.refuses_duplicate_keys():
                 existing = self._find_external(external)
                 if existing is not None:
                     raise messages.duplicate_external_confirmation(
