@@ -7,12 +7,14 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from plantbridge.canonical import OrderState, SupervisorAction
 from plantbridge.canonical.exceptions import StepDecision
-from plantbridge.canonical.policy import SparePart
+from plantbridge.canonical.order import ProductionOrder
+from plantbridge.canonical.policy import PlantPolicy, SparePart
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
 from plantbridge.store.audit import AuditTrail
@@ -142,17 +144,7 @@ async def test_maintenance_child_rejected_step_opens_an_exception_with_identity_
     order = new_order(components=False)
     await reference.add_rule("erp", "maintenance_notification", order=order.number, code="IW/123", times=1,
                              message="Equipment PUMP-9 is not installed at a functional location")
-    await start_order(client, order, fast_policy())
-    await submit_event(client, event(order, "maintenance_requested", equipment="PUMP-9", priority=3,
-                                     description="seal leaking"))
-
-    async def child_id() -> str | None:
-        summary = await order_summary(client, order.plant, order.number)
-        started = [m for m in summary.maintenance if m.status == "started"]
-        return started[0].workflow_id if started else None
-
-    await eventually(child_id)
-    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+    child = await _maintenance_child(client, order, fast_policy(), equipment="PUMP-9", description="seal leaking")
 
     async def state() -> MaintenanceState:
         return await child.query(MaintenanceRequestWorkflow.summary)
@@ -186,17 +178,7 @@ async def test_maintenance_child_still_takes_decisions_without_arguments(
     order = new_order(components=False)
     await reference.add_rule("erp", "maintenance_notification", order=order.number, code="IW/124", times=5,
                              message="Equipment PUMP-8 is locked")
-    await start_order(client, order, fast_policy())
-    await submit_event(client, event(order, "maintenance_requested", equipment="PUMP-8", priority=3,
-                                     description="noise"))
-
-    async def child_id() -> str | None:
-        summary = await order_summary(client, order.plant, order.number)
-        started = [m for m in summary.maintenance if m.status == "started"]
-        return started[0].workflow_id if started else None
-
-    await eventually(child_id)
-    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+    child = await _maintenance_child(client, order, fast_policy(), equipment="PUMP-8", description="noise")
 
     async def waiting() -> bool:
         return (await child.query(MaintenanceRequestWorkflow.summary)).status == "waiting_for_decision"
@@ -215,17 +197,8 @@ async def test_maintenance_child_still_takes_decisions_without_arguments(
 async def test_maintenance_child_escalates_when_its_sla_passes(client: Client, worker: object) -> None:
     """Alert at the request, again when `maintenance_sla` passes, and once more after another period."""
     order = new_order(components=False)
-    await start_order(client, order, fast_policy(maintenance_sla=timedelta(seconds=1)))
-    await submit_event(client, event(order, "maintenance_requested", equipment="FAN-1", priority=3,
-                                     description="belt slipping"))
-
-    async def child_id() -> str | None:
-        summary = await order_summary(client, order.plant, order.number)
-        started = [m for m in summary.maintenance if m.status == "started"]
-        return started[0].workflow_id if started else None
-
-    await eventually(child_id)
-    child = client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
+    child = await _maintenance_child(client, order, fast_policy(maintenance_sla=timedelta(seconds=1)),
+                                     equipment="FAN-1", description="belt slipping")
 
     async def escalated() -> bool:
         return (await child.query(MaintenanceRequestWorkflow.summary)).alerts == 3
@@ -234,3 +207,19 @@ async def test_maintenance_child_escalates_when_its_sla_passes(client: Client, w
     await child.signal(MaintenanceRequestWorkflow.complete_maintenance, SupervisorAction(by="tech.lee"))
     done = await asyncio.wait_for(child.result(), 20)
     assert done.status == "completed" and done.alerts == 3
+
+
+async def _maintenance_child(client: Client, order: ProductionOrder, policy: PlantPolicy, *, equipment: str,
+                             description: str) -> WorkflowHandle[Any, MaintenanceState]:
+    """Start the order, request maintenance (priority 3) and return the `MaintenanceRequest` child it started."""
+    await start_order(client, order, policy)
+    await submit_event(client, event(order, "maintenance_requested", equipment=equipment, priority=3,
+                                     description=description))
+
+    async def child_id() -> str | None:
+        summary = await order_summary(client, order.plant, order.number)
+        started = [m for m in summary.maintenance if m.status == "started"]
+        return started[0].workflow_id if started else None
+
+    await eventually(child_id)
+    return client.get_workflow_handle(await child_id() or "", result_type=MaintenanceState)
