@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -93,8 +94,13 @@ def odoo_orders(orders: int) -> int:
     return max(4, orders // 2)
 
 
+# How much longer than usual the demo waits for the stack (`plantbridge chaos` sets it while it breaks things).
+PATIENCE: contextvars.ContextVar[float] = contextvars.ContextVar("demo_patience", default=1.0)
+
+
 async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0,
                      every_s: float = 0.3) -> None:
+    timeout_s *= PATIENCE.get()
     deadline = time.monotonic() + timeout_s
     while not await check():
         if time.monotonic() > deadline:

@@ -35,6 +35,7 @@ def create_app(
     client: str = "100",
     users: dict[str, str] | None = None,
     sid: str = "S4H",
+    webhook_retry_for_s: float = 0.0,
 ) -> FastAPI:
     """Build the simulator app; ``users`` maps user names to passwords (default PLANTBRIDGE/secret)."""
     settings = Settings(client=client, sid=sid, users=dict(users or DEFAULT_USERS))
@@ -45,7 +46,8 @@ def create_app(
         rules=RuleBook(store),
         faults=FaultInjector(),
         sessions=SessionManager(settings.users, sid, client),
-        publisher=EventPublisher(webhook_url, dict(webhook_headers or {}), source=f"/default/sap.s4.beh/{client}"),
+        publisher=EventPublisher(webhook_url, dict(webhook_headers or {}), source=f"/default/sap.s4.beh/{client}",
+                                 retry_for_s=webhook_retry_for_s),
     )
     gateway = Gateway(runtime, build_handlers(runtime))
 
