@@ -7,13 +7,15 @@ not; a posting with an external key twice, or without one, is found in SAP's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from plantbridge_devtools.chaos_check import Answered, answered_2xx, lost_events
+from plantbridge_devtools.chaos_check import Answered, answered_2xx, edge_answered_2xx, lost_events
 from plantbridge_devtools.erp_audit import audit_sap
 
 
@@ -34,7 +36,7 @@ def test_chaos_quick_run_loses_doubles_and_unkeys_nothing(tmp_path: Path) -> Non
     assert {"temporal", "worker", "gateway", "machines"} <= set(figures["restarts"]), figures
 
 
-def test_the_counts_can_fail() -> None:
+def test_the_counts_can_fail(tmp_path: Path) -> None:
     outbox = [
         {"event_id": "e1", "status": "delivered", "http_status": 200, "event": {"plant": "1000", "order": "7"},
          "response": {"status": "accepted"}},
@@ -49,6 +51,15 @@ def test_the_counts_can_fail() -> None:
     lost = lost_events(answers, {("1000", "7"): {"e1"}})
     assert lost.lost == ["1000/7 e2"] and lost.refused == 1 and lost.answered == 3
     assert lost_events([Answered("e9", "1000", "8", "duplicate")], {}).lost == ["1000/8 e9"]  # no saga at all
+    edge = tmp_path / "edge-1000-outbox.db"  # an edge agent's outbox: its own record of the answers
+    with contextlib.closing(sqlite3.connect(edge)) as db:
+        db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event_id TEXT, payload TEXT, answer TEXT)")
+        for seq, code in ((1, 200), (2, 503), (3, None)):
+            answer = None if code is None else json.dumps({"http_status": code, "status": "accepted"})
+            db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?)",
+                       (seq, f"d{seq}", json.dumps({"plant": "1000", "order": "7"}), answer))
+        db.commit()
+    assert [(a.event_id, a.order) for a in edge_answered_2xx(edge)] == [("d1", "7")]
 
     key = "c98510e3-aadc-523e-ba5c-09746626a8f8"
     conf = {"ConfirmationGroup": "1", "ConfirmationCount": "1", "OrderID": "1000000", "ExternalSystemConfirmation": key,

@@ -246,6 +246,8 @@ async def count(stack: Stack, demos: list[PlantDemo], figures: Figures) -> None:
         outbox = (await http.get(f"{stack.urls.mes}/admin/outbox")).json()["items"]
         sap_state = (await http.get(f"{stack.urls.sap}/admin/state")).json()
     answers = chaos_check.answered_2xx(outbox)
+    for edge_outbox in sorted(stack.state_dir.glob("edge-*-outbox.db")):
+        answers += chaos_check.edge_answered_2xx(edge_outbox)
     client = await connect(stack.urls.temporal, codec=codec_from_env(stack.env()))
     seen = await chaos_check.sagas_seen(client, {(a.plant, a.order) for a in answers})
     lost = chaos_check.lost_events(answers, seen)

@@ -1,15 +1,20 @@
 """What `plantbridge chaos` counts once the storm is over: orders finished, events lost, postings doubled
 or unkeyed in the ERPs' own data.
 
-Lost: a plant event the gateway answered 2xx (the MES's own record of the answers: its outbox keeps the
-status and body of every answer) that its order's saga has not seen (`seen_event_ids` of the saga's state,
-asked through Temporal) and that was not deliberately refused (an answer `rejected`: the saga's decision).
+Lost: a plant event the gateway answered 2xx (the senders' own records of the answers: the MES outbox and
+the edge agents' outboxes keep the status and body of every answer) that its order's saga has not seen
+(`seen_event_ids` of the saga's state, asked through Temporal) and that was not deliberately refused (an
+answer `rejected`: the saga's decision).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -46,6 +51,19 @@ def answered_2xx(outbox: list[dict[str, Any]]) -> list[Answered]:
         event, answer = item.get("event") or {}, item.get("response") or {}
         out.append(Answered(str(item["event_id"]), str(event.get("plant")), str(event.get("order")),
                             str(answer.get("status") if isinstance(answer, dict) else "")))
+    return out
+
+
+def edge_answered_2xx(outbox_db: Path) -> list[Answered]:
+    """The events of an edge agent's outbox (SQLite) the gateway answered 2xx."""
+    out = []
+    with contextlib.closing(sqlite3.connect(f"file:{outbox_db}?mode=ro", uri=True)) as db:
+        for event_id, payload, answer in db.execute("SELECT event_id, payload, answer FROM outbox "
+                                                    "WHERE answer IS NOT NULL ORDER BY seq"):
+            got, event = json.loads(answer), json.loads(payload)
+            if isinstance(got, dict) and 200 <= int(got.get("http_status") or 0) < 300:
+                out.append(Answered(str(event_id), str(event.get("plant")), str(event.get("order")),
+                                    str(got.get("status"))))
     return out
 
 
