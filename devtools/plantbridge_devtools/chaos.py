@@ -73,6 +73,7 @@ class Figures:
     events_answered_2xx: int = 0
     refused: int = 0
     lost: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)  # orders whose saga could not be asked (and why)
     doubled: list[str] = field(default_factory=list)
     unkeyed: list[str] = field(default_factory=list)
     postings: dict[str, int] = field(default_factory=dict)
@@ -84,7 +85,7 @@ class Figures:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.doubled or self.unkeyed or self.unfinished) and self.orders > 0
+        return not (self.lost or self.unverified or self.doubled or self.unkeyed or self.unfinished) and self.orders > 0
 
 
 class EdgeLink:
@@ -249,9 +250,10 @@ async def count(stack: Stack, demos: list[PlantDemo], figures: Figures) -> None:
     for edge_outbox in sorted(stack.state_dir.glob("edge-*-outbox.db")):
         answers += chaos_check.edge_answered_2xx(edge_outbox)
     client = await connect(stack.urls.temporal, codec=codec_from_env(stack.env()))
-    seen = await chaos_check.sagas_seen(client, {(a.plant, a.order) for a in answers})
-    lost = chaos_check.lost_events(answers, seen)
+    seen, unasked = await chaos_check.sagas_seen(client, {(a.plant, a.order) for a in answers})
+    lost = chaos_check.lost_events(answers, seen, frozenset((k.split("/", 1)[0], k.split("/", 1)[1]) for k in unasked))
     figures.events_answered_2xx, figures.refused, figures.lost = lost.answered, lost.refused, lost.lost
+    figures.unverified = [f"{k}: {why}" for k, why in sorted(unasked.items())]
     odoo = demos[0].odoo if demos else None
     odoo_orders = {int(o.number): o.expected for d in demos for o in d.lane("odoo") if o.number}
     audit = await chaos_check.audit_erps(sap_state, odoo, odoo_orders)
@@ -313,6 +315,7 @@ def print_figures(console: Console, f: Figures) -> None:
     table.add_row("plant events answered 2xx", str(f.events_answered_2xx))
     table.add_row("  of which refused by the saga", str(f.refused))
     table.add_row("lost (answered 2xx, in no saga, not refused)", str(len(f.lost)))
+    table.add_row("orders whose saga could not be asked (unverified)", str(len(f.unverified)))
     table.add_row("doubled (an external key twice in SAP / Odoo)", str(len(f.doubled)))
     table.add_row("unkeyed (a posting without an external key)", str(len(f.unkeyed)))
     for kind, n in sorted(f.postings.items()):
@@ -323,6 +326,7 @@ def print_figures(console: Console, f: Figures) -> None:
     table.add_row("elapsed", f"{f.elapsed_s:.0f} s")
     console.print(table)
     for line in [*f.round_errors, *(f"unfinished: {u}" for u in f.unfinished), *(f"lost: {x}" for x in f.lost),
+                 *(f"saga not asked: {x}" for x in f.unverified),
                  *(f"doubled: {x}" for x in f.doubled), *(f"unkeyed: {x}" for x in f.unkeyed)][:40]:
         console.print(f"[red]{line}[/]")
     console.print(f"lost {len(f.lost)}, doubled {len(f.doubled)}, unkeyed {len(f.unkeyed)}, "

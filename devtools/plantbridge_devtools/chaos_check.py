@@ -9,11 +9,13 @@ answer `rejected`: the saga's decision).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ class Lost:
     answered: int = 0  # events answered 2xx
     refused: int = 0  # of those, rejected by the saga on purpose
     lost: list[str] = field(default_factory=list)  # "plant/order event_id"
+    unverified: list[str] = field(default_factory=list)  # its saga could not be asked
     by_status: Counter[str] = field(default_factory=Counter)
 
 
@@ -67,27 +70,40 @@ def edge_answered_2xx(outbox_db: Path) -> list[Answered]:
     return out
 
 
-def lost_events(answers: list[Answered], seen: dict[tuple[str, str], set[str]]) -> Lost:
-    """`seen`: (plant, order) -> the event ids its saga has seen (no entry: no saga could be asked)."""
+def lost_events(answers: list[Answered], seen: dict[tuple[str, str], set[str]],
+                unasked: frozenset[tuple[str, str]] = frozenset()) -> Lost:
+    """`seen`: (plant, order) -> the event ids its saga has seen (no entry: no saga); `unasked`: orders whose
+    saga could not be asked (their events are `unverified`, not lost)."""
     out = Lost(answered=len(answers))
     for a in answers:
         out.by_status[a.status] += 1
         if a.status == "rejected":
             out.refused += 1
+        elif (a.plant, a.order) in unasked:
+            out.unverified.append(f"{a.plant}/{a.order} {a.event_id}")
         elif a.event_id not in seen.get((a.plant, a.order), set()):
             out.lost.append(f"{a.plant}/{a.order} {a.event_id}")
     return out
 
 
-async def sagas_seen(client: Client, orders: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+async def sagas_seen(client: Client, orders: set[tuple[str, str]], *, tries: int = 5
+                     ) -> tuple[dict[tuple[str, str], set[str]], dict[str, str]]:
+    """(plant, order) -> the event ids its saga has seen; and the orders whose saga could not be asked
+    (after `tries`), with the error: those are "unverified", never counted as seen."""
     seen: dict[tuple[str, str], set[str]] = {}
+    errors: dict[str, str] = {}
     for plant, order in sorted(orders):
-        try:
-            state = await order_summary(client, plant, order)
-        except Exception:  # no saga (or it cannot answer): every event of it counts as lost
-            continue
-        seen[plant, order] = set(state.seen_event_ids)
-    return seen
+        for attempt in range(tries):
+            try:
+                state = await order_summary(client, plant, order, timeout=timedelta(seconds=30))
+            except Exception as err:  # e.g. the query timed out on the shared CPU: ask again
+                errors[f"{plant}/{order}"] = f"{type(err).__name__}: {err}"[:300]
+                await asyncio.sleep(2.0 * (attempt + 1))
+                continue
+            seen[plant, order] = set(state.seen_event_ids)
+            errors.pop(f"{plant}/{order}", None)
+            break
+    return seen, errors
 
 
 async def audit_erps(sap_state: dict[str, Any], odoo: OdooApi | None, odoo_orders: dict[int, str]) -> Audit:
