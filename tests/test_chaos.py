@@ -51,6 +51,8 @@ def test_the_counts_can_fail(tmp_path: Path) -> None:
     lost = lost_events(answers, {("1000", "7"): {"e1"}})
     assert lost.lost == ["1000/7 e2"] and lost.refused == 1 and lost.answered == 3
     assert lost_events([Answered("e9", "1000", "8", "duplicate")], {}).lost == ["1000/8 e9"]  # no saga at all
+    unasked = lost_events([Answered("e9", "1000", "8", "accepted")], {}, frozenset({("1000", "8")}))
+    assert unasked.lost == [] and unasked.unverified == ["1000/8 e9"]  # its saga could not be asked
     edge = tmp_path / "edge-1000-outbox.db"  # an edge agent's outbox: its own record of the answers
     with contextlib.closing(sqlite3.connect(edge)) as db:
         db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event_id TEXT, payload TEXT, answer TEXT)")
