@@ -1,4 +1,4 @@
-"""`plantbridge dev`, `plantbridge demo`, `plantbridge bench`: the development commands of the CLI.
+"""`plantbridge dev`, `demo`, `bench` and `chaos`: the development commands of the CLI.
 
 plantbridge's CLI calls `register(app)` for every entry point of the group ``plantbridge.cli``
 (devtools/pyproject.toml declares this one), so these commands exist only where plantbridge-devtools
@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-COMMANDS = ("dev", "demo", "bench")
+COMMANDS = ("dev", "demo", "bench", "chaos")
 console = Console()
 
 
@@ -65,8 +65,29 @@ def bench(
     asyncio.run(run_bench(quick=quick, out=out, console=console, skip_edge=no_edge))
 
 
+def chaos(
+    minutes: float = typer.Option(2.0, min=0.1, max=120, help="how long the storm lasts (demo rounds run meanwhile)"),
+    quick: bool = typer.Option(False, "--quick", help="half a minute, the smallest demo rounds (the test suite's run)"),
+    orders: int = typer.Option(4, min=4, max=50, help="SAP orders per demo round (Odoo: half as many, at least 4)"),
+    seed: int = typer.Option(16, help="seed of the SAP and Odoo fault sequences"),
+    out: Path = typer.Option(None, "--out", help="write the figures as JSON here"),
+    state_dir: Path = typer.Option(None, help="keep the stack's state and logs here (default: a temporary folder)"),
+) -> None:
+    """The demo on a dev stack of its own while Temporal, a worker and the gateway are SIGKILLed, the OPC UA
+    server restarted, the edge cut off and SAP/Odoo fail one call in five; exit 1 unless nothing was lost,
+    doubled or unkeyed and every order ended."""
+    from plantbridge_devtools.chaos import Storm, run_chaos
+
+    logging.basicConfig(level=logging.WARNING)
+    storm = Storm(seed=seed, edge_away_s=6.0 if quick else 12.0)
+    figures = asyncio.run(run_chaos(0.5 if quick else minutes, orders=orders, console=console, storm=storm,
+                                    state_dir=state_dir, out=out))
+    raise typer.Exit(0 if figures.ok else 1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `dev`, `demo` and `bench` to the `plantbridge` command."""
+    """Add `dev`, `demo`, `bench` and `chaos` to the `plantbridge` command."""
     app.command("dev")(dev)
     app.command("demo")(demo)
     app.command("bench")(bench)
+    app.command("chaos")(chaos)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from rich.live import Live
 from rich.table import Table
 
 from plantbridge_devtools import demo_script as script
+from plantbridge_devtools import resend
 from plantbridge_devtools.demo_odoo import OdooCount, count_odoo
 from plantbridge_devtools.odoo_seed import OdooApi
 from plantbridge_devtools.simulators.machines import MachineSpec
@@ -47,6 +49,7 @@ from plantbridge_devtools.stack import DEV_SECRETS, Ports, Stack, http_ok, read_
 
 log = logging.getLogger("plantbridge.demo")
 END_STATES = ("posted", "cancelled")
+RESEND_FOR_S = 180.0  # how long a call is sent again through an outage before the demo gives up
 
 
 class DemoError(RuntimeError):
@@ -85,6 +88,7 @@ class Counts:
     rejections: dict[str, str] = field(default_factory=dict)  # "plant/order" -> the ERP's text in the exception
     order_changes: int = 0
     events: Counter[str] = field(default_factory=Counter)
+    calls_resent: int = 0  # requests sent again after "not now" or no answer (an outage)
 
 
 def odoo_orders(orders: int) -> int:
@@ -92,8 +96,13 @@ def odoo_orders(orders: int) -> int:
     return max(4, orders // 2)
 
 
+# How much longer than usual the demo waits for the stack (`plantbridge chaos` sets it while it breaks things).
+PATIENCE: contextvars.ContextVar[float] = contextvars.ContextVar("demo_patience", default=1.0)
+
+
 async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0,
                      every_s: float = 0.3) -> None:
+    timeout_s *= PATIENCE.get()
     deadline = time.monotonic() + timeout_s
     while not await check():
         if time.monotonic() > deadline:
@@ -119,6 +128,7 @@ class PlantDemo:
             self.orders += lane
         self.counts = Counts()
         self.http = httpx.AsyncClient(timeout=30.0)
+        self.resend_for_s = RESEND_FOR_S
         self.phase = "setup"
         self.started = time.monotonic()
         self.last: dict[str, Any] = {}
@@ -137,10 +147,23 @@ class PlantDemo:
         return {"Authorization": f"Bearer {self.keys[key]}"}
 
     async def call(self, method: str, url: str, *, ok: tuple[int, ...] = (200, 201, 202), **kw: Any) -> Any:
-        response = await self.http.request(method, url, **kw)
-        if response.status_code not in ok:
+        """One request, sent again through an outage as a plant system would (resend.py); the gateway's
+        writes are sent again after a lost answer too (it deduplicates them), and a lever answered 409
+        after such a resend was pulled by the lost attempt."""
+        gateway = url.startswith(self.urls["gateway"])
+        try:
+            sent = await resend.send(self.http, method, url, resend_for_s=self.resend_for_s, resend_writes=gateway,
+                                     on_resend=self._resent, **kw)
+        except httpx.TransportError as err:
+            raise DemoError(f"{method} {url}: no answer ({type(err).__name__}: {err})") from err
+        response = sent.response
+        if response.status_code not in ok and not (sent.ambiguous and gateway and response.status_code == 409):
             raise DemoError(f"{method} {url} answered {response.status_code}: {response.text[:300]}")
         return response.json() if response.content else None
+
+    def _resent(self, why: str) -> None:
+        self.counts.calls_resent += 1
+        log.info("%s", why)
 
     async def sap(self, method: str, path: str, body: Any = None) -> Any:
         return await self.call(method, f"{self.urls['sap']}/admin/{path}", json=body)

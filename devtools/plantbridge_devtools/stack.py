@@ -371,8 +371,9 @@ class Stack:
     """Starts, watches and stops the dev processes; `info()` is what goes to dev.json."""
 
     def __init__(self, state_dir: Path, ports: Ports | None = None, *, plants_source: Path = PLANTS_DIR,
-                 grace_s: float = 15.0, with_edge: bool = True) -> None:
+                 grace_s: float = 15.0, with_edge: bool = True, edge_gateway: str | None = None) -> None:
         self.state_dir = state_dir.resolve()
+        self.edge_gateway = edge_gateway  # the edge agents' gateway URL, when not the gateway's own (a proxy)
         self.ports = ports or Ports()
         self.urls = StackUrls.of(self.ports)
         self.plants_source = plants_source
@@ -439,6 +440,7 @@ class Stack:
                             "--webhook", f"{u.gateway}/v1/erp/sap/events",
                             "--webhook-header", f"Authorization: Bearer {self.api_keys['erp']}",
                             "--user", f"{SAP_USER}:{DEV_SECRETS['PLANTBRIDGE_DEV_SAP_PASSWORD']}",
+                            "--webhook-retry-for", "600",
                             "--log-level", "warning"],
                     url=u.sap, health=lambda: http_ok(f"{u.sap}/admin/health")),
             Service("odoo", [py, "-m", f"{SIMULATORS}.odoo", "--port", str(p.odoo), "--db", str(s / "odoo.db"),
@@ -541,10 +543,11 @@ class Stack:
                              "or --free-ports)")
         self.plants = render_plants(self.plants_source, self.state_dir / "plants", self.urls)
         self.api_keys = await create_dev_keys(self.store_url, sorted({*self.plants, *DEV_PLANTS}))
-        edge_config = render_edge(self.plants_source, self.state_dir, self.urls) if (
+        edge_urls = replace(self.urls, gateway=self.edge_gateway or self.urls.gateway)
+        edge_config = render_edge(self.plants_source, self.state_dir, edge_urls) if (
             self.with_edge and edge_available()) else None
         self.mqtt = local_broker() if edge_config is not None else None
-        self.edge_mqtt = (render_edge_mqtt(self.plants_source, self.state_dir, self.urls, self.mqtt, self.mqtt_group)
+        self.edge_mqtt = (render_edge_mqtt(self.plants_source, self.state_dir, edge_urls, self.mqtt, self.mqtt_group)
                           if self.mqtt is not None else None)
         await prepare_opcua_pki(self.state_dir, edge_config, self.urls.opcua)
         first, second = self._services(edge_config)

@@ -11,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from plantbridge.canonical.fields import normalize_order_number
 from plantbridge.canonical.order import OrderChangeNotice, OrderReleaseNotice, ProductionOrder, workflow_id
 from plantbridge.client import RPC_TIMEOUT, TemporalUnavailable, bounded, start_order
-from plantbridge.connectors.errors import OrderNotFound
+from plantbridge.connectors.errors import OrderNotFound, TransientError
 from plantbridge.gateway.auth import Caller, forbidden_plant_reason
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, error_body, invalid
@@ -86,6 +86,10 @@ class ErpIntake:
         except OrderNotFound as err:
             return await self.intake.dead(msg_id, ApiError(404, "erp_order_not_found",
                                                            f"the ERP does not know order {number}: {err}"[:300]))
+        except TransientError as err:  # the ERP not now: kept and re-driven (503 + Retry-After), as for Temporal
+            log.warning("reading order %s failed, deferred: %s", number, err)
+            return await self.intake.defer(msg_id, "erp_unavailable", f"could not read order {number} from the ERP "
+                                           f"now ({err})"[:300], retry_after=5, order=number)
         except Exception as err:
             log.warning("reading order %s failed: %s", number, err)
             return await self.intake.dead(msg_id, ApiError(502, "erp_unavailable",

@@ -5,8 +5,10 @@ Odoo sends no custom header, so the webhook URL carries a per-plant token (the p
 `erp.webhook_token_env`); it is compared in constant time and never logged (the uvicorn access log
 line shows the path with the token redacted). The body is stored raw in the inbox (channel
 `odoo:<plant>`) before anything else; the MO is then read back over Odoo's API through the plant's
-connector and its saga started exactly as for SAP (`ErpSystem=odoo`). The webhook is at-most-once
-(1 s timeout, no retry): the per-plant poller (workflows/odoo_poller.py) catches what it misses.
+connector and its saga started exactly as for SAP (`ErpSystem=odoo`); when Odoo cannot answer that read
+now (a transient error), the message is kept `deferred` (503) and the gateway's re-driver reads again. The
+webhook is at-most-once (1 s timeout, no retry): the per-plant poller (workflows/odoo_poller.py) catches
+what it misses.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.service import RPCError
 
 from plantbridge.client import TemporalUnavailable
+from plantbridge.connectors.errors import TransientError
 from plantbridge.gateway.bodies import parse_json
 from plantbridge.gateway.errors import ApiError, invalid
 from plantbridge.gateway.outcome import Outcome
@@ -103,6 +106,10 @@ class OdooIntake:
         except LookupError as err:
             return await self.intake.dead(msg_id, ApiError(404, "erp_order_not_found",
                                                            f"Odoo does not know MO {number}: {err}"[:300]))
+        except TransientError as err:  # Odoo not now (5xx, hang, lock): kept and re-driven, as for Temporal
+            log.warning("reading Odoo MO %s of plant %s failed, deferred: %s", number, plant, err)
+            return await self.intake.defer(msg_id, "erp_unavailable", f"could not read MO {number} from Odoo now "
+                                           f"({err})"[:300], retry_after=5, plant=plant, order=number)
         except Exception as err:
             log.warning("reading Odoo MO %s of plant %s failed: %s", number, plant, err)
             return await self.intake.dead(msg_id, ApiError(

@@ -27,8 +27,9 @@ _IDOC_SCHEMA = {
 }
 _ERP_ERRORS = dict(
     e403="The key's role is not `erp`, or it is not bound to the order's plant",
-    e503="Temporal is unavailable or overloaded (or the gateway has no ERP order source): the message is kept in "
-         "the inbox for replay; send it again after `Retry-After` seconds",
+    e503="Temporal is unavailable or overloaded, or the ERP could not be read now (`erp_unavailable`), or the "
+         "gateway has no ERP order source: the message is kept in the inbox (the first two are delivered again by "
+         "the gateway's re-driver); it may be sent again after `Retry-After` seconds",
 )
 
 
@@ -40,7 +41,8 @@ _ERP_ERRORS = dict(
     responses={200: success(ErpOrderResult, "The order's saga started, released, or the event recorded/ignored",
                             INBOX_ID),
                **errors(403, 404, 413, 415, 422, 502, 503, headers=INBOX_ID, **_ERP_ERRORS,
-                        e404="The ERP does not know the order", e502="The ERP did not answer when the order was read")},
+                        e404="The ERP does not know the order",
+                        e502="Reading the order from the ERP failed other than transiently (kept as a dead letter)")},
     openapi_extra={"requestBody": {"required": True, "content": {
         media: {"schema": _CLOUDEVENT_SCHEMA, "example": SAP_EVENT_EXAMPLE} for media in CLOUDEVENT_TYPES}}})
 async def post_sap_event(request: Request, caller: Caller = Depends(require(ERP))) -> JSONResponse:

@@ -178,7 +178,7 @@ _mount_security_commands()
 
 
 # The development commands ARCHITECTURE names; the distribution plantbridge-devtools provides them.
-DEV_COMMANDS = ("dev", "demo", "bench")
+DEV_COMMANDS = ("dev", "demo", "bench", "chaos")
 PLUGIN_GROUP = "plantbridge.cli"
 DEVTOOLS_HINT = ("`plantbridge {name}` is a development tool from the distribution plantbridge-devtools, which is "
                  "not installed here. From a checkout of plantbridge: `make install`, or "

@@ -12,8 +12,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from plantbridge.canonical import PlantEvent
 from plantbridge.client import order_summary, start_order
+from plantbridge.connectors.errors import TransientError
 from plantbridge.connectors.memory import MemoryStore
 from plantbridge.gateway.deps import GatewayDeps
+from plantbridge.gateway.erp_intake import ErpIntake
 from plantbridge.gateway.idoc_loipro import IDOC_SOAP_NS, parse_loipro
 from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.openapi_examples import IDOC_EXAMPLE
@@ -196,3 +198,38 @@ async def test_repeated_idoc_is_a_change_the_saga_reads_back(gateway: Gateway, h
     s = await eventually(ignored)
     assert s.order.quantity.quantity == 130 and s.order_changes == 1
     assert s.operations["0010"].planned == 130
+
+
+class _ErpAway:
+    """An order source whose ERP cannot answer now (a 503 from SAP's ICM, a time-out)."""
+
+    async def read_order(self, number: str) -> object:
+        raise TransientError("SAP answered HTTP 503", system="sap")
+
+
+async def test_business_event_kept_while_the_erp_cannot_be_read_is_redriven(gateway: Gateway, client: Client) -> None:
+    """The release event arrives while the ERP cannot answer the read-back: 503 with Retry-After, kept `deferred`
+    (not a dead letter: an event mesh or Odoo's one-shot webhook may not send it again), then the gateway's
+    re-driver reads the order and starts the saga."""
+    order = new_order()
+    gateway.source.put(order)
+    away = Intake(GatewayDeps(client=client, db=gateway.deps.db, order_source=_ErpAway(),  # type: ignore[arg-type]
+                              policy_for=gateway.deps.policy_for))
+    caller = await gateway.intake.keys.get(next(k.key_id for k in await gateway.intake.keys.all_keys()
+                                                if k.name == gateway.names["erp1000"]))
+    assert caller is not None
+    raw = json.dumps(cloud_event(order.number)).encode()
+    msg_id = await away.inbox.receive("sap_event", raw, key_id=caller.key_id)
+    out = await ErpIntake(away).sap_event(msg_id, raw, caller)
+    assert out.http_status == 503 and out.headers.get("Retry-After", "").isdigit(), out
+    assert out.body["error"]["code"] == "erp_unavailable", out.body
+    assert (msg := await away.inbox.get(msg_id)) is not None and msg.status == "deferred"
+
+    async def started() -> bool:  # the running gateway's re-driver reads the order from the ERP, now answering
+        row = await gateway.intake.inbox.get(msg_id)
+        return row is not None and row.status == "processed"
+
+    await eventually(started, timeout=30)
+    row = await gateway.intake.inbox.get(msg_id)
+    assert row is not None and row.answer["body"]["status"] == "started", row.answer
+    assert await gateway.intake.saga_exists(order.plant, order.number)

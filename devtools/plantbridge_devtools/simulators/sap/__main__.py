@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook", default=None, help="URL receiving business events (CloudEvents)")
     parser.add_argument("--webhook-header", action="append", type=_header, default=[], metavar="'Name: value'")
     parser.add_argument("--client", default="100", help="SAP client (Mandant)")
+    parser.add_argument("--webhook-retry-for", type=float, default=0.0, metavar="SECONDS",
+                        help="keep delivering an event this long (as an Event Mesh queue; default: 3 retries)")
     parser.add_argument(
         "--user",
         action="append",
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         client=args.client,
         users=dict(args.user) or None,
         refuse_duplicates=args.refuse_duplicates,
+        webhook_retry_for_s=args.webhook_retry_for,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 

@@ -37,6 +37,7 @@ def create_app(
     users: dict[str, str] | None = None,
     sid: str = "S4H",
     refuse_duplicates: bool | None = None,
+    webhook_retry_for_s: float = 0.0,
 ) -> FastAPI:
     """Build the simulator app; ``users`` maps user names to passwords (default PLANTBRIDGE/secret).
     ``refuse_duplicates`` (default: env PLANTBRIDGE_SAP_SIM_REFUSE_DUPLICATES) refuses a second posting
@@ -52,7 +53,8 @@ def create_app(
         rules=RuleBook(store),
         faults=FaultInjector(),
         sessions=SessionManager(settings.users, sid, client),
-        publisher=EventPublisher(webhook_url, dict(webhook_headers or {}), source=f"/default/sap.s4.beh/{client}"),
+        publisher=EventPublisher(webhook_url, dict(webhook_headers or {}), source=f"/default/sap.s4.beh/{client}",
+                                 retry_for_s=webhook_retry_for_s),
     )
     gateway = Gateway(runtime, build_handlers(runtime))
 

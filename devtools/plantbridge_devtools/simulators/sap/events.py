@@ -10,14 +10,17 @@ release, a quantity, date, operation or component change, TECO, a lock, the dele
 are "notification" events: their data carries the key only, consumers read the order (its status
 flags and ``LastChangeDateTime``) through OData.
 
-Delivery runs in the background with a few retries; failures are logged and kept in the delivery
-log (admin API), never raised into the request that caused the event.
+Delivery runs in the background with a few retries (or, with ``retry_for_s``, as an Event Mesh queue
+does: again and again, honouring ``Retry-After``, until that time has passed); failures are logged and
+kept in the delivery log (admin API), never raised into the request that caused the event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -69,6 +72,7 @@ class EventPublisher:
     retries: int = 3
     backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0)
     timeout_s: float = 5.0
+    retry_for_s: float = 0.0  # > 0: keep retrying this long (backoff up to 5 s, Retry-After honoured)
     deliveries: deque[Delivery] = field(default_factory=lambda: deque(maxlen=500))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _client: httpx.AsyncClient | None = None
@@ -104,8 +108,12 @@ class EventPublisher:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout_s)
         headers = {"Content-Type": "application/cloudevents+json", **self.headers}
-        for attempt in range(1, self.retries + 2):
+        give_up = time.monotonic() + self.retry_for_s
+        attempt = 0
+        while True:
+            attempt += 1
             delivery.attempts = attempt
+            pause = self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)]
             try:
                 response = await self._client.post(self.url, json=delivery.event, headers=headers)
                 delivery.http_status = response.status_code
@@ -113,10 +121,19 @@ class EventPublisher:
                     delivery.status = "delivered"
                     return
                 delivery.last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+                if self.retry_for_s > 0 and response.status_code < 500 and response.status_code not in (408, 425, 429):
+                    break  # refused for good: a queue moves it to its dead letters
+                with contextlib.suppress(ValueError):
+                    pause = max(pause, min(float(response.headers.get("Retry-After", "")), 30.0))
             except httpx.HTTPError as exc:
                 delivery.last_error = f"{type(exc).__name__}: {exc}"
-            if attempt <= self.retries:
-                await asyncio.sleep(self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)])
+            if self.retry_for_s > 0:
+                if time.monotonic() + pause > give_up:
+                    break
+                pause = max(pause, min(0.25 * 2 ** attempt, 5.0))
+            elif attempt > self.retries:
+                break
+            await asyncio.sleep(pause)
         delivery.status = "failed"
         log.warning(
             "event %s (%s) not delivered to %s: %s",
