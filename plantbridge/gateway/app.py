@@ -22,6 +22,7 @@ from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.odoo_intake import install_log_redaction
 from plantbridge.gateway.openapi import install_openapi
 from plantbridge.gateway.ratelimit import DEFAULT_RATES, RateLimiter
+from plantbridge.gateway.responses import JsonResponse
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.telemetry import tracing_enabled
 
@@ -80,6 +81,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
                     "supervisor API. Every operation but `/healthz` and `/readyz` needs `Authorization: Bearer <key>` "
                     "with a key of one of the roles its description names. Errors answer `ErrorBody`.",
         lifespan=lifespan,
+        default_response_class=JsonResponse,
     )
     app.state.deps = deps
     app.state.intake = intake

@@ -12,6 +12,7 @@ from plantbridge.gateway.errors import ApiError, retry_after
 from plantbridge.gateway.inbox import PLANT_EVENT, Intake, Outcome
 from plantbridge.gateway.openapi import INBOX_ID, errors, success
 from plantbridge.gateway.plant_intake import receive_plant_message
+from plantbridge.gateway.responses import JsonResponse
 from plantbridge.gateway.schemas import PlantEventAnswer
 
 router = APIRouter(tags=["plant"])
@@ -64,7 +65,7 @@ def respond(out: Outcome, msg_id: int) -> JSONResponse:
     if out.http_status in (429, 503):  # transient: the same message may be sent again (it is kept)
         headers.update(retry_after())
     headers.update(out.headers)  # the intake's own Retry-After (1 s for a per-workflow limit) wins
-    return JSONResponse(out.body, status_code=out.http_status, headers=headers)
+    return JsonResponse(out.body, status_code=out.http_status, headers=headers)
 
 
 @router.post(
