@@ -26,7 +26,9 @@ def test_bench_quick_writes_every_field(tmp_path: Path) -> None:
     assert bare["workflows_per_s"] > 0 and bare["signals_per_s"] > 0 and bare["updates_per_s"] > 0
     assert bare["update_latency_ms"]["p50"] > 0 and bare["update_latency_ms"]["p99"] > 0
     assert r["open_orders"]["worker_rss_mb"] > 0
-    assert r["event_errors"] == 0
+    # 503 is Temporal not taking an event in time on a loaded machine (kept and re-delivered by the gateway):
+    # a question of speed, never asserted here; any other error status fails
+    assert set(r["event_error_statuses"]) <= {"503"} and sum(r["event_error_statuses"].values()) == r["event_errors"]
     assert r["edge"]["notifications_per_s"] > 0
     assert r["machine"]["cpus"] >= 1
     # the full run's mix, smaller: orders of 20 events (19 sent), 32 at once

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -266,6 +267,7 @@ async def run_orders(client: Any, stack: Stack, sizes: Sizes, prefix: str) -> di
     critical = [s.latency_s for s in sent if s.critical and s.erp_status == "posted"]
     return {"events": len(sent), "orders": len(numbers), "events_s": events_s, "orders_s": orders_s,
             "latency": lat, "critical": critical, "errors": sum(s.status >= 300 for s in sent),
+            "error_statuses": dict(Counter(str(s.status) for s in sent if s.status >= 300)),
             "critical_pending": sum(s.critical and s.erp_status != "posted" for s in sent)}
 
 
@@ -406,6 +408,7 @@ async def run_bench(*, quick: bool, out: Path | None, console: Console, skip_edg
         "erp_calls_per_event": round(calls / main["events"], 3),
         "postings_per_order": round(calls / max(orders_with_calls, 1), 2),
         "event_errors": main["errors"],
+        "event_error_statuses": main["error_statuses"],
         "peak_rss_mb": {k: round(v / 1024, 1) for k, v in stack.peaks.items()},
         "cpu_cores_used_during_events": cpu_share,
         "per_plant_event": {"cpu_ms": cpu_ms_per_event, **histories["per_plant_event"],
