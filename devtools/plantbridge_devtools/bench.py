@@ -70,10 +70,6 @@ policy:
   ack_wait: PT2S
 """
 
-# The load generator drops an idle connection before uvicorn's keep-alive timeout (5 s) closes it: a request
-# sent on a connection the server is closing fails with a read error (seen in a full run on a loaded machine).
-KEEPALIVE_S = 2.0
-
 
 @dataclass
 class Sizes:
@@ -255,8 +251,7 @@ async def run_orders(client: Any, stack: Stack, sizes: Sizes, prefix: str) -> di
     handles = await asyncio.gather(*(start_order(client, bench_order(n), bench_policy()) for n in numbers))
     sent: list[Sent] = []
     sem = asyncio.Semaphore(sizes.concurrency)
-    limits = httpx.Limits(max_connections=sizes.concurrency * 2, keepalive_expiry=KEEPALIVE_S)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=sizes.concurrency * 2)) as http:
         async def one_order(number: str) -> None:
             for body in demo_mix(number, sizes.events_per_order):
                 async with sem:
@@ -287,8 +282,7 @@ async def steady_rate(client: Any, stack: Stack, rate: float, seconds: float, pr
     schedule = [q[i] for i in range(longest) for q in queues if i < len(q)][:total]
     locks = {n: asyncio.Lock() for n in numbers}
     results: list[Sent] = []
-    limits = httpx.Limits(max_connections=200, keepalive_expiry=KEEPALIVE_S)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as http:
         async def fire(body: dict[str, Any]) -> None:
             async with locks[body["order"]]:  # one order's events stay in order
                 results.append(await post_event(http, stack, body))
