@@ -70,32 +70,39 @@ class ActivityBase:
 
     async def execute(self, req: StepRequest, call: Call) -> StepResult:
         digest = request_hash(command_hash_payload(req.command))
+        info = activity.info()
+        owner = f"{info.workflow_id}/{info.activity_id}/{info.attempt}"
+        interval, ttl = _lease_timing(info.heartbeat_timeout)
         try:
+            # A first attempt writes its row already leased (one statement); a known key is leased below.
             previous = await self.ledger.begin(
                 req.idempotency_key,
                 digest,
                 workflow_id=req.workflow_id,
                 step_kind=req.kind.value,
                 system=req.kind.system,
+                lease_owner=owner,
+                lease_ttl=ttl,
             )
         except IdempotencyConflict as err:
             raise ApplicationError(str(err), type=IDEMPOTENCY_CONFLICT, non_retryable=True) from err
         if previous is not None and previous.status == "succeeded":
             return StepResult(documents=previous.documents, message=previous.message, replayed=True)
-        info = activity.info()
-        owner = f"{info.workflow_id}/{info.activity_id}/{info.attempt}"
-        interval, ttl = _lease_timing(info.heartbeat_timeout)
         keep_alive = asyncio.create_task(self._keep_alive(req.idempotency_key, owner, interval, ttl))
+        finished = False  # ledger.finish ends the lease with the outcome: no release needed then
         try:
-            done = await self._wait_for_lease(req, owner, ttl, info.start_to_close_timeout)
-            if done is not None:
-                return done
+            if previous is not None:
+                done = await self._wait_for_lease(req, owner, ttl, info.start_to_close_timeout)
+                if done is not None:
+                    return done
             # An earlier attempt may have reached the system: this one, a Temporal retry, or a
             # supervisor's retry after a rejection.
             retry = previous is not None or info.attempt > 1
             posting = asyncio.create_task(self._post(req, call, retry))
             try:
-                return await asyncio.shield(posting)
+                result = await asyncio.shield(posting)
+                finished = True
+                return result
             except asyncio.CancelledError:
                 # Timed out (or the worker stops): let the call in flight end and record its
                 # outcome, holding the lease meanwhile, so the next attempt finds it.
@@ -103,8 +110,9 @@ class ActivityBase:
                 raise
         finally:
             keep_alive.cancel()
-            with contextlib.suppress(Exception):
-                await self.ledger.release(req.idempotency_key, owner)
+            if not finished:
+                with contextlib.suppress(Exception):
+                    await self.ledger.release(req.idempotency_key, owner)
 
     async def _keep_alive(self, key: str, owner: str, interval: timedelta, ttl: timedelta) -> None:
         """Heartbeat to Temporal and renew this attempt's lease while it runs."""

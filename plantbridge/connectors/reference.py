@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, Integer, String, Text, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from plantbridge.canonical.commands import (
@@ -185,58 +185,66 @@ class ReferenceStore:
     async def record(
         self, system: str, operation: str, order: ProductionOrder, payload: BaseModel, *, key: str, retry: bool
     ) -> StepResult:
+        """One posting, in one transaction of plain Core statements: the rules for this operation, the
+        posting (found by its external key when it exists, as a real ERP connector looks it up) and its
+        document number."""
         await self.init()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        hang = await self._hang_seconds(system, operation, order.number)
-        if hang:
-            await asyncio.sleep(hang)  # a call that hangs (no answer); the activity's timeout cuts it off
-        async with self.sessions() as s:
-            # On a retry, look the posting up by its external key first, as a real ERP connector does.
-            if retry or self.refuse_duplicates:
-                found = (await s.scalars(select(ReferenceCall).where(ReferenceCall.external_key == key)
-                                         .order_by(ReferenceCall.id))).first()
-                if found is not None and retry:
-                    return StepResult(documents=[found.document], message="found by external key", replayed=True)
-                if found is not None:
-                    raise BusinessRejection(f"a posting with external key {key} exists: {found.document}",
-                                            system=system, code="DUPLICATE")
-            await self._apply_rules(s, system, operation, order.number)
-            call = ReferenceCall(system=system, operation=operation, plant=order.plant, order_number=order.number,
-                                 external_key=key, document="", payload=json.loads(payload.model_dump_json()),
-                                 at=datetime.now(UTC))
-            s.add(call)
-            try:
-                await s.flush()  # the row id numbers the document, as an ERP's number range would
-                call.document = document = f"{DOC_PREFIX.get(operation, system.upper())}-{call.id:08d}"
-                await s.commit()
-            except IntegrityError:
-                await s.rollback()
-                raise TransientError("concurrent posting with the same external key", system=system) from None
+        async with self.engine.connect() as conn:
+            rules = [r for r in (await conn.execute(select(ReferenceRule.__table__).where(
+                ReferenceRule.system == system, ReferenceRule.operation == operation))).all()
+                if r.order_number in (None, order.number)]
+            hang = max((float(r.code or 60) for r in rules if r.kind == "hang"), default=0.0)
+            if not hang:
+                return await self._post(conn, system, operation, order, payload, key, rules, retry)
+        await asyncio.sleep(hang)  # a call that hangs (no answer); the activity's timeout cuts it off
+        async with self.engine.connect() as conn:
+            return await self._post(conn, system, operation, order, payload, key, rules, retry)
+
+    async def _post(self, conn: AsyncConnection, system: str, operation: str, order: ProductionOrder,
+                    payload: BaseModel, key: str, rules: list[Any], retry: bool) -> StepResult:
+        # On a retry, look the posting up by its external key first, as a real ERP connector does; a first
+        # call is taken even when the key exists (a real ERP may), unless the store refuses duplicates.
+        if retry or self.refuse_duplicates:
+            found = await self._found(conn, key)
+            if found is not None and retry:
+                return found
+            if found is not None:
+                raise BusinessRejection(f"a posting with external key {key} exists: {found.documents[0]}",
+                                        system=system, code="DUPLICATE")
+        await self._apply_rules(conn, system, [r for r in rules if r.kind != "hang"])
+        try:
+            inserted = (await conn.execute(insert(ReferenceCall).values(
+                system=system, operation=operation, plant=order.plant, order_number=order.number,
+                external_key=key, document="", payload=json.loads(payload.model_dump_json()), at=datetime.now(UTC),
+            ).returning(ReferenceCall.id))).one()
+        except IntegrityError:  # an older dev file keeps a unique index on the key
+            await conn.rollback()
+            raise TransientError("concurrent posting with the same external key", system=system) from None
+        # the row id numbers the document, as an ERP's number range would
+        document = f"{DOC_PREFIX.get(operation, system.upper())}-{inserted.id:08d}"
+        await conn.execute(update(ReferenceCall).where(ReferenceCall.id == inserted.id).values(document=document))
+        await conn.commit()
         return StepResult(documents=[document])
 
-    async def _hang_seconds(self, system: str, operation: str, order: str) -> float:
-        """A `hang` rule makes the call wait its `code` seconds (default 60) before it goes on."""
-        async with self.sessions() as s:
-            rules = (await s.scalars(select(ReferenceRule).where(
-                ReferenceRule.system == system, ReferenceRule.operation == operation,
-                ReferenceRule.kind == "hang"))).all()
-            return max((float(r.code or 60) for r in rules if r.order_number in (None, order)), default=0.0)
+    @staticmethod
+    async def _found(conn: AsyncConnection, key: str) -> StepResult | None:
+        """The posting with this external key, if the system has it."""
+        document = await conn.scalar(select(ReferenceCall.document).where(ReferenceCall.external_key == key)
+                                     .order_by(ReferenceCall.id).limit(1))
+        return None if document is None else StepResult(documents=[document], message="found by external key",
+                                                         replayed=True)
 
-    async def _apply_rules(self, s: Any, system: str, operation: str, order: str) -> None:
-        rules = (
-            await s.scalars(
-                select(ReferenceRule).where(ReferenceRule.system == system, ReferenceRule.operation == operation)
-            )
-        ).all()
+    @staticmethod
+    async def _apply_rules(conn: AsyncConnection, system: str, rules: list[Any]) -> None:
         for rule in rules:
-            if rule.order_number not in (None, order) or rule.kind == "hang":
-                continue
             if rule.remaining is not None:
                 if rule.remaining <= 0:
                     continue
-                rule.remaining -= 1
-                await s.commit()
+                await conn.execute(update(ReferenceRule).where(ReferenceRule.id == rule.id)
+                                   .values(remaining=ReferenceRule.remaining - 1))
+                await conn.commit()
             if rule.kind == "transient":
                 raise TransientError(rule.message, system=system, code=rule.code)
             raise BusinessRejection(rule.message, system=system, code=rule.code)

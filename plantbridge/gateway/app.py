@@ -30,6 +30,7 @@ from plantbridge.gateway.inbox import Intake
 from plantbridge.gateway.odoo_intake import install_log_redaction
 from plantbridge.gateway.openapi import install_openapi
 from plantbridge.gateway.ratelimit import DEFAULT_RATES, RateLimiter
+from plantbridge.gateway.responses import JsonResponse
 from plantbridge.store.api_keys import ApiKeys
 from plantbridge.telemetry import tracing_enabled
 
@@ -91,6 +92,7 @@ def create_app(deps: GatewayDeps) -> FastAPI:
                     "something deprecated carries `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to "
                     "`GET /v1/deprecations`.",
         lifespan=lifespan,
+        default_response_class=JsonResponse,
     )
     app.state.deps = deps
     app.state.intake = intake

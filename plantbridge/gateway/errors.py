@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
+from plantbridge.gateway.responses import JsonResponse
+
 log = logging.getLogger("plantbridge.gateway")
 
 Loc = list[str | int]
@@ -67,15 +69,15 @@ def invalid(err: ValidationError, prefix: Loc | None = None, what: str = "body")
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return JsonResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RPCError)
     async def _temporal_error(_: Request, exc: RPCError) -> JSONResponse:
         if exc.status in TEMPORAL_TRANSIENT:
             msg = f"Temporal is unavailable or overloaded ({exc.status.name if exc.status else 'unknown'}); retry later"
-            return JSONResponse(error_body(503, "temporal_unavailable", msg), status_code=503, headers=retry_after())
+            return JsonResponse(error_body(503, "temporal_unavailable", msg), status_code=503, headers=retry_after())
         log.error("Temporal refused a gateway call: %s", exc, exc_info=exc)
-        return JSONResponse(error_body(500, "internal_error", "Temporal refused the call; see the gateway's log"),
+        return JsonResponse(error_body(500, "internal_error", "Temporal refused the call; see the gateway's log"),
                             status_code=500)
 
     from plantbridge.client import TemporalUnavailable  # (the client module is heavy; the handler needs only it)
@@ -83,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TemporalUnavailable)
     async def _temporal_unavailable(_: Request, exc: TemporalUnavailable) -> JSONResponse:
         msg = f"Temporal did not answer in time or is overloaded ({exc}); retry later"[:500]
-        return JSONResponse(error_body(503, "temporal_unavailable", msg), status_code=503,
+        return JsonResponse(error_body(503, "temporal_unavailable", msg), status_code=503,
                             headers=retry_after(1 if exc.limit else RETRY_AFTER_S))
 
     @app.exception_handler(RequestValidationError)
@@ -91,11 +93,11 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = field_errors(exc.errors())
         first = fields[0] if fields else {"loc": [], "message": "invalid"}
         msg = f"invalid request: {'.'.join(str(p) for p in first['loc'])}: {first['message']}"
-        return JSONResponse(error_body(422, "validation_error", msg, fields), status_code=422)
+        return JsonResponse(error_body(422, "validation_error", msg, fields), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
         code = codes.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code,
+        return JsonResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))

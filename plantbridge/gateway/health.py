@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.errors import ApiError, retry_after
 from plantbridge.gateway.openapi import RETRY_AFTER, errors, success
+from plantbridge.gateway.responses import JsonResponse
 from plantbridge.gateway.schemas import Health, Readiness
 
 PROBE_TIMEOUT_S = 2.0
@@ -58,4 +59,4 @@ def install_health(app: FastAPI, deps: GatewayDeps) -> None:
         checks = dict(await asyncio.gather(_probe("temporal", _temporal(deps)), _probe("store", _store(deps))))
         ready = all(v == "ok" for v in checks.values())
         body = {"status": "ok" if ready else "unavailable", "checks": checks}
-        return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else retry_after())
+        return JsonResponse(body, status_code=200 if ready else 503, headers=None if ready else retry_after())

@@ -9,8 +9,11 @@ the saga deduplicates by event id (a second delivery answers `duplicate`) and st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +40,10 @@ from plantbridge.gateway.erp_intake import ErpIntake
 from plantbridge.gateway.errors import ApiError, Loc, error_body, invalid
 from plantbridge.gateway.outcome import Outcome as Outcome  # re-exported: routes import it from here
 from plantbridge.store.api_keys import ApiKeys
-from plantbridge.store.inbox import Inbox, InboxMessage
+from plantbridge.store.inbox import TAKEN, Finish, Inbox, InboxMessage, InboxStatus
+
+# Inside `Intake.finishes_held()` (a batch), outcomes are collected here and written in one transaction.
+_HELD: ContextVar[list[Finish] | None] = ContextVar("plantbridge_held_finishes", default=None)
 
 log = logging.getLogger("plantbridge.gateway")
 
@@ -62,9 +68,29 @@ class Intake:
         self.keys = ApiKeys(deps.db)
 
     # -- bookkeeping ---------------------------------------------------------------------------
+    async def _finish(self, msg_id: int, status: InboxStatus, **kwargs: Any) -> None:
+        """Record a message's outcome now, or, inside `finishes_held()`, with the others at its end."""
+        held = _HELD.get()
+        if held is not None:
+            held.append(Finish(msg_id, status, kwargs))
+        else:
+            await self.inbox.finish(msg_id, status, **kwargs)
+
+    @contextlib.contextmanager
+    def finishes_held(self) -> Iterator[list[Finish]]:
+        """Collect the outcomes recorded in this block (in order) instead of writing each: the caller writes
+        them in one transaction (`inbox.finish_many`). A crash before that leaves the messages `received`:
+        re-driven, the saga answers what it took already `duplicate`."""
+        held: list[Finish] = []
+        token = _HELD.set(held)
+        try:
+            yield held
+        finally:
+            _HELD.reset(token)
+
     async def dead(self, msg_id: int, err: ApiError, obj: Any = None) -> Outcome:
         out = Outcome.of(err)
-        await self.inbox.finish(msg_id, "dead", reason=err.message, answer=out.stored(),
+        await self._finish(msg_id, "dead", reason=err.message, answer=out.stored(),
                                 plant=_hint(obj, "plant", 10), order=_hint(obj, "order", 20),
                                 event_id=_hint(obj, "event_id", 64))
         return out
@@ -108,41 +134,51 @@ class Intake:
                                 reason=f"batch of {len(results)} events")
         return Outcome(200, answer)
 
-    async def plant_event(self, msg_id: int, obj: Any, caller: Caller, prefix: Loc | None = None) -> Outcome:
+    def admit(self, obj: Any, caller: Caller, prefix: Loc | None = None) -> PlantEvent | ApiError:
+        """The event, when it is one this caller may send now (checked in memory, no I/O), else the refusal."""
         if not isinstance(obj, dict):
             msg = 'a plant event must be a JSON object (or {"events": [...]} for a batch)'
-            return await self.dead(msg_id, ApiError(422, "validation_error", msg,
-                                                    [{"loc": list(prefix or []), "message": msg}]))
+            return ApiError(422, "validation_error", msg, [{"loc": list(prefix or []), "message": msg}])
         try:
             event = PlantEvent.model_validate(self.deps.translate(obj))
         except ValidationError as err:
-            return await self.dead(msg_id, invalid(err, prefix, "plant event"), obj)
+            return invalid(err, prefix, "plant event")
         except (RecursionError, ValueError) as err:
-            return await self.dead(msg_id, ApiError(422, "validation_error", f"invalid plant event: {err}"[:300]), obj)
+            return ApiError(422, "validation_error", f"invalid plant event: {err}"[:300])
         if not caller.may(event.plant):
-            forbidden = ApiError(403, "forbidden_plant", forbidden_plant_reason(caller, event.plant))
-            return await self.dead(msg_id, forbidden, obj)
+            return ApiError(403, "forbidden_plant", forbidden_plant_reason(caller, event.plant))
         denied = ownership_denial(caller, event.event_type, event.source, self.deps.event_rules(event.plant))
         if denied is not None:
-            return await self.dead(msg_id, denied, obj)
+            return denied
         ahead = event.occurred_at - datetime.now(UTC)
         if ahead > self.deps.max_clock_skew:
             msg = (f"occurred_at is {ahead.total_seconds():.0f} s in the future (more than the allowed clock skew "
                    f"of {self.deps.max_clock_skew.total_seconds():.0f} s): check the sending system's clock")
-            return await self.dead(msg_id, ApiError(422, "validation_error", msg,
-                                                    [{"loc": [*(prefix or []), "occurred_at"], "message": msg}]), obj)
-        conflict = await self._conflict(msg_id, event)
+            return ApiError(422, "validation_error", msg, [{"loc": [*(prefix or []), "occurred_at"], "message": msg}])
+        return event
+
+    async def plant_event(self, msg_id: int, obj: Any, caller: Caller, prefix: Loc | None = None) -> Outcome:
+        """A stored event (re-driven, or in a batch re-driven): checked, compared with an earlier one, delivered."""
+        event = self.admit(obj, caller, prefix)
+        if isinstance(event, ApiError):
+            return await self.dead(msg_id, event, obj if isinstance(obj, dict) else None)
+        earlier = await self.inbox.earlier_with_event_id(event.event_id, before_id=msg_id, plant=event.plant,
+                                                         order=event.order)
+        return await self.checked(msg_id, event, obj, earlier)
+
+    async def checked(self, msg_id: int, event: PlantEvent, obj: Any, earlier: InboxMessage | int | None) -> Outcome:
+        """Deliver an admitted event unless `earlier` (the first taken message with its event id, or its id)
+        holds other content: then 409, kept dead."""
+        if isinstance(earlier, int):
+            earlier = await self.inbox.get(earlier) if earlier != msg_id else None
+        conflict = self._conflict(event, earlier) if earlier is not None and earlier.status in TAKEN else None
         if conflict is not None:
             return await self.dead(msg_id, conflict, obj)
         return await self.deliver(msg_id, event)
 
-    async def _conflict(self, msg_id: int, event: PlantEvent) -> ApiError | None:
+    def _conflict(self, event: PlantEvent, earlier: InboxMessage) -> ApiError | None:
         """A resent event id with other content: 409 naming the differing fields (kept dead, for a person);
         the saga would answer `duplicate` and the second content would vanish."""
-        earlier = await self.inbox.earlier_with_event_id(event.event_id, before_id=msg_id, plant=event.plant,
-                                                         order=event.order)
-        if earlier is None:
-            return None
         try:
             before = PlantEvent.model_validate(self.deps.translate(json.loads(earlier.body))).model_dump(mode="json")
         except (ValueError, ValidationError, RecursionError):  # the earlier body is not one event: nothing to compare
@@ -187,7 +223,7 @@ class Intake:
                 self.deps.uns.acknowledged(event, ack)
             pending = ack.erp is not None and ack.erp.status == "pending"
             out = Outcome(202 if pending else 200, ack.model_dump(mode="json"))
-            await self.inbox.finish(msg_id, "processed", answer=out.stored(), reason=ack.reason,
+            await self._finish(msg_id, "processed", answer=out.stored(), reason=ack.reason,
                                     plant=event.plant, order=event.order, event_id=event.event_id)
             return out
         return await self._defer(msg_id, event, "saga_busy",
@@ -206,19 +242,19 @@ class Intake:
         if row is not None and row.attempts + 1 >= MAX_DEFERRALS:
             out = Outcome(503, error_body(503, code, f"{msg}; given up after {row.attempts + 1} deliveries: "
                                           "replay it when the cause is fixed"[:500]))
-            await self.inbox.finish(msg_id, "dead", reason=msg[:500], answer=out.stored(), plant=plant, order=order,
+            await self._finish(msg_id, "dead", reason=msg[:500], answer=out.stored(), plant=plant, order=order,
                                     event_id=event_id)
             return out
         body = error_body(503, code, f"{msg}; the gateway keeps the message (message {msg_id}) and delivers it "
                           "again"[:500])
         out = Outcome(503, body, {"Retry-After": str(retry_after)})
-        await self.inbox.finish(msg_id, "deferred", reason=msg[:500], answer=out.stored(), plant=plant,
+        await self._finish(msg_id, "deferred", reason=msg[:500], answer=out.stored(), plant=plant,
                                 order=order, event_id=event_id)
         return out
 
     async def _dead_event(self, msg_id: int, event: PlantEvent, status: int, code: str, msg: str) -> Outcome:
         out = Outcome(status, error_body(status, code, msg))
-        await self.inbox.finish(msg_id, "dead", reason=msg, answer=out.stored(), plant=event.plant,
+        await self._finish(msg_id, "dead", reason=msg, answer=out.stored(), plant=event.plant,
                                 order=event.order, event_id=event.event_id)
         return out
 
@@ -245,7 +281,7 @@ class Intake:
                    "when the order is released",
         )
         out = Outcome(202, ack.model_dump(mode="json"))
-        await self.inbox.finish(msg_id, "waiting", reason=why, answer=out.stored(), plant=event.plant,
+        await self._finish(msg_id, "waiting", reason=why, answer=out.stored(), plant=event.plant,
                                 order=event.order, event_id=event.event_id)
         # The saga may have started between the refusal and now: then deliver at once.
         if why.startswith("no saga"):

@@ -11,6 +11,8 @@ from plantbridge.gateway.bodies import BodyTooLarge, read_limited
 from plantbridge.gateway.errors import ApiError, retry_after
 from plantbridge.gateway.inbox import PLANT_EVENT, Intake, Outcome
 from plantbridge.gateway.openapi import INBOX_ID, errors, success
+from plantbridge.gateway.plant_intake import receive_plant_message
+from plantbridge.gateway.responses import JsonResponse
 from plantbridge.gateway.schemas import PlantEventAnswer
 
 router = APIRouter(tags=["plant"])
@@ -28,9 +30,9 @@ def unsupported_media_type(content_type: str, accept: tuple[str, ...]) -> ApiErr
     return ApiError(415, "unsupported_media_type", msg, [{"loc": ["header", "content-type"], "message": msg}])
 
 
-async def receive(request: Request, caller: Caller, channel: str,
-                  accept: tuple[str, ...] = JSON_TYPES, limit: int | None = None) -> tuple[int, bytes] | JSONResponse:
-    """Read the body (within the limit) and store it in the inbox before anything else."""
+async def read_body(request: Request, caller: Caller, channel: str,
+                    accept: tuple[str, ...] = JSON_TYPES, limit: int | None = None) -> bytes | JSONResponse:
+    """The body (within the limit, of an accepted type), or the answer to one that is not (stored, dead)."""
     intake: Intake = request.app.state.intake
     content_type = request.headers.get("content-type", "")
     try:
@@ -39,10 +41,22 @@ async def receive(request: Request, caller: Caller, channel: str,
         msg_id = await intake.inbox.receive(channel, err.prefix, content_type=content_type, key_id=caller.key_id,
                                             status="dead", reason=err.message)
         return respond(Outcome.of(err), msg_id)
-    msg_id = await intake.inbox.receive(channel, raw, content_type=content_type, key_id=caller.key_id)
     wrong_type = unsupported_media_type(content_type, accept)
     if wrong_type is not None:
+        msg_id = await intake.inbox.receive(channel, raw, content_type=content_type, key_id=caller.key_id)
         return respond(await intake.dead(msg_id, wrong_type), msg_id)
+    return raw
+
+
+async def receive(request: Request, caller: Caller, channel: str,
+                  accept: tuple[str, ...] = JSON_TYPES, limit: int | None = None) -> tuple[int, bytes] | JSONResponse:
+    """Read the body (within the limit) and store it in the inbox before anything else."""
+    raw = await read_body(request, caller, channel, accept, limit)
+    if isinstance(raw, JSONResponse):
+        return raw
+    intake: Intake = request.app.state.intake
+    msg_id = await intake.inbox.receive(channel, raw, content_type=request.headers.get("content-type", ""),
+                                        key_id=caller.key_id)
     return msg_id, raw
 
 
@@ -51,7 +65,7 @@ def respond(out: Outcome, msg_id: int) -> JSONResponse:
     if out.http_status in (429, 503):  # transient: the same message may be sent again (it is kept)
         headers.update(retry_after())
     headers.update(out.headers)  # the intake's own Retry-After (1 s for a per-workflow limit) wins
-    return JSONResponse(out.body, status_code=out.http_status, headers=headers)
+    return JsonResponse(out.body, status_code=out.http_status, headers=headers)
 
 
 @router.post(
@@ -76,9 +90,9 @@ def respond(out: Outcome, msg_id: int) -> JSONResponse:
     openapi_extra={"x-plantbridge-body": "plant_events"},
 )
 async def post_plant_events(request: Request, caller: Caller = Depends(require(PLANT))) -> JSONResponse:
-    got = await receive(request, caller, PLANT_EVENT)
-    if isinstance(got, JSONResponse):
-        return got
-    msg_id, raw = got
-    intake: Intake = request.app.state.intake
-    return respond(await intake.plant_message(msg_id, raw, caller), msg_id)
+    raw = await read_body(request, caller, PLANT_EVENT)
+    if isinstance(raw, JSONResponse):
+        return raw
+    msg_id, out = await receive_plant_message(request.app.state.intake, raw, request.headers.get("content-type", ""),
+                                              caller)
+    return respond(out, msg_id)

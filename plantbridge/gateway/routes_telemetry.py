@@ -22,6 +22,7 @@ from plantbridge.gateway.auth import EDGE, Caller, check_plant, require
 from plantbridge.gateway.bodies import read_limited
 from plantbridge.gateway.errors import ApiError, invalid, retry_after
 from plantbridge.gateway.openapi import errors, success
+from plantbridge.gateway.responses import JsonResponse
 from plantbridge.gateway.routes_plant import JSON_TYPES, unsupported_media_type
 from plantbridge.gateway.schemas import TelemetryAnswer
 
@@ -93,6 +94,6 @@ async def post_telemetry(request: Request, caller: Caller = Depends(require(EDGE
     log.info("telemetry from %s (plant %s): %d stored, %d already held", batch.source, batch.plant,
              done.stored, done.duplicate)
     root = archive.root(batch.plant)
-    return JSONResponse({"plant": batch.plant, "received": len(batch.rollups), "stored": done.stored,
+    return JsonResponse({"plant": batch.plant, "received": len(batch.rollups), "stored": done.stored,
                          "duplicate": done.duplicate,
                          "files": [Path(f).relative_to(root).as_posix() for f in done.files]})

@@ -51,11 +51,14 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
     cross-references, ERP order sources and Odoo tokens. `plantbridge replay` builds its own with this too."""
     queue = settings.task_queue
     plants = plants or {}
+    # Built once here, not per request: each plant's policy (on the task queue) and rule table.
+    policies = {plant: cfg.policy.model_copy(update={"task_queue": queue}) for plant, cfg in plants.items()}
+    no_file_policy = PlantPolicy().model_copy(update={"task_queue": queue})
+    rules = {plant: cfg.event_rules() for plant, cfg in plants.items()}
+    default_rules = event_sources()
 
     def plant_policy(plant: str) -> PlantPolicy:
-        cfg = plants.get(plant)
-        base = cfg.policy if cfg is not None else PlantPolicy()
-        return base.model_copy(update={"task_queue": queue})
+        return policies.get(plant, no_file_policy)
 
     def translate(event: dict[str, Any]) -> dict[str, Any]:
         cfg = plants.get(str(event.get("plant")))
@@ -68,8 +71,7 @@ def gateway_deps(settings: GatewaySettings, client: Client, db: Database, *,
         return default_telemetry_root(plant)  # no plant file, or an HTTP export target: kept here
 
     def event_rules(plant: str) -> dict[EventType, tuple[SourceKind, ...]]:
-        cfg = plants.get(plant)
-        return cfg.event_rules() if cfg is not None else event_sources()
+        return rules.get(plant, default_rules)
 
     return GatewayDeps(client=client, db=db, policy_for=policy_for or plant_policy, order_source=order_source,
                        idoc_plant_map=idoc_plant_map(plants),
@@ -129,5 +131,15 @@ def serve(host: str | None = None, port: int | None = None, *, temporal: str | N
     """Run the gateway until interrupted; arguments override `PLANTBRIDGE_*` settings."""
     settings = GatewaySettings.from_env(gateway_host=host, gateway_port=port, temporal_address=temporal,
                                         store_url=store_url, task_queue=task_queue)
-    asyncio.run(serve_async(settings, order_source=order_source, policy_for=policy_for, plants=plants,
-                            order_sources=order_sources, odoo_tokens=odoo_tokens))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve_async(settings, order_source=order_source, policy_for=policy_for, plants=plants,
+                               order_sources=order_sources, odoo_tokens=odoo_tokens))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (a dependency but on Windows), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

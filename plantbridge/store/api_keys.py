@@ -26,9 +26,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import JSON, DateTime, String, select, update
+from sqlalchemy import JSON, DateTime, Row, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantbridge.store.audit import AuditTrail
@@ -110,7 +110,7 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _info(rec: ApiKeyRecord) -> KeyInfo:
+def _info(rec: ApiKeyRecord | Row[Any]) -> KeyInfo:
     return KeyInfo(rec.key_id, rec.name, rec.role, tuple(rec.plants or []), rec.created_at, rec.revoked_at,
                    rec.kind, tuple(rec.sources) if rec.sources is not None else None,
                    _aware(rec.expires_at), _aware(rec.last_used_at), _aware(rec.previous_until))
@@ -157,7 +157,7 @@ class ApiKeys:
     def __init__(self, db: Database, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self.db = db
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, ApiKeyRecord]] = {}
+        self._cache: dict[str, tuple[float, Row[Any]]] = {}  # key id -> (when read, its row)
         self._unknown: OrderedDict[str, float] = OrderedDict()  # the negative cache: key id -> when seen
         self.lookups = 0  # store reads by `authenticate` (tests and metrics)
         self._used: dict[str, float] = {}
@@ -241,7 +241,7 @@ class ApiKeys:
             return None
         now = time.monotonic()
         cached = self._cache.get(key_id)
-        rec: ApiKeyRecord | None
+        rec: Row[Any] | None
         if cached is not None and now - cached[0] < self.cache_seconds:
             rec = cached[1]
         elif (seen := self._unknown.get(key_id)) is not None and now - seen < NEGATIVE_CACHE_SECONDS:
@@ -249,8 +249,9 @@ class ApiKeys:
             return None
         else:
             self.lookups += 1
-            async with self.db.sessions() as session:
-                rec = await session.get(ApiKeyRecord, key_id)
+            async with self.db.engine.connect() as conn:  # a Core row: no ORM object on the request path
+                rec = (await conn.execute(select(ApiKeyRecord.__table__)
+                                          .where(ApiKeyRecord.key_id == key_id))).first()
             if rec is None:
                 self._unknown[key_id] = now
                 self._unknown.move_to_end(key_id)
@@ -274,10 +275,9 @@ class ApiKeys:
                 return None
         if now - self._used.get(key_id, -LAST_USED_EVERY) >= LAST_USED_EVERY:
             self._used[key_id] = now
-            async with self.db.sessions() as session:
-                await session.execute(update(ApiKeyRecord).where(ApiKeyRecord.key_id == key_id)
-                                      .values(last_used_at=wall))
-                await session.commit()
+            async with self.db.engine.begin() as conn:
+                await conn.execute(update(ApiKeyRecord).where(ApiKeyRecord.key_id == key_id)
+                                   .values(last_used_at=wall))
         return _info(rec)
 
     async def get(self, key_id: str) -> KeyInfo | None:

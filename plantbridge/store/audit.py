@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from plantbridge.store.db import Database
-from plantbridge.store.models import AuditRecord
+from plantbridge.store.engine import upsert
+from plantbridge.store.models import AuditRecord, utcnow
 
 
 class AuditTrail:
@@ -26,25 +26,15 @@ class AuditTrail:
         detail: dict[str, Any] | None = None,
         dedup_key: str | None = None,
     ) -> bool:
-        """Write one record; False when `dedup_key` was recorded before (a retried write)."""
-        async with self.db.sessions() as session:
-            session.add(
-                AuditRecord(
-                    workflow_id=workflow_id,
-                    plant=plant,
-                    order_number=order,
-                    actor=actor,
-                    action=action,
-                    detail=detail or {},
-                    dedup_key=dedup_key,
-                )
-            )
-            try:
-                await session.commit()
-                return True
-            except IntegrityError:
-                await session.rollback()
-                return False
+        """Write one record; False when `dedup_key` was recorded before (a retried write).
+
+        One Core statement (`ON CONFLICT DO NOTHING` on the dedup key): the saga's notes are on its path."""
+        stmt = upsert(self.db.engine, AuditRecord).values(
+            at=utcnow(), workflow_id=workflow_id, plant=plant, order_number=order, actor=actor, action=action,
+            detail=detail or {}, dedup_key=dedup_key,
+        ).on_conflict_do_nothing()
+        async with self.db.engine.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
 
     async def records(
         self, *, workflow_id: str | None = None, plant: str | None = None, action: str | None = None

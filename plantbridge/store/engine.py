@@ -6,6 +6,7 @@ importing each other."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -34,3 +35,15 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def upsert(engine: AsyncEngine, table: Any) -> Any:
+    """An INSERT into `table` (a Table or mapped class) in the engine's dialect, which knows `ON CONFLICT`
+    (`on_conflict_do_nothing`): SQLite or PostgreSQL."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantbridge.store.db import Database
@@ -71,6 +72,25 @@ class InboxMessage(Base):
 
 
 DEFAULT_LEASE = timedelta(seconds=60)
+# The statuses of a message that was taken (handed to its saga, or waiting / deferred to be): an event id
+# received again with other content after one of these is a conflict (409).
+TAKEN = ("processed", "waiting", "deferred")
+
+
+class Hints(NamedTuple):
+    """A checked plant event's plant, order and event id, stored with it when it is received."""
+
+    plant: str
+    order: str
+    event_id: str
+
+
+class Finish(NamedTuple):
+    """One message's outcome, for `finish_many` (the arguments of `finish`)."""
+
+    msg_id: int
+    status: InboxStatus
+    kwargs: dict[str, Any]
 
 
 class Inbox:
@@ -101,32 +121,89 @@ class Inbox:
 
     async def receive_many(self, channel: str, bodies: Iterable[bytes], *, parent_id: int,
                            key_id: str | None) -> list[int]:
-        async with self.db.sessions() as session:
-            lease = self._lease_values(utcnow())
-            msgs = [InboxMessage(channel=channel, body=b, content_type="application/json", key_id=key_id,
-                                 parent_id=parent_id, status="received", **lease) for b in bodies]
-            session.add_all(msgs)
-            await session.commit()
-            return [m.id for m in msgs]
+        async with self.db.engine.begin() as conn:
+            return await self._insert_children(conn, channel, list(bodies), [], parent_id, key_id)
+
+    async def _insert_children(self, conn: AsyncConnection, channel: str, bodies: list[bytes],
+                               hints: list[Hints | None], parent_id: int, key_id: str | None) -> list[int]:
+        """Insert a batch's children in one statement; their ids, in order."""
+        if not bodies:
+            return []
+        now = utcnow()
+        lease = self._lease_values(now)
+        rows = []
+        for i, body in enumerate(bodies):
+            hint = hints[i] if i < len(hints) else None
+            rows.append({"channel": channel, "body": body, "content_type": "application/json", "key_id": key_id,
+                         "parent_id": parent_id, "status": "received", "received_at": now, "updated_at": now,
+                         "attempts": 0, "lease_owner": lease.get("lease_owner"),
+                         "lease_until": lease.get("lease_until"),
+                         "plant": hint.plant if hint else None, "order_number": hint.order if hint else None,
+                         "event_id": hint.event_id if hint else None})
+        stmt = insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True)
+        return [int(i) for i in (await conn.execute(stmt, rows)).scalars().all()]
+
+    async def receive_event(self, channel: str, body: bytes, hints: Hints, *, content_type: str = "",
+                            key_id: str | None = None) -> tuple[int, int | None]:
+        """Store a checked plant event as received; its id, and in the same statement the id of the first
+        earlier message with its event id for its plant and order that was taken (`TAKEN`), if any: the
+        409 look-up costs no second round trip."""
+        now = utcnow()
+        earlier = InboxMessage.__table__.alias("earlier")
+        first = (select(earlier.c.id)
+                 .where(earlier.c.event_id == hints.event_id, earlier.c.plant == hints.plant,
+                        earlier.c.order_number == hints.order, earlier.c.status.in_(TAKEN))
+                 .order_by(earlier.c.id).limit(1).scalar_subquery())
+        stmt = insert(InboxMessage).values(
+            channel=channel, body=body, content_type=content_type[:100], key_id=key_id, status="received",
+            received_at=now, updated_at=now, attempts=0, plant=hints.plant, order_number=hints.order,
+            event_id=hints.event_id, **self._lease_values(now),
+        ).returning(InboxMessage.id, first.label("earlier"))
+        async with self.db.engine.begin() as conn:
+            row = (await conn.execute(stmt)).one()
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
+    async def receive_batch(self, channel: str, body: bytes, children: list[tuple[bytes, Hints | None]], *,
+                            content_type: str = "", key_id: str | None = None,
+                            ) -> tuple[int, list[int], dict[Hints, int]]:
+        """Store a batch and its events in one transaction: the batch's id, its children's ids (in order) and,
+        for the children with hints, the first earlier taken message with the same event id (as `receive_event`)."""
+        now = utcnow()
+        parent = insert(InboxMessage).values(
+            channel=channel, body=body, content_type=content_type[:100], key_id=key_id, status="received",
+            received_at=now, updated_at=now, attempts=0, **self._lease_values(now),
+        ).returning(InboxMessage.id)
+        hinted = [h for _b, h in children if h is not None]
+        async with self.db.engine.begin() as conn:
+            parent_id = int((await conn.execute(parent)).scalar_one())
+            ids = await self._insert_children(conn, channel, [b for b, _h in children], [h for _b, h in children],
+                                              parent_id, key_id)
+            earlier: dict[Hints, int] = {}
+            if hinted:
+                stmt = (select(InboxMessage.plant, InboxMessage.order_number, InboxMessage.event_id,
+                               func.min(InboxMessage.id))
+                        .where(InboxMessage.event_id.in_(sorted({h.event_id for h in hinted})),
+                               InboxMessage.status.in_(TAKEN))
+                        .group_by(InboxMessage.plant, InboxMessage.order_number, InboxMessage.event_id))
+                for plant, order, event_id, first in (await conn.execute(stmt)).all():
+                    earlier[Hints(str(plant), str(order), str(event_id))] = int(first)
+        return parent_id, ids, earlier
 
     async def finish(
         self, msg_id: int, status: InboxStatus, *, reason: str | None = None, answer: Any = None,
         plant: str | None = None, order: str | None = None, event_id: str | None = None,
     ) -> None:
-        reason, answer, plant, order, event_id = _no_nul((reason, answer, plant, order, event_id))
-        values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None, "answer": answer,
-                                  "attempts": InboxMessage.attempts + 1, "updated_at": utcnow(),
-                                  "lease_owner": None, "lease_until": None}
-        if plant is not None:
-            values["plant"] = plant
-        if order is not None:
-            values["order_number"] = order
-        if event_id is not None:
-            values["event_id"] = event_id
+        await self.finish_many([Finish(msg_id, status, {"reason": reason, "answer": answer, "plant": plant,
+                                                         "order": order, "event_id": event_id})])
+
+    async def finish_many(self, outcomes: Iterable[Finish]) -> None:
+        """Record messages' outcomes (in the given order) in one transaction (a batch's events and the batch)."""
         async with self.db.engine.begin() as conn:
-            result = await conn.execute(update(InboxMessage).where(InboxMessage.id == msg_id).values(**values))
-            if result.rowcount == 0:  # pragma: no cover - rows are never deleted
-                raise LookupError(f"inbox message {msg_id} does not exist")
+            for msg_id, status, kwargs in outcomes:
+                result = await conn.execute(update(InboxMessage).where(InboxMessage.id == msg_id)
+                                            .values(**_finish_values(status, **kwargs)))
+                if result.rowcount == 0:  # pragma: no cover - rows are never deleted
+                    raise LookupError(f"inbox message {msg_id} does not exist")
 
     async def get(self, msg_id: int) -> InboxMessage | None:
         async with self.db.sessions() as session:
@@ -217,6 +294,21 @@ class Inbox:
             if status is not None:
                 stmt = stmt.where(InboxMessage.status == status)
             return int(await session.scalar(stmt) or 0)
+
+
+def _finish_values(status: str, *, reason: str | None = None, answer: Any = None, plant: str | None = None,
+                   order: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    reason, answer, plant, order, event_id = _no_nul((reason, answer, plant, order, event_id))
+    values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None, "answer": answer,
+                              "attempts": InboxMessage.attempts + 1, "updated_at": utcnow(),
+                              "lease_owner": None, "lease_until": None}
+    if plant is not None:
+        values["plant"] = plant
+    if order is not None:
+        values["order_number"] = order
+    if event_id is not None:
+        values["event_id"] = event_id
+    return values
 
 
 def deferral_backoff(attempts: int) -> timedelta:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Update, or_, select, update
 
 from plantbridge.store.db import Database
+from plantbridge.store.engine import upsert
 from plantbridge.store.models import LedgerEntry, utcnow
 
 LedgerStatus = Literal["started", "succeeded", "rejected"]
@@ -35,65 +35,57 @@ def request_hash(payload: Any) -> str:
 
 
 class Ledger:
+    """The ledger, in plain Core statements (one or two per call, in one transaction): it is on every step's path."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def begin(
-        self, key: str, req_hash: str, *, workflow_id: str, step_kind: str, system: str
+        self, key: str, req_hash: str, *, workflow_id: str, step_kind: str, system: str,
+        lease_owner: str | None = None, lease_ttl: timedelta | None = None,
     ) -> LedgerState | None:
-        """Record the intent to post. Returns the earlier state when the key is known."""
-        async with self.db.sessions() as session:
-            existing = await session.get(LedgerEntry, key)
-            if existing is None:
-                session.add(
-                    LedgerEntry(
-                        key=key,
-                        request_hash=req_hash,
-                        workflow_id=workflow_id,
-                        step_kind=step_kind,
-                        system=system,
-                        status="started",
-                        documents=[],
-                    )
-                )
-                try:
-                    await session.commit()
-                    return None
-                except IntegrityError:
-                    await session.rollback()
-                    existing = await session.get(LedgerEntry, key)
-                    if existing is None:  # pragma: no cover - deleted between the two reads
-                        raise
+        """Record the intent to post. Returns the earlier state when the key is known.
+
+        With `lease_owner` (and `lease_ttl`), a new row is written already leased to that owner (one
+        statement: the common case of a step's first attempt); a known key is left to `acquire`.
+        """
+        now = utcnow()
+        lease_until = now + lease_ttl if lease_owner is not None and lease_ttl is not None else None
+        insert = upsert(self.db.engine, LedgerEntry).values(
+            key=key, request_hash=req_hash, workflow_id=workflow_id, step_kind=step_kind, system=system,
+            status="started", documents=[], message=None, attempts=1, created_at=now, updated_at=now,
+            lease_owner=lease_owner if lease_until is not None else None, lease_until=lease_until,
+        ).on_conflict_do_nothing(index_elements=["key"]).returning(LedgerEntry.key)
+        async with self.db.engine.begin() as conn:
+            if (await conn.execute(insert)).first() is not None:
+                return None
+            existing = (await conn.execute(
+                select(LedgerEntry.request_hash, LedgerEntry.status, LedgerEntry.documents, LedgerEntry.message,
+                       LedgerEntry.attempts).where(LedgerEntry.key == key))).first()
+            if existing is None:  # pragma: no cover - deleted between the two statements
+                raise LookupError(f"ledger key {key} vanished")
             if existing.request_hash != req_hash:
                 raise IdempotencyConflict(
                     f"idempotency key {key} was used before for a different request; refusing to post"
                 )
-            previous = LedgerState(
-                status=existing.status,  # type: ignore[arg-type]
-                documents=list(existing.documents or []),
-                message=existing.message,
-                attempts=existing.attempts,
-            )
+            previous = LedgerState(status=existing.status, documents=list(existing.documents or []),
+                                   message=existing.message, attempts=existing.attempts)
             if existing.status != "succeeded":  # counted in SQL: concurrent retries lose no count
-                await session.execute(update(LedgerEntry).where(LedgerEntry.key == key)
-                                      .values(attempts=LedgerEntry.attempts + 1, updated_at=utcnow()))
-                await session.commit()
+                await conn.execute(update(LedgerEntry).where(LedgerEntry.key == key)
+                                   .values(attempts=LedgerEntry.attempts + 1, updated_at=now))
             return previous
 
     async def finish(
         self, key: str, status: Literal["succeeded", "rejected"], documents: list[str], message: str | None
     ) -> None:
-        async with self.db.sessions() as session:
-            entry = await session.get(LedgerEntry, key)
-            if entry is None:  # pragma: no cover - begin() always runs first
+        """Record the outcome; the row's lease ends with it."""
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                update(LedgerEntry).where(LedgerEntry.key == key)
+                .values(status=status, documents=list(documents), message=message, updated_at=utcnow(),
+                        lease_owner=None, lease_until=None))
+            if result.rowcount == 0:  # pragma: no cover - begin() always runs first
                 raise KeyError(key)
-            entry.status = status
-            entry.documents = list(documents)
-            entry.message = message
-            entry.updated_at = utcnow()
-            entry.lease_owner = None
-            entry.lease_until = None
-            await session.commit()
 
     # -- the lease of an attempt whose connector call is in flight ------------------------------
     async def acquire(self, key: str, owner: str, ttl: timedelta) -> bool:
@@ -103,42 +95,34 @@ class Ledger:
         never leased (its documents are the answer).
         """
         now = utcnow()
-        async with self.db.sessions() as session:
-            result = await session.execute(
-                update(LedgerEntry)
-                .where(LedgerEntry.key == key, LedgerEntry.status != "succeeded",
-                       or_(LedgerEntry.lease_until.is_(None), LedgerEntry.lease_until < now,
-                           LedgerEntry.lease_owner == owner))
-                .values(lease_owner=owner, lease_until=now + ttl)
-            )
-            await session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._update(
+            update(LedgerEntry)
+            .where(LedgerEntry.key == key, LedgerEntry.status != "succeeded",
+                   or_(LedgerEntry.lease_until.is_(None), LedgerEntry.lease_until < now,
+                       LedgerEntry.lease_owner == owner))
+            .values(lease_owner=owner, lease_until=now + ttl))
 
     async def renew(self, key: str, owner: str, ttl: timedelta) -> bool:
         """Extend `owner`'s lease (its heartbeat); False when it no longer holds it."""
-        async with self.db.sessions() as session:
-            result = await session.execute(
-                update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.lease_owner == owner)
-                .values(lease_until=utcnow() + ttl)
-            )
-            await session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._update(update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.lease_owner == owner)
+                                  .values(lease_until=utcnow() + ttl))
 
     async def release(self, key: str, owner: str) -> None:
         """Give the lease up (the attempt ends without an outcome, e.g. cancelled before its call)."""
-        async with self.db.sessions() as session:
-            await session.execute(
-                update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-            await session.commit()
+        await self._update(update(LedgerEntry).where(LedgerEntry.key == key, LedgerEntry.lease_owner == owner)
+                           .values(lease_owner=None, lease_until=None))
+
+    async def _update(self, stmt: Update) -> bool:
+        async with self.db.engine.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
 
     async def get(self, key: str) -> LedgerState | None:
-        async with self.db.sessions() as session:
-            entry = await session.get(LedgerEntry, key)
-            if entry is None:
-                return None
-            return LedgerState(entry.status, list(entry.documents or []), entry.message, entry.attempts)  # type: ignore[arg-type]
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(select(LedgerEntry.status, LedgerEntry.documents, LedgerEntry.message,
+                                             LedgerEntry.attempts).where(LedgerEntry.key == key))).first()
+        if row is None:
+            return None
+        return LedgerState(row.status, list(row.documents or []), row.message, row.attempts)
 
     async def entries(self, workflow_id: str | None = None) -> list[LedgerEntry]:
         async with self.db.sessions() as session:
