@@ -111,3 +111,49 @@ async def test_long_order_continues_as_new_keeping_state_and_dedup(
     assert (await submit_event(client, confirm)).status == "duplicate"
     assert summary.operations["0010"].yield_total == 30
     assert len(await reference.calls(system="erp", operation="confirm_operation", order=order.number)) == 1
+
+
+async def test_worker_killed_while_a_posting_is_in_flight_posts_it_once(
+    client: Client, temporal_server: DevServer, db: Database, sqlite_reference: ReferenceStore,
+    reference_plants: Path, tmp_path: Path,
+) -> None:
+    """The ERP has taken the confirmation but its answer has not come back (a `stall` rule: posted, then
+    30 s of silence) when the worker is SIGKILLed: the ledger shows the step `started`, never `succeeded`.
+    The reference ERP takes a second posting with the same key (as a real ERP may), so only the new
+    worker's look-up by external key keeps SAP's data at one confirmation."""
+    reference = sqlite_reference
+    order = new_order(components=False)
+    handle = await start_order(client, order, fast_policy(task_queue=RESTART_QUEUE,
+                                                          activity_timeout=timedelta(seconds=60)))
+    await reference.add_rule("erp", "confirm_operation", order=order.number, kind="stall", code="30",
+                             message="posted, answer delayed")
+    log = tmp_path / "worker.log"
+    first = _worker_process(temporal_server, db, reference, reference_plants, log)
+    try:
+        ack = await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(100),
+                                               final=True), ack_wait=timedelta(seconds=1))
+        assert ack.status == "accepted"
+        await eventually(lambda: _confirmations_at_least(reference, order.number, 1), timeout=30)
+        in_flight = [e for e in await Ledger(db).entries(handle.id) if e.step_kind == "erp.confirm_operation"]
+        assert [e.status for e in in_flight] == ["started"]  # posted in the ERP, not answered: in flight
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    await reference.clear_rules()
+    second = _worker_process(temporal_server, db, reference, reference_plants, log)
+    try:
+        await submit_event(client, event(order, "operation_confirmed", operation="0020", yield_qty=qty(100),
+                                         final=True), ack_wait=timedelta(seconds=30))
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+    assert result.state is OrderState.POSTED
+    confirmations = await reference.calls(system="erp", operation="confirm_operation", order=order.number)
+    assert len(confirmations) == 2 and len({c.external_key for c in confirmations}) == 2  # 0010 once, 0020 once
+    ledger = [e for e in await Ledger(db).entries(handle.id) if e.system == "erp"]
+    assert all(e.status == "succeeded" for e in ledger)
+    first_key = next(e for e in ledger if e.key == in_flight[0].key)
+    assert first_key.attempts >= 2 and first_key.documents == [confirmations[0].document]

@@ -89,7 +89,8 @@ class ReferenceRule(_Base):
     system: Mapped[str] = mapped_column(String(10))
     operation: Mapped[str] = mapped_column(String(40))
     order_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    kind: Mapped[str] = mapped_column(String(10))  # "business" | "transient"
+    # "business" | "transient" | "hang" (no answer `code` s, then the call) | "stall" (the call, then no answer)
+    kind: Mapped[str] = mapped_column(String(10))
     code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: until cleared
@@ -213,7 +214,7 @@ class ReferenceStore:
             if found is not None:
                 raise BusinessRejection(f"a posting with external key {key} exists: {found.documents[0]}",
                                         system=system, code="DUPLICATE")
-        await self._apply_rules(conn, system, [r for r in rules if r.kind != "hang"])
+        await self._apply_rules(conn, system, [r for r in rules if r.kind not in ("hang", "stall")])
         try:
             inserted = (await conn.execute(insert(ReferenceCall).values(
                 system=system, operation=operation, plant=order.plant, order_number=order.number,
@@ -226,6 +227,9 @@ class ReferenceStore:
         document = f"{DOC_PREFIX.get(operation, system.upper())}-{inserted.id:08d}"
         await conn.execute(update(ReferenceCall).where(ReferenceCall.id == inserted.id).values(document=document))
         await conn.commit()
+        stall = max((float(r.code or 60) for r in rules if r.kind == "stall"), default=0.0)
+        if stall:  # posted, then no answer for a while: the caller may time out or die meanwhile
+            await asyncio.sleep(stall)
         return StepResult(documents=[document])
 
     @staticmethod

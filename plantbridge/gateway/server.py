@@ -114,8 +114,11 @@ async def serve_async(settings: GatewaySettings, *, order_source: OrderSource | 
     app.state.edge_cert_required = bool(settings.gateway_tls_client_ca)
     tls = uvicorn_tls_options(settings.gateway_tls_cert, settings.gateway_tls_key, settings.gateway_tls_client_ca,
                               settings.gateway_tls_client_required)
+    # Idle keep-alive connections are kept 75 s (uvicorn's default is 5 s): a client that reuses a
+    # connection just as the server closes it gets a read error on a request that was never read
+    # (httpx keeps idle connections 5 s, plant systems often longer).
     config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port,
-                            log_level="info", access_log=False, lifespan="on", **tls)
+                            log_level="info", access_log=False, lifespan="on", timeout_keep_alive=75, **tls)
     try:
         await uvicorn.Server(config).serve()
     finally:
