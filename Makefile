@@ -18,7 +18,7 @@ lint: install
 	$(BIN)/mypy plantbridge devtools/plantbridge_devtools
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 demo: install
 	$(BIN)/plantbridge demo --orders 6

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
+
 
 def test_bench_quick_writes_every_field(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"

@@ -15,8 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from plantbridge_devtools.chaos_check import Answered, answered_2xx, edge_answered_2xx, lost_events
 from plantbridge_devtools.erp_audit import audit_sap
+
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
 
 
 def test_chaos_quick_run_loses_doubles_and_unkeys_nothing(tmp_path: Path) -> None:

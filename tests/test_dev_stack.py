@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from asyncua import Client, ua
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
@@ -28,6 +29,8 @@ from plantbridge_devtools.demo import run_demo
 from plantbridge_devtools.stack import DEV_SECRETS, SAP_USER, pid_alive
 from tests.edge.mqtt_helpers import TopicRecorder
 from tests.support import eventually
+
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
 
 
 def wait_for_dev_json(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from rich.console import Console
 
 from plantbridge_devtools.demo import run_demo
@@ -27,6 +28,8 @@ from plantbridge_devtools.erp_audit import audit_sap
 from plantbridge_devtools.stack import pid_alive, read_dev_file
 from tests.support import eventually
 from tests.test_dev_stack import wait_for_dev_json
+
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
 
 
 async def _restarted(state: Path, name: str, old_pid: int) -> int | None:

@@ -42,6 +42,8 @@ from plantbridge.workers.cli import app
 from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.batch.test_shift_schedule import berlin, eventually, store_event
 
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
+
 PLANTBRIDGE = Path(sys.executable).parent / "plantbridge"
 
 

@@ -29,7 +29,7 @@ from plantbridge_devtools.saga_profile import _payload_size
 from tests.gateway.conftest import Gateway, gateway, wire  # noqa: F401 - the gateway fixture
 from tests.support import eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 IDOC = Path(__file__).parent.parent / "fixtures" / "idoc" / "LOIPRO05_Original.xml"
 COMPONENTS = 3000

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client
@@ -17,6 +18,8 @@ from plantbridge.canonical import PlantEvent
 from plantbridge.client import order_summary, start_order
 from tests.conftest import fast_policy, new_order
 from tests.gateway.conftest import Gateway, eventually, wire
+
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
 
 
 def _not_epoch(s: str) -> bool:

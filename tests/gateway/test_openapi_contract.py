@@ -34,6 +34,8 @@ from plantbridge_devtools.temporal_server import DevServer, free_port
 from tests.conftest import new_order
 from tests.gateway.conftest import gateway_policy
 
+pytestmark = pytest.mark.heavy  # minutes, not seconds: `pytest -m 'not heavy'` for a quick loop
+
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
