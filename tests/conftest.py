@@ -6,6 +6,7 @@ as a separate process use the SQLite reference (`sqlite_reference`) and a refere
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import uuid
@@ -31,6 +32,14 @@ from tests.support.postgres import postgres_database
 
 TASK_QUEUE = "plantbridge-orders-test"
 _orders = itertools.count(1)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Everything imported (Temporal, pydantic, Schemathesis, Hypothesis...) moves out of the garbage
+    collector's way: the session's in-process worker runs workflow activations in this process, and the
+    SDK fails an activation that does not yield within 2 s, which a full collection of a grown heap can
+    take on a loaded 2-core machine."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
