@@ -168,7 +168,11 @@ async def start_stack(folder: Path, console: Console) -> Stack:
     port = free_port()
     env = {**os.environ, "PLANTBRIDGE_TEMPORAL_ADDRESS": server.address, "PLANTBRIDGE_STORE_URL": store_url,
            "PLANTBRIDGE_REFERENCE_URL": reference_url, "PLANTBRIDGE_PLANTS_DIR": str(plants),
-           "PLANTBRIDGE_GATEWAY_PORT": str(port)}
+           "PLANTBRIDGE_GATEWAY_PORT": str(port),
+           # Throughput is measured here, rate limits are tested apart: above the default 50 events/s per
+           # plant-system key the load generator's events would be answered 429 (and, not sent again, leave
+           # their orders unfinished).
+           "PLANTBRIDGE_RATE_LIMITS": "plant-system=100000/100000"}
     cli = [sys.executable, "-m", "plantbridge.workers.cli"]
     worker = subprocess.Popen([*cli, "worker"], env=env, stdout=(folder / "worker.log").open("ab"),
                               stderr=subprocess.STDOUT)
