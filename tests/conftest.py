@@ -6,6 +6,7 @@ as a separate process use the SQLite reference (`sqlite_reference`) and a refere
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import os
@@ -72,12 +73,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("db", ["sqlite", "postgresql"], indirect=True, scope="session")
 
 
-@pytest.fixture(scope="session")
-async def db(request: pytest.FixtureRequest, tmp_state: Path) -> AsyncIterator[Database]:
-    """The store, on SQLite, or on PostgreSQL in a database of its own (created here, dropped at the end)."""
-    backend = getattr(request, "param", "sqlite")
+@contextlib.asynccontextmanager
+async def open_store(backend: str, sqlite_file: Path) -> AsyncIterator[Database]:
+    """A store on SQLite (`sqlite_file`), or on PostgreSQL in a database of its own (created, dropped at the end)."""
     if backend == "sqlite":
-        database = await Database(sqlite_url(tmp_state / "plantbridge.db")).init()
+        database = await Database(sqlite_url(sqlite_file)).init()
         yield database
         await database.close()
         return
@@ -85,6 +85,13 @@ async def db(request: pytest.FixtureRequest, tmp_state: Path) -> AsyncIterator[D
         database = await Database(url).init()
         yield database
         await database.close()
+
+
+@pytest.fixture(scope="session")
+async def db(request: pytest.FixtureRequest, tmp_state: Path) -> AsyncIterator[Database]:
+    """The session's store, on SQLite or PostgreSQL (the test's `db` parameter)."""
+    async with open_store(getattr(request, "param", "sqlite"), tmp_state / "plantbridge.db") as database:
+        yield database
 
 
 @pytest.fixture(scope="session")

@@ -303,24 +303,9 @@ async def _finish_and_record(client: Client, order: ProductionOrder, handle: Any
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
 async def test_record_history_release_hold_ending(client: Client, worker: object, reference: MemoryStore) -> None:
     """Patch `release-hold-ignored-when-ending`: a release_hold reaching an order on hold that is being cancelled."""
-    order = new_order(components=False)
-    handle = await start_order(client, order, fast_policy())
-    await submit_event(client, event(order, "quality_hold", reason="contamination suspected"))
+    from tests.test_saga_hold_cancel import release_hold_while_cancelling
 
-    async def held() -> bool:
-        summary = await order_summary(client, order.plant, order.number)
-        return summary.hold is not None and all(s.finished for s in summary.steps)
-
-    await eventually(held)
-    await reference.add_rule("wms", "unblock", order=order.number, kind="transient", times=2, message="WMS busy")
-    await handle.signal("cancel_order", SupervisorAction(by="planner.kim", reason="customer cancelled"))
-
-    async def compensating() -> bool:
-        summary = await order_summary(client, order.plant, order.number)
-        return any("compensating" in t.text for t in summary.timeline)
-
-    await eventually(compensating)
-    await handle.signal("release_hold", SupervisorAction(by="qa.lead"))
+    handle = await release_hold_while_cancelling(client, reference, unblock_failures=2)
     await eventually(lambda: _done(handle), timeout=60)
     history = await handle.fetch_history()
     (HISTORIES / "production_order_release_hold_ending.json").write_text(history.to_json())

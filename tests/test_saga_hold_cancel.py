@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from plantbridge.canonical import OrderState, SupervisorAction
 from plantbridge.client import list_orders, order_summary, start_order, submit_event
@@ -183,6 +184,18 @@ async def test_release_hold_during_cancellation_is_ignored(
     """Patch `release-hold-ignored-when-ending`: a `release_hold` (e.g. from the Temporal UI) reaching an order
     that is being cancelled is noted and ignored: no usage decision posted, the order ends `cancelled`
     (before: it disposed the hold during the compensations, or failed every task once `cancelled`)."""
+    handle = await release_hold_while_cancelling(client, reference, unblock_failures=3)
+    result = await handle.result()
+    assert result.state is OrderState.CANCELLED
+    assert not await reference.calls(system="erp", operation="usage_decision", order=result.order.number)
+    assert any("release_hold ignored" in t.text for t in result.timeline)
+    assert "release_hold" not in {r.action for r in await audit.records(workflow_id=handle.id)}
+
+
+async def release_hold_while_cancelling(client: Client, reference: MemoryStore, *,
+                                        unblock_failures: int) -> WorkflowHandle[Any, Any]:
+    """An order on hold is cancelled; its first compensation (the unblock) fails `unblock_failures` times, and
+    a supervisor's `release_hold` arrives while it compensates. Returns the order's handle."""
     order = new_order(components=False)
     handle = await start_order(client, order, fast_policy())
     await submit_event(client, event(order, "quality_hold", reason="contamination suspected"))
@@ -192,8 +205,7 @@ async def test_release_hold_during_cancellation_is_ignored(
         return summary.hold is not None and all(s.finished for s in summary.steps)
 
     await eventually(hold_reached_systems)
-    # The unblock (first compensation) fails a few times: the release arrives while the order compensates.
-    await reference.add_rule("wms", "unblock", order=order.number, kind="transient", times=3,
+    await reference.add_rule("wms", "unblock", order=order.number, kind="transient", times=unblock_failures,
                              message="WMS busy")
     await handle.signal("cancel_order", SupervisorAction(by="planner.kim", reason="customer cancelled"))
 
@@ -203,8 +215,4 @@ async def test_release_hold_during_cancellation_is_ignored(
 
     await eventually(compensating)
     await handle.signal("release_hold", SupervisorAction(by="qa.lead", reason="re-measured"))
-    result = await handle.result()
-    assert result.state is OrderState.CANCELLED
-    assert not await reference.calls(system="erp", operation="usage_decision", order=order.number)
-    assert any("release_hold ignored" in t.text for t in result.timeline)
-    assert "release_hold" not in {r.action for r in await audit.records(workflow_id=handle.id)}
+    return handle

@@ -34,15 +34,14 @@ from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
 from plantbridge.gateway.app import create_app
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.inbox import Intake, Outcome
-from plantbridge.store import ApiKeys, Database, Inbox, sqlite_url
+from plantbridge.store import ApiKeys, Database, Inbox
 from plantbridge.store.inbox import InboxMessage
 from plantbridge.store.models import utcnow
 from plantbridge.workers.worker import build_worker
 from plantbridge_devtools.temporal_server import DevServer
-from tests.conftest import TASK_QUEUE, fast_policy, new_order, qty
+from tests.conftest import TASK_QUEUE, fast_policy, new_order, open_store, qty
 from tests.gateway.conftest import gateway_policy, wire
 from tests.support import eventually, serve_app
-from tests.support.postgres import postgres_database
 
 ORDERS = 3
 DEFERRED_PER_ORDER = 20
@@ -97,15 +96,9 @@ def _record_drives(gateway: int, intake: Intake, drives: dict[int, list[Drive]])
 async def store(db: Database, tmp_path: Path) -> AsyncIterator[Database]:
     """The two gateways' store: a database of this test's own, of the session store's backend, so that no other
     gateway of the test session (whose re-driver may still poll the session store) can drive these rows."""
-    if db.url.startswith("sqlite"):
-        own = await Database(sqlite_url(tmp_path / "two-gateways.db")).init()
+    async with open_store("sqlite" if db.url.startswith("sqlite") else "postgresql",
+                          tmp_path / "two-gateways.db") as own:
         yield own
-        await own.close()
-        return
-    async with postgres_database() as url:
-        own = await Database(url).init()
-        yield own
-        await own.close()
 
 
 async def test_two_gateways_and_two_workers_process_every_event_once(
