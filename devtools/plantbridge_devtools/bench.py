@@ -359,7 +359,8 @@ async def run_bench(*, quick: bool, out: Path | None, console: Console, skip_edg
             client = await connect(stack.server.address)
             bare = await timed(console, "bare engine", lambda: bench_bare_engine(
                 client, workflows=sizes.bare_workflows, signals=sizes.bare_signals, updates=sizes.bare_updates,
-                activities=sizes.bare_activities, concurrency=sizes.concurrency))
+                activities=sizes.bare_activities, concurrency=sizes.concurrency,
+                server_cpu_s=lambda: stack.cpu_seconds()["server"]))
             cpu_before, wall_before = stack.cpu_seconds(), time.perf_counter()
             main = await timed(console, f"plantbridge: {sizes.orders} orders x {sizes.events_per_order} events",
                                lambda: run_orders(client, stack, sizes, f"9{run}A"))
@@ -416,7 +417,8 @@ async def run_bench(*, quick: bool, out: Path | None, console: Console, skip_edg
         "peak_rss_mb": {k: round(v / 1024, 1) for k, v in stack.peaks.items()},
         "cpu_cores_used_during_events": cpu_share,
         "per_plant_event": {"cpu_ms": cpu_ms_per_event, **histories["per_plant_event"],
-                            "history_sample_orders": histories["sample_orders"]},
+                            "history_sample_orders": histories["sample_orders"],
+                            "by_kind": histories["per_plant_event_by_kind"]},
         "per_order": histories["per_order"],
         "open_orders": memory,
         "bare_engine": bare,

@@ -8,6 +8,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -69,7 +70,9 @@ async def _gather_limited(n: int, concurrency: int, make: Any) -> list[Any]:
 
 
 async def bench_bare_engine(client: Client, *, workflows: int, signals: int, updates: int, activities: int,
-                            concurrency: int) -> dict[str, Any]:
+                            concurrency: int, server_cpu_s: Callable[[], float] | None = None) -> dict[str, Any]:
+    """The bare engine's rates; with `server_cpu_s` (the server's CPU seconds so far) also the CPU milliseconds
+    one update costs the server and this process (client and worker both run here)."""
     run = uuid.uuid4().hex[:8]
     async with Worker(client, task_queue=BARE_QUEUE, workflows=[BenchTrivialWorkflow], activities=[noop_activity],
                       max_concurrent_activities=200):
@@ -90,9 +93,13 @@ async def bench_bare_engine(client: Client, *, workflows: int, signals: int, upd
             await handles[i % len(handles)].execute_update(BenchTrivialWorkflow.bump, 1)
             latencies.append(time.perf_counter() - t)
 
-        t0 = time.perf_counter()
+        t0, own0, server0 = time.perf_counter(), time.process_time(), server_cpu_s() if server_cpu_s else 0.0
         await _gather_limited(updates, concurrency, update)
         update_s = time.perf_counter() - t0
+        update_cpu_ms = {
+            "server": round((server_cpu_s() - server0) * 1000 / max(updates, 1), 2) if server_cpu_s else None,
+            "client_and_worker": round((time.process_time() - own0) * 1000 / max(updates, 1), 2),
+        }
 
         t0 = time.perf_counter()
         act = await client.start_workflow(BenchTrivialWorkflow.run, activities, id=f"bench-bare-{run}-act",
@@ -111,5 +118,6 @@ async def bench_bare_engine(client: Client, *, workflows: int, signals: int, upd
             "p99": round(percentile(latencies, 99) * 1000, 1),
             "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else 0.0,
         },
+        "update_cpu_ms": update_cpu_ms,
         "sequential_activities_per_s": round(activities / activity_s, 1),
     }

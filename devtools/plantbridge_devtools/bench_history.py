@@ -4,12 +4,18 @@
 as new counts from its last start) and counts, over their whole life (release, the plant events,
 completion), workflow tasks, activities and history events, divided by the plant events sent to those
 orders. It also reports the largest payload and the history size per order, as stored (encoded, and
-encrypted when the bench's processes have codec keys).
+encrypted when the bench's processes have codec keys). `per_plant_event_by_kind` breaks the counts
+down by history event type, activity type and marker name, so a change shows where it saved.
+`PLANTBRIDGE_BENCH_HISTORY_DIR=<folder>` writes each sampled history there as JSON, to read one order's
+events after a run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
@@ -40,12 +46,26 @@ def payload_sizes(message: Message) -> list[int]:
     return sizes
 
 
-async def order_history(client: Client, plant: str, order: str) -> dict[str, int]:
+async def order_history(client: Client, plant: str, order: str) -> dict[str, Any]:
     history = await client.get_workflow_handle(workflow_id(plant, order)).fetch_history()
     events = list(history.events)
+    if dump := os.environ.get("PLANTBRIDGE_BENCH_HISTORY_DIR"):  # for reading one order's history after a run
+        Path(dump, f"{plant}-{order}.json").write_text(history.to_json())
     payloads = [size for e in events for size in payload_sizes(e)]
+    kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in events)
+    activity_types = Counter(
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+    local = Counter(
+        e.marker_recorded_event_attributes.marker_name
+        for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    )
     return {
         "history_events": len(events),
+        "by_event_type": dict(kinds),
+        "by_activity": dict(activity_types),
+        "markers": dict(local),
         "workflow_tasks": sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events),
         "activities": sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in events),
         "history_bytes": sum(e.ByteSize() for e in events),
@@ -58,9 +78,16 @@ async def history_costs(client: Client, plant: str, orders: list[str], events_pe
     got = await asyncio.gather(*(order_history(client, plant, o) for o in orders))
     events = max(1, events_per_order * len(got))
     total = {k: sum(h[k] for h in got) for k in ("workflow_tasks", "activities", "history_events")}
+    breakdown: dict[str, Counter[str]] = {k: Counter() for k in ("by_event_type", "by_activity", "markers")}
+    for h in got:
+        for k, counter in breakdown.items():
+            counter.update(h[k])
     return {
         "sample_orders": len(got),
         "per_plant_event": {k: round(v / events, 2) for k, v in total.items()},
+        "per_plant_event_by_kind": {
+            k: {name: round(n / events, 3) for name, n in counter.most_common()} for k, counter in breakdown.items()
+        },
         "per_order": {
             "history_events_max": max((h["history_events"] for h in got), default=0),
             "history_bytes_max": max((h["history_bytes"] for h in got), default=0),

@@ -29,6 +29,9 @@ def print_summary(r: dict[str, Any], console: Console) -> None:
          f"{r['per_plant_event']['history_events']}"),
         ("per plant event: CPU ms worker / gateway / server",
          " / ".join(str(r["per_plant_event"]["cpu_ms"].get(k, "-")) for k in ("worker", "gateway", "server"))),
+        ("bare update: CPU ms server / client and worker",
+         " / ".join(str(r["bare_engine"].get("update_cpu_ms", {}).get(k, "-"))
+                    for k in ("server", "client_and_worker"))),
         ("per order: history KB max / largest payload KB",
          f"{round(r['per_order']['history_bytes_max'] / 1024, 1)} / "
          f"{round(r['per_order']['largest_payload_bytes'] / 1024, 1)}"),
