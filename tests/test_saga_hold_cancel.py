@@ -4,6 +4,7 @@ SLA timers alert and escalate."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -149,10 +150,23 @@ async def test_sla_timers_alert_and_escalate(client: Client, worker: object, ref
     await eventually(lambda: escalated("release_not_started"))
     await submit_event(client, event(order, "quality_hold", reason="visual defect"))
     await eventually(lambda: escalated("hold_unresolved"))
-    alerts = [c.payload for c in await reference.calls(system="notify", order=order.number)]
-    topics = Counter((a["topic"], a["level"]) for a in alerts)
+
+    async def sent() -> Counter[tuple[str, int]]:
+        """The alerts the notification system received (a step after the saga notes the alert: on a loaded
+        machine it lands a moment later)."""
+        alerts = [c.payload for c in await reference.calls(system="notify", order=order.number)]
+        return Counter((a["topic"], a["level"]) for a in alerts)
+
+    await eventually(lambda: sent_all(sent), what="the escalated alerts sent")
+    topics = await sent()
     assert topics[("release_not_started", 1)] == 1 and topics[("release_not_started", 2)] == 1
     assert topics[("hold_unresolved", 2)] == 1
+
+
+async def sent_all(sent: Callable[[], Awaitable[Counter[tuple[str, int]]]]) -> bool:
+    topics = await sent()
+    return all(topics[key] for key in (("release_not_started", 1), ("release_not_started", 2),
+                                       ("hold_unresolved", 2)))
 
 
 async def test_posting_overdue_alerts(client: Client, worker: object, reference: MemoryStore) -> None:
