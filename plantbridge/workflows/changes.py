@@ -104,7 +104,7 @@ class OrderChanges(SlaTimers):
         while True:
             # Not held back while rolling over: `_continue_as_new` waits until no notice is left unread.
             await workflow.wait_condition(lambda: self._changes_wanted > 0)
-            if not workflow.patched(patches.ORDER_CHANGES):
+            if not self._patches.on(patches.ORDER_CHANGES):
                 self._changes_wanted = 0
                 continue
             self._changes_wanted = 0

@@ -132,7 +132,7 @@ class MaintenanceRequestWorkflow:
         await workflow.wait_condition(lambda: self._completion is not None)
         done = self._completion
         assert done is not None
-        if workflow.patched(patches.MAINTENANCE_COMPLETION_AUDIT):
+        if patches.NO_EPOCH.on(patches.MAINTENANCE_COMPLETION_AUDIT):
             # Who reported the job done (Temporal UI, CLI), with their note, in the audit trail.
             await self._audit(contract.MAINTENANCE_COMPLETED_AUDIT, done.by, "maintenance_completed",
                               reason=done.reason)
@@ -176,7 +176,7 @@ class MaintenanceRequestWorkflow:
                 step.status, step.message = "rejected", failure[0]
                 self.state.status = "waiting_for_decision"
                 self._decision = None
-                patched = workflow.patched(patches.MAINTENANCE_EXCEPTIONS)
+                patched = patches.NO_EPOCH.on(patches.MAINTENANCE_EXCEPTIONS)
                 exc = self._open(step, kind, failure, failure_category(err)) if patched else None
                 self._details()
                 await self._alert(

@@ -1,8 +1,16 @@
-"""Patch ids: every change to running workflow code goes through `workflow.patched(<id>)`.
+"""Patch ids: every change to running workflow code goes through a patch (`RunPatches.on(<id>)`).
 
 A running order replays its history on every worker; code that would issue different commands for
 an old history checks its patch first (`tests/test_replay.py` replays recorded histories). Listed in
 docs/ARCHITECTURE.md §8 with when each can go.
+
+The epoch (issue 17): each `workflow.patched(<id>)` records a marker and an upsert of
+`TemporalChangeVersion` (a visibility write) in the order's history. A `ProductionOrder` run started by
+code that knows the epoch consults `EPOCH` once, in its first workflow task (`@workflow.init`); when
+set, every id in `EPOCH_COVERS` (the ids that existed before it) is on without a marker. A run started
+before the epoch replays its first task without the marker, so `EPOCH` is False for its whole run
+(`workflow.patched` memoizes per run) and each id goes to `workflow.patched` as before. An id added
+after the epoch is not in `EPOCH_COVERS` and always goes to `workflow.patched`.
 
 Deprecating one: once no workflow started before the patch can still be running (all such orders
 posted or cancelled, and their histories past retention), replace `workflow.patched(X)` with
@@ -13,6 +21,8 @@ more, delete the call and the id.
 from __future__ import annotations
 
 from typing import Final
+
+from temporalio import workflow
 
 # ProductionOrder: a maintenance request starts a `MaintenanceRequest` child workflow (before: an
 # ERP notification step and an alert in the order's own lanes).
@@ -100,3 +110,63 @@ ALL: Final[tuple[str, ...]] = (
     RELEASE_HOLD_ENDING,
     UNKNOWN_MATERIAL,
 )
+
+# The patch epoch (issue 17): a `ProductionOrder` run that consulted it at its start takes every id in
+# `EPOCH_COVERS` as set without a marker (before: one marker and one `TemporalChangeVersion` upsert per
+# id the order consulted: 5 + 5 of a 20-event order's history).
+EPOCH: Final = "epoch-2026-12"
+# The ids that existed at the epoch, spelled out: an id added after it must not join this list (its
+# old branch is what runs started before it, epoch or not, replay), so it goes to `workflow.patched`.
+EPOCH_COVERS: Final[frozenset[str]] = frozenset({
+    MAINTENANCE_CHILD,
+    DOWNTIME_WATCH,
+    ACK_PER_EVENT,
+    SINGLE_WATCHERS,
+    MAINTENANCE_EXCEPTIONS,
+    BOUNDED_ACK,
+    MAINTENANCE_COMPLETION_AUDIT,
+    ORDER_CHANGES,
+    TEMPORAL_CANCEL,
+    EVENT_SIGNAL_CLOSED,
+    RELEASE_READS_ORDER,
+    DEAD_LETTER_NOTIFY,
+    AUDIT_BATCH,
+    ACK_PER_TRIGGER,
+    STEP_INPUTS,
+    FINISHED_STEPS_BOUNDED,
+    RELEASE_HOLD_ENDING,
+    UNKNOWN_MATERIAL,
+})
+
+
+class RunPatches:
+    """The patches as one workflow run sees them: held by the workflow instance, never module state
+    (one worker runs many workflows, each with its own epoch)."""
+
+    __slots__ = ("_epoch",)
+
+    def __init__(self, *, epoch: bool) -> None:
+        self._epoch = epoch
+
+    @classmethod
+    def at_start(cls) -> RunPatches:
+        """Consult the epoch: in the run's first workflow task only (its `@workflow.init`), the same point
+        in every replay. A run whose first task was recorded without the epoch's marker replays it False
+        (and `workflow.patched` keeps that answer for the run), so it never takes the epoch later."""
+        return cls(epoch=workflow.patched(EPOCH))
+
+    @property
+    def epoch(self) -> bool:
+        return self._epoch
+
+    def on(self, patch_id: str) -> bool:
+        """Whether this run takes the patched branch of `patch_id`: without a marker for an id the epoch
+        covers (when this run has the epoch), else `workflow.patched(patch_id)` as ever."""
+        if self._epoch and patch_id in EPOCH_COVERS:
+            return True
+        return workflow.patched(patch_id)
+
+
+# Workflows that do not consult the epoch (`MaintenanceRequest`, `AuditArchive`: one or two patches a
+# run, so the epoch's own marker would save little or nothing): every id goes to `workflow.patched`.
+NO_EPOCH: Final = RunPatches(epoch=False)

@@ -28,11 +28,11 @@ class PlannerBase:
     def __init__(self, state: SagaState, workflow_id: str) -> None:
         self.s = state
         self.workflow_id = workflow_id
-        # Set by the workflow (behind `workflow.patched`): maintenance requests go to a child workflow.
+        # Set by the workflow (behind its patch): maintenance requests go to a child workflow.
         self.maintenance_child = False
-        # Set by the workflow (behind `workflow.patched`): long downtimes are alerted while they last.
+        # Set by the workflow (behind its patch): long downtimes are alerted while they last.
         self.downtime_watch = False
-        # Set by the workflow (behind `workflow.patched`): consumption of a material not in the order's
+        # Set by the workflow (behind its patch): consumption of a material not in the order's
         # components is held for a supervisor (plant policy `unknown_material: exception`).
         self.unknown_material_review = False
         # True when the last applied event was buffered for an aggregated posting.

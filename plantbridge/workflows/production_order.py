@@ -41,6 +41,8 @@ class ProductionOrderWorkflow(OrderChanges):
 
     @workflow.init
     def __init__(self, inp: SagaInput) -> None:
+        # First, in the run's first workflow task, every replay alike: the patch epoch (patches.py).
+        self._patches = patches.RunPatches.at_start()
         self._s: SagaState | None = None
         self._logic: OrderLogic | None = None
         self._seen: set[str] = set()
@@ -93,7 +95,7 @@ class ProductionOrderWorkflow(OrderChanges):
             except asyncio.CancelledError:
                 # Temporal's RequestCancelWorkflowExecution (the UI's "Request Cancellation", `handle.cancel()`):
                 # the same compensations and audit as `cancel_order` (before the patch: the run just ended).
-                if not workflow.patched(patches.TEMPORAL_CANCEL):
+                if not self._patches.on(patches.TEMPORAL_CANCEL):
                     raise
                 if self._cancel_from_temporal():
                     await self._shielded(self._run_cancellation(self._cancel or SupervisorAction()))
@@ -104,7 +106,7 @@ class ProductionOrderWorkflow(OrderChanges):
                 await workflow.wait_condition(lambda: not self.s.pending_audit and workflow.all_handlers_finished())
                 break
             except asyncio.CancelledError:
-                if not workflow.patched(patches.TEMPORAL_CANCEL):
+                if not self._patches.on(patches.TEMPORAL_CANCEL):
                     raise
                 self.logic.note(workflow.now(), "supervisor", "cancellation ignored: the order is "
                                 f"{self.s.state.value}", by=contract.TEMPORAL_UI_ACTOR)
@@ -121,7 +123,7 @@ class ProductionOrderWorkflow(OrderChanges):
                 lambda: self._cancel is not None or self._finished() or self._continue_suggested()
             )
             if self._cancel is not None and s.state not in END_STATES:
-                if workflow.patched(patches.TEMPORAL_CANCEL):  # a cancellation from Temporal cannot cut it off
+                if self._patches.on(patches.TEMPORAL_CANCEL):  # a cancellation from Temporal cannot cut it off
                     await self._shielded(self._run_cancellation(self._cancel))
                 else:
                     await self._run_cancellation(self._cancel)
@@ -200,7 +202,7 @@ class ProductionOrderWorkflow(OrderChanges):
         # The event's own postings (completion steps it triggers are reported by the order, not here).
         erp_steps = [st for st in steps if st.kind.posts_to_erp and st.ack_to is not None]
         if erp_steps:
-            if workflow.patched(patches.BOUNDED_ACK):
+            if self._patches.on(patches.BOUNDED_ACK):
                 await self._wait_for_outcome(erp_steps)
             else:  # histories recorded before the patch waited without a bound
                 await workflow.wait_condition(lambda: self._draining or acks.settled(erp_steps))
@@ -240,7 +242,7 @@ class ProductionOrderWorkflow(OrderChanges):
         noted and audited with the claimed source. With `event_signals`: duplicates are counted,
         invalid events noted on the timeline; others as `submit_event`.
         """
-        if not self.s.policy.event_signals and workflow.patched(patches.EVENT_SIGNAL_CLOSED):
+        if not self.s.policy.event_signals and self._patches.on(patches.EVENT_SIGNAL_CLOSED):
             self.s.events_rejected += 1
             self.logic.note(workflow.now(), "rejected", f"{event.event_type.value} sent as a signal refused: plant "
                             "events enter through the gateway", event_id=event.event_id, by=contract.SIGNAL_ACTOR)
@@ -265,18 +267,18 @@ class ProductionOrderWorkflow(OrderChanges):
         self._remember(event.event_id)
         self._events_this_run += 1
         if event.event_type is EventType.MAINTENANCE_REQUESTED:
-            self.logic.maintenance_child = workflow.patched(patches.MAINTENANCE_CHILD)
+            self.logic.maintenance_child = self._patches.on(patches.MAINTENANCE_CHILD)
         if event.event_type is EventType.DOWNTIME_ENDED:
-            self.logic.downtime_watch = workflow.patched(patches.DOWNTIME_WATCH)
+            self.logic.downtime_watch = self._patches.on(patches.DOWNTIME_WATCH)
         if event.event_type is EventType.MATERIAL_CONSUMED and self.logic.unknown_material(event) is not None:
-            self.logic.unknown_material_review = workflow.patched(patches.UNKNOWN_MATERIAL)
+            self.logic.unknown_material_review = self._patches.on(patches.UNKNOWN_MATERIAL)
         steps = self.logic.apply(event, workflow.now())
         self._buffered_event = event.event_id if self.logic.last_buffered else None
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the caller's trace (from the update's or signal's headers), if any
         for step in steps:
             step.trace = carrier
-        if event.event_type is EventType.DOWNTIME_STARTED and workflow.patched(patches.DOWNTIME_WATCH):
+        if event.event_type is EventType.DOWNTIME_STARTED and self._patches.on(patches.DOWNTIME_WATCH):
             self._watch_once(
                 ("downtime", event.work_center or "", event.occurred_at.isoformat()),
                 lambda: self._watch_downtime(event.work_center or "", event.occurred_at, event),
@@ -324,7 +326,7 @@ class ProductionOrderWorkflow(OrderChanges):
         """
         if self.s.state is not OrderState.PLANNED:
             return
-        if workflow.patched(patches.RELEASE_READS_ORDER):
+        if self._patches.on(patches.RELEASE_READS_ORDER):
             if notice is None:
                 notice = OrderReleaseNotice(plant=self.s.order.plant, order=self.s.order.number)
             elif isinstance(notice, ProductionOrder):
@@ -388,7 +390,7 @@ class ProductionOrderWorkflow(OrderChanges):
             self._publish()
             return
         ending = self.s.state in END_STATES or self._cancel is not None
-        if ending and workflow.patched(patches.RELEASE_HOLD_ENDING):
+        if ending and self._patches.on(patches.RELEASE_HOLD_ENDING):
             # A cancelled (or cancelling) order keeps its hold record; releasing it would ask for a
             # transition out of `cancelled` and fail every workflow task (the order stuck).
             self.logic.note(now, "supervisor", f"release_hold ignored: the order is {self.s.state.value}"

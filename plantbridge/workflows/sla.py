@@ -30,7 +30,7 @@ class SlaTimers(StepEngine):
 
     def _watch_once(self, key: tuple[str, ...], make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Start an SLA watcher unless one runs for the same thing (a handler may run before `run`)."""
-        if key in self._watchers and workflow.patched(patches.SINGLE_WATCHERS):
+        if key in self._watchers and self._patches.on(patches.SINGLE_WATCHERS):
             return
         self._watchers.add(key)
         self._spawn(make())
@@ -45,7 +45,7 @@ class SlaTimers(StepEngine):
         if s.hold is not None:
             hold = s.hold
             self._watch_once(("hold", hold.event_id or ""), lambda: self._watch_hold(hold.event_id, hold.since))
-        if s.downtime_open and workflow.patched(patches.DOWNTIME_WATCH):
+        if s.downtime_open and self._patches.on(patches.DOWNTIME_WATCH):
             for wc, since in s.downtime_open.items():
                 self._watch_once(("downtime", wc, since.isoformat()), self._downtime_watcher(wc, since))
 

@@ -57,6 +57,7 @@ class StepEngine:
     _cancel: SupervisorAction | None
     _tasks: set[asyncio.Task[None]]
     _visible: tuple[object, ...]
+    _patches: patches.RunPatches  # this run's patches (the epoch consulted at its start)
 
     @property
     def s(self) -> SagaState:
@@ -155,12 +156,12 @@ class StepEngine:
     def _forget_finished(self) -> None:
         """Drop finished steps nothing reads again beyond the newest ones (bounded memory per order)."""
         kept = without_oldest_finished(self.s.steps)
-        if kept is not None and workflow.patched(patches.FINISHED_STEPS_BOUNDED):
+        if kept is not None and self._patches.on(patches.FINISHED_STEPS_BOUNDED):
             self.s.steps = kept
 
     async def _execute(self, step: Step) -> c.StepResult:
         s = self.s
-        order = order_for_step(s.order, step.kind) if workflow.patched(patches.STEP_INPUTS) else s.order
+        order = order_for_step(s.order, step.kind) if self._patches.on(patches.STEP_INPUTS) else s.order
         # The plant event's trace goes on into the activity (and the connector's HTTP call).
         token = otel_context.attach(propagate.extract(step.trace)) if step.trace else None
         try:
@@ -263,11 +264,11 @@ class StepEngine:
         if step.ack_to is None or not step.kind.posts_to_erp or step.event_id is None:
             return
         docs = step.result.documents if step.result else []
-        if workflow.patched(patches.ACK_PER_TRIGGER):
+        if self._patches.on(patches.ACK_PER_TRIGGER):
             if step.ack_to.lower().startswith("mes"):
                 self._acknowledge_trigger(step, status, message)
             return
-        if workflow.patched(patches.ACK_PER_EVENT):
+        if self._patches.on(patches.ACK_PER_EVENT):
             if not step.ack_to.lower().startswith("mes"):
                 return
             if status != "rejected":
@@ -318,7 +319,7 @@ class StepEngine:
     async def _audit_pump(self) -> None:
         while True:
             await workflow.wait_condition(lambda: bool(self.s.pending_audit))
-            if workflow.patched(patches.AUDIT_BATCH):
+            if self._patches.on(patches.AUDIT_BATCH):
                 # Every note waiting now, in one short store write that needs no task of its own.
                 notes = list(self.s.pending_audit)
                 await workflow.execute_local_activity(
@@ -398,7 +399,7 @@ class StepEngine:
             record = next(m for m in self.s.maintenance if m.status == "requested")
             s = self.s
             child_id = contract.maintenance_workflow_id(s.order.plant, s.order.number, record.request_id)
-            trimmed = workflow.patched(patches.STEP_INPUTS)
+            trimmed = self._patches.on(patches.STEP_INPUTS)
             inp = MaintenanceInput(
                 order=order_for_step(s.order, None) if trimmed else s.order,
                 policy=s.policy,

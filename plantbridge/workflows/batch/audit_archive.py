@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         DeadLetterAlert,
         dead_letter_order,
     )
-    from plantbridge.workflows.patches import DEAD_LETTER_NOTIFY
+    from plantbridge.workflows.patches import DEAD_LETTER_NOTIFY, NO_EPOCH
 
 SCHEDULED_START = SearchAttributeKey.for_datetime(SCHEDULED_START_ATTRIBUTE)
 
@@ -50,7 +50,7 @@ class AuditArchiveWorkflow:
             heartbeat_timeout=timedelta(seconds=15),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
         )
-        if result.alerts and workflow.patched(DEAD_LETTER_NOTIFY):
+        if result.alerts and NO_EPOCH.on(DEAD_LETTER_NOTIFY):
             for alert in result.alerts:
                 await self._alert(alert)
         return result
