@@ -106,6 +106,11 @@ def current_details(s: SagaState) -> str:
     return "\n".join(lines)
 
 
+def publish_details(s: SagaState) -> None:
+    """The current-details screen only (no search attributes: nothing enters the history)."""
+    workflow.set_current_details(current_details(s))
+
+
 def publish(s: SagaState, shown: tuple[object, ...]) -> tuple[object, ...]:
     """Search attributes (on change only) and the current-details screen; returns what is shown now."""
     values = (s.state.value, len(s.open_exceptions))

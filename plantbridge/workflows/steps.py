@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.saga import SagaState, Step
     from plantbridge.canonical.states import OrderState
     from plantbridge.workflows import patches
-    from plantbridge.workflows.details import publish
+    from plantbridge.workflows.details import publish, publish_details
     from plantbridge.workflows.local_steps import LOCAL_RETRY_THRESHOLD, local_step_timeout, runs_local
     from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
@@ -180,7 +180,7 @@ class StepEngine:
             if runs_local(step.kind, compensation=step.compensation) and workflow.patched(patches.LOCAL_PLANT_STEPS):
                 # A plant-system call, inside this workflow task (local_steps.py says why). No pending
                 # activity shows it in the UI: the current details list it as in progress.
-                self._publish()
+                publish_details(s)
                 result = await workflow.execute_local_activity(
                     step.kind.value,
                     request,
