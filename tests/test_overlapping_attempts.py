@@ -109,6 +109,16 @@ def test_worst_case_of_a_sap_plant() -> None:
     assert "plant 1000" in text and "60 s" in text and "150 s" in text and "erp" in text
 
 
+def test_plant_system_worst_case_must_fit_a_local_step() -> None:
+    """MES steps run as local activities of at most 45 s (workflows/local_steps.py): an MES connector whose
+    worst case (look-up + POST) reaches that is refused, even under a long `activity_timeout`."""
+    slow_mes = _plant().model_copy(update={"mes": _plant().mes.model_copy(update={"timeout_s": 25})})
+    with pytest.raises(ConfigurationError) as err:
+        check_activity_timeouts({"1000": slow_mes})
+    text = str(err.value)
+    assert "mes steps run as local activities of at most 45 s" in text and "50 s" in text, text
+
+
 def test_worker_refuses_to_start_with_a_too_short_activity_timeout(tmp_path: Path) -> None:
     plants = tmp_path / "plants"
     plants.mkdir()

@@ -336,6 +336,28 @@ async def test_record_history_unknown_material(client: Client, worker: object, r
     (HISTORIES / "production_order_unknown_material.json").write_text(history.to_json())
 
 
+@pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
+async def test_record_history_local_steps(client: Client, worker: object, reference: MemoryStore) -> None:
+    """Patch `local-plant-system-steps` (issue 17): plant-system steps as local activities. The MES refuses the
+    dispatch (parked, retried by a supervisor), the WMS staging fails once and is retried after a backoff on a
+    workflow timer, acknowledgements and the completion's transfers follow; ERP postings stay activities."""
+    order = new_order()
+    await reference.add_rule("mes", "dispatch", order=order.number, code="MES-409", times=1,
+                             message="work center ASSY-01 has no shift planned")
+    await reference.add_rule("wms", "stage", order=order.number, kind="transient", times=1,
+                             message="WMS 503 Service Unavailable")
+    policy = fast_policy(retry_initial=timedelta(seconds=3), retry_max_interval=timedelta(seconds=3))
+    handle = await start_order(client, order, policy)
+
+    async def parked() -> list[Any]:
+        return (await order_summary(client, order.plant, order.number)).open_exceptions
+
+    [exc] = await eventually(parked)
+    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+    await submit_event(client, event(order, "operation_started", operation="0010"))
+    await _finish_and_record(client, order, handle, "production_order_local_steps.json")
+
+
 async def _done(handle: object) -> bool:
     return (await handle.describe()).status.name == "COMPLETED"  # type: ignore[attr-defined]
 

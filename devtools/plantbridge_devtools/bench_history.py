@@ -5,7 +5,8 @@ as new counts from its last start) and counts, over their whole life (release, t
 completion), workflow tasks, activities and history events, divided by the plant events sent to those
 orders. It also reports the largest payload and the history size per order, as stored (encoded, and
 encrypted when the bench's processes have codec keys). `per_plant_event_by_kind` breaks the counts
-down by history event type, activity type and marker name, so a change shows where it saved.
+down by history event type, activity type, marker name and local activity type (from the local
+activity markers' data), so a change shows where it saved.
 `PLANTBRIDGE_BENCH_HISTORY_DIR=<folder>` writes each sampled history there as JSON, to read one order's
 events after a run.
 """
@@ -13,13 +14,15 @@ events after a run.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -46,6 +49,18 @@ def payload_sizes(message: Message) -> list[int]:
     return sizes
 
 
+def local_activity_type(details: Mapping[str, Payloads]) -> str | None:
+    """The activity type of a local activity's marker (its `data` payload: the SDK core's JSON), else None."""
+    data = details.get("data")
+    if data is None or not data.payloads:
+        return None
+    try:
+        found = json.loads(data.payloads[0].data).get("activity_type")
+    except (ValueError, AttributeError):  # an encrypted payload (codec keys) or another marker's data
+        return None
+    return found if isinstance(found, str) else None
+
+
 async def order_history(client: Client, plant: str, order: str) -> dict[str, Any]:
     history = await client.get_workflow_handle(workflow_id(plant, order)).fetch_history()
     events = list(history.events)
@@ -61,11 +76,16 @@ async def order_history(client: Client, plant: str, order: str) -> dict[str, Any
         e.marker_recorded_event_attributes.marker_name
         for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
     )
+    local_activities = Counter(
+        name for e in events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and (name := local_activity_type(e.marker_recorded_event_attributes.details))
+    )
     return {
         "history_events": len(events),
         "by_event_type": dict(kinds),
         "by_activity": dict(activity_types),
         "markers": dict(local),
+        "by_local_activity": dict(local_activities),
         "workflow_tasks": sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events),
         "activities": sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in events),
         "history_bytes": sum(e.ByteSize() for e in events),
@@ -78,7 +98,8 @@ async def history_costs(client: Client, plant: str, orders: list[str], events_pe
     got = await asyncio.gather(*(order_history(client, plant, o) for o in orders))
     events = max(1, events_per_order * len(got))
     total = {k: sum(h[k] for h in got) for k in ("workflow_tasks", "activities", "history_events")}
-    breakdown: dict[str, Counter[str]] = {k: Counter() for k in ("by_event_type", "by_activity", "markers")}
+    breakdown: dict[str, Counter[str]] = {
+        k: Counter() for k in ("by_event_type", "by_activity", "markers", "by_local_activity")}
     for h in got:
         for k, counter in breakdown.items():
             counter.update(h[k])

@@ -19,7 +19,8 @@ posting up (not there yet) and post a second document. So:
 
 - the attempt that calls the system holds a **lease** on the ledger row (`ledger.acquire`), renewed
   by a background **heartbeat** task (which also heartbeats to Temporal, so a dead worker's attempt
-  is retried after the heartbeat timeout instead of the whole start-to-close);
+  is retried after the heartbeat timeout instead of the whole start-to-close; a local activity has
+  no heartbeat: its short start-to-close bounds it);
 - another attempt that finds a live lease **waits** (bounded by its own start-to-close) until the
   row is finished or the lease lapses, then reads the ledger (succeeded: the stored documents) or
   looks the posting up as before; still held at the bound, it fails retryably (`PostingInFlight`);
@@ -115,10 +116,16 @@ class ActivityBase:
                     await self.ledger.release(req.idempotency_key, owner)
 
     async def _keep_alive(self, key: str, owner: str, interval: timedelta, ttl: timedelta) -> None:
-        """Heartbeat to Temporal and renew this attempt's lease while it runs."""
+        """Heartbeat to Temporal and renew this attempt's lease while it runs.
+
+        A local activity (the plant-system steps: workflows/local_steps.py) has no heartbeat: the SDK's
+        core refuses one ("Activity heartbeat failed ... UnknownActivity", a warning per beat), and its
+        start-to-close bounds the attempt. It renews its lease all the same."""
+        beats = not activity.info().is_local
         while True:
             await asyncio.sleep(interval.total_seconds())
-            activity.heartbeat()
+            if beats:
+                activity.heartbeat()
             try:
                 await self.ledger.renew(key, owner, ttl)
             except Exception as err:  # the store hiccups: the lease may lapse, the look-up still guards

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from plantbridge.canonical.plant_config import PlantConfig, SystemConfig
 from plantbridge.workers.registry import ConfigurationError
+from plantbridge.workflows.local_steps import LOCAL_SYSTEMS, local_step_timeout
 
 ERP_REQUESTS = {"sap_odata": 5, "odoo": 8}
 REST_REQUESTS = 2
@@ -38,16 +39,27 @@ def worst_cases(cfg: PlantConfig) -> dict[str, tuple[float, str]]:
 
 
 def check_activity_timeouts(plants: dict[str, PlantConfig]) -> None:
-    """Raise `ConfigurationError` naming every plant whose activity timeout is not above a worst case."""
+    """Raise `ConfigurationError` naming every plant whose activity timeout is not above a worst case.
+
+    The plant systems' steps run as local activities, whose attempts end after `LOCAL_STEP_TIMEOUT`
+    when the plant's `activity_timeout` is longer (workflows/local_steps.py): their worst case must be
+    below that too."""
     problems = []
     for code, cfg in sorted(plants.items()):
         limit = cfg.policy.activity_timeout.total_seconds()
+        local = local_step_timeout(cfg.policy).total_seconds()
         for system, (seconds, how) in worst_cases(cfg).items():
             if limit <= seconds:
                 problems.append(
                     f"plant {code}: policy.activity_timeout is {limit:g} s but its {system} connector may take "
                     f"{seconds:g} s ({how}); raise activity_timeout above {seconds:g} s or lower "
                     f"{system}.timeout_s"
+                )
+            elif system in LOCAL_SYSTEMS and local <= seconds:
+                problems.append(
+                    f"plant {code}: its {system} steps run as local activities of at most {local:g} s but its "
+                    f"{system} connector may take {seconds:g} s ({how}); lower {system}.timeout_s below "
+                    f"{local / REST_REQUESTS:g} s"
                 )
     if problems:
         raise ConfigurationError(

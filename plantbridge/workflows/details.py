@@ -90,12 +90,25 @@ def current_details(s: SagaState) -> str:
         f"ERP postings: {len(postings)} · steps pending: {len(pending)} · events accepted: "
         f"{s.events_accepted}, rejected: {s.events_rejected}, duplicates: {s.duplicates}",
     ]
+    running = [st for st in s.steps if st.status == "running" and st.started_at is not None]
+    if running:
+        # Plant-system steps run as local activities: the UI lists no pending activity for them, so a
+        # step that keeps failing transiently (and is retried) shows here, in progress since it began.
+        lines += ["", "In progress (a step long in progress is being retried; its errors are in the worker's log):", ""]
+        lines += [f"- `{st.kind.value}` {st.id} since {st.started_at:%Y-%m-%d %H:%M:%S} UTC"
+                  + (f", supervisor retry {st.attempts - 1}" if st.attempts > 1 else "")
+                  for st in running[:10] if st.started_at is not None]
     if s.alerts:
         last = s.alerts[-1]
         lines += ["", f"Last alert: {last.topic} (level {last.level}) at {last.at:%H:%M} — {last.message}"]
     if s.timeline:
         lines += ["", "Recent:", ""] + [f"- {t.at:%H:%M:%S} {t.text}" for t in s.timeline[-5:]]
     return "\n".join(lines)
+
+
+def publish_details(s: SagaState) -> None:
+    """The current-details screen only (no search attributes: nothing enters the history)."""
+    workflow.set_current_details(current_details(s))
 
 
 def publish(s: SagaState, shown: tuple[object, ...]) -> tuple[object, ...]:

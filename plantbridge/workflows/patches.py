@@ -90,6 +90,11 @@ RELEASE_HOLD_ENDING: Final = "release-hold-ignored-when-ending"
 # posted. Before: posted like any consumption (still so with `allow`, the default).
 UNKNOWN_MATERIAL: Final = "unknown-material-exception"
 
+# ProductionOrder (issue 17): the plant-system steps (MES, QMS, WMS, notifier; not compensations) run as
+# local activities, in the workflow task (`workflows/local_steps.py` says which and why). Before: every
+# step was a regular activity (3 history events, a task-queue round trip and a workflow task each).
+LOCAL_PLANT_STEPS: Final = "local-plant-system-steps"
+
 ALL: Final[tuple[str, ...]] = (
     MAINTENANCE_CHILD,
     DOWNTIME_WATCH,
@@ -109,6 +114,7 @@ ALL: Final[tuple[str, ...]] = (
     FINISHED_STEPS_BOUNDED,
     RELEASE_HOLD_ENDING,
     UNKNOWN_MATERIAL,
+    LOCAL_PLANT_STEPS,
 )
 
 # The patch epoch (issue 17): a `ProductionOrder` run that consulted it at its start takes every id in

@@ -52,9 +52,19 @@ def step_heartbeat_timeout(policy: PlantPolicy) -> timedelta:
     return min(policy.activity_timeout, timedelta(seconds=30))
 
 
-def failure_info(err: ActivityError) -> tuple[str, str | None, list[str]]:
+# A failed step: a regular activity's `ActivityError` (the activity's own error as its cause), or a local
+# activity's error itself (temporalio 1.35 raises a local activity's `ApplicationError` unwrapped, and
+# only its timeouts as an `ActivityError`).
+StepFailure = ActivityError | ApplicationError
+
+
+def _cause(err: StepFailure) -> BaseException | None:
+    return err.cause if isinstance(err, ActivityError) else err
+
+
+def failure_info(err: StepFailure) -> tuple[str, str | None, list[str]]:
     """The system's message, its code and details from a failed step's activity error."""
-    cause = err.cause
+    cause = _cause(err)
     message, code, details = str(cause or err), None, []
     if isinstance(cause, ApplicationError):
         message = cause.message
@@ -65,11 +75,11 @@ def failure_info(err: ActivityError) -> tuple[str, str | None, list[str]]:
     return message, code, details
 
 
-def failure_category(err: ActivityError, *, compensation: bool = False) -> Category:
+def failure_category(err: StepFailure, *, compensation: bool = False) -> Category:
     """How a parked step is filed: a compensation, an unexpected error, or a business rejection."""
     if compensation:
         return "compensation"
-    cause = err.cause
+    cause = _cause(err)
     if isinstance(cause, ApplicationError) and cause.type == contract.UNEXPECTED_ERROR:
         return "unexpected_error"
     return "business_rejection"

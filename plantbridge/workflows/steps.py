@@ -1,9 +1,10 @@
 """The order saga's step engine: lanes, running a step, parking it for a supervisor, acknowledging.
 
 Each outside system has a *lane* that runs its pending steps one at a time, in order, as
-activities. A step whose activity fails with a non-retryable error (a business rejection, an
-idempotency conflict, an unexpected error past its attempts) is *parked* as an open exception
-until a supervisor retries, skips or overrides it (`resolve_exception`). A finished ERP posting is
+activities (the plant systems' as local activities: `local_steps.py`). A step whose activity fails
+with a non-retryable error (a business rejection, an idempotency conflict, an unexpected error past
+its attempts) is *parked* as an open exception until a supervisor retries, skips or overrides it
+(`resolve_exception`). A finished ERP posting is
 *acknowledged* to the plant system that sent its event. Cancellation runs compensations through
 the same `_run_step`. Mixed into `ProductionOrderWorkflow`; deterministic workflow code.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -30,7 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from plantbridge.canonical.saga import SagaState, Step
     from plantbridge.canonical.states import OrderState
     from plantbridge.workflows import patches
-    from plantbridge.workflows.details import publish
+    from plantbridge.workflows.details import publish, publish_details
+    from plantbridge.workflows.local_steps import LOCAL_RETRY_THRESHOLD, local_step_timeout, runs_local
     from plantbridge.workflows.maintenance import MaintenanceInput
     from plantbridge.workflows.order_logic import OrderLogic
     from plantbridge.workflows.retention import without_oldest_finished
@@ -138,7 +140,7 @@ class StepEngine:
                     )
                     self._acknowledge(step, "posted")
                     break
-                except ActivityError as err:
+                except (ActivityError, ApplicationError) as err:  # ApplicationError: a local step's (step_calls.py)
                     self._running -= 1
                     try:
                         category = failure_category(err, compensation=step.compensation)
@@ -162,26 +164,41 @@ class StepEngine:
     async def _execute(self, step: Step) -> c.StepResult:
         s = self.s
         order = order_for_step(s.order, step.kind) if self._patches.on(patches.STEP_INPUTS) else s.order
+        request = c.StepRequest(
+            idempotency_key=contract.idempotency_key(workflow.info().workflow_id, step.id),
+            workflow_id=workflow.info().workflow_id,
+            step_id=step.id,
+            kind=step.kind,
+            order=order,
+            command=step.command,
+            event_at=step.event_at,
+            unexpected_error_attempts=s.policy.unexpected_error_attempts,
+        )
         # The plant event's trace goes on into the activity (and the connector's HTTP call).
         token = otel_context.attach(propagate.extract(step.trace)) if step.trace else None
         try:
-            result: c.StepResult = await workflow.execute_activity(
-                step.kind.value,
-                c.StepRequest(
-                    idempotency_key=contract.idempotency_key(workflow.info().workflow_id, step.id),
-                    workflow_id=workflow.info().workflow_id,
-                    step_id=step.id,
-                    kind=step.kind,
-                    order=order,
-                    command=step.command,
-                    event_at=step.event_at,
-                    unexpected_error_attempts=s.policy.unexpected_error_attempts,
-                ),
-                result_type=c.StepResult,
-                start_to_close_timeout=s.policy.activity_timeout,
-                heartbeat_timeout=step_heartbeat_timeout(s.policy),
-                retry_policy=step_retry_policy(s.policy),
-            )
+            result: c.StepResult
+            if runs_local(step.kind, compensation=step.compensation) and self._patches.on(patches.LOCAL_PLANT_STEPS):
+                # A plant-system call, inside this workflow task (local_steps.py says why). No pending
+                # activity shows it in the UI: the current details list it as in progress.
+                publish_details(s)
+                result = await workflow.execute_local_activity(
+                    step.kind.value,
+                    request,
+                    result_type=c.StepResult,
+                    start_to_close_timeout=local_step_timeout(s.policy),
+                    retry_policy=step_retry_policy(s.policy),
+                    local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                )
+            else:
+                result = await workflow.execute_activity(
+                    step.kind.value,
+                    request,
+                    result_type=c.StepResult,
+                    start_to_close_timeout=s.policy.activity_timeout,
+                    heartbeat_timeout=step_heartbeat_timeout(s.policy),
+                    retry_policy=step_retry_policy(s.policy),
+                )
         except GeneratorExit:  # the worker evicts this run: its context is gone, nothing to detach
             raise
         except BaseException:
