@@ -204,7 +204,7 @@ class _SqliteBackend(_Backend):
         conn = self._connection()
         out: list[list[Done]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _control(conn, "BEGIN IMMEDIATE")  # waits for the write lock (busy_timeout), as the engine's writes do
             for steps in writes:
                 dones: list[Done] = []
                 for compiled, values in steps:
@@ -217,15 +217,20 @@ class _SqliteBackend(_Backend):
                             raise _StepFailed from err
                         raise _as_sqlalchemy(err, compiled.sql, args) from err
                 out.append(dones)
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as err:
-                raise _as_sqlalchemy(err, "COMMIT", ()) from err
+            _control(conn, "COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
         return out
+
+
+def _control(conn: sqlite3.Connection, sql: str) -> None:
+    try:
+        conn.execute(sql)
+    except sqlite3.Error as err:
+        raise _as_sqlalchemy(err, sql, ()) from err
 
 
 def _as_sqlalchemy(err: Exception, sql: str, args: tuple[Any, ...]) -> Exception:
