@@ -128,6 +128,14 @@ _FINISH = (update(_T).where(_T.c.id == bindparam("f_id", type_=Integer()))
                                               _T.c.order_number),
                    event_id=func.coalesce(bindparam("f_event_id", type_=_T.c.event_id.type), _T.c.event_id)))
 
+# The re-driver's look-ups, every second (see `due_deferred`, `stale_received`).
+_DEFERRED = (select(_T.c.id, _T.c.updated_at, _T.c.attempts).where(_T.c.status == literal_column("'deferred'"))
+             .order_by(_T.c.id).limit(bindparam("n", type_=Integer())))
+_STALE = (select(_T.c.id)
+          .where(_T.c.status == literal_column("'received'"), _T.c.parent_id.is_(None),
+                 _T.c.received_at < bindparam("before", type_=_T.c.received_at.type))
+          .order_by(_T.c.id).limit(bindparam("n", type_=Integer())))
+
 
 class Inbox:
     """The inbox; `owner` (a gateway process's id) leases the rows it receives for `lease`.
@@ -268,9 +276,21 @@ class Inbox:
             return (await session.scalars(stmt)).first()
 
     async def due_deferred(self, now: datetime, *, limit: int = 200) -> list[InboxMessage]:
-        """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order)."""
-        rows = await self.messages(status="deferred", limit=limit)
-        return [r for r in rows if _aware(r.updated_at) + deferral_backoff(r.attempts) <= now]
+        """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order).
+
+        Asked every second by each gateway: a Core look-up of ids and backoffs first, whole rows only for those
+        due (most rounds find none)."""
+        async with self.db.engine.connect() as conn:
+            found = (await conn.execute(_DEFERRED, {"n": limit})).all()
+        due = [r.id for r in found if _aware(r.updated_at) + deferral_backoff(r.attempts) <= now]
+        return await self.messages(ids=due, limit=limit) if due else []
+
+    async def stale_received(self, before: datetime, *, limit: int = 200) -> list[InboxMessage]:
+        """Messages (not a batch's events) still `received` that were received before `before`, oldest first;
+        as `due_deferred`, a Core look-up first."""
+        async with self.db.engine.connect() as conn:
+            ids = [int(i) for i in (await conn.execute(_STALE, {"before": before, "n": limit})).scalars()]
+        return await self.messages(ids=ids, limit=limit) if ids else []
 
     async def claim(self, ids: Iterable[int], *, status: str, now: datetime | None = None) -> list[int]:
         """Lease those of `ids` that still have `status` and no running lease to this owner; the ids claimed.
