@@ -33,6 +33,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
+from temporalio.workflow import _UpdateDefinition
 
 from plantbridge import contract
 from plantbridge.canonical.ack import Acknowledgement, ErpOutcome
@@ -163,6 +164,12 @@ def order_handle(client: Client, plant: str, order: str) -> WorkflowHandle[Produ
     return client.get_workflow_handle_for(ProductionOrderWorkflow.run, workflow_id(plant, order))
 
 
+# The `submit_event` update's name and result type, resolved once by the SDK's own resolver: handed the method,
+# `start_update` resolves it on every call through a runtime Protocol check (~0.1 ms of the gateway's CPU per event).
+SUBMIT_EVENT_UPDATE, _SUBMIT_EVENT_RESULT = _UpdateDefinition.get_name_and_result_type(
+    ProductionOrderWorkflow.submit_event)
+
+
 async def submit_event(
     client: Client, event: PlantEvent, *, ack_wait: timedelta = timedelta(seconds=2), to_workflow: str | None = None,
     rpc_timeout: timedelta | None = None,
@@ -182,9 +189,10 @@ async def submit_event(
         # The SDK types an async update's handle as returning a coroutine; its result is the Acknowledgement.
         update: WorkflowUpdateHandle[Any] = await asyncio.wait_for(
             handle.start_update(
-                ProductionOrderWorkflow.submit_event,
+                SUBMIT_EVENT_UPDATE,
                 event,
                 wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=_SUBMIT_EVENT_RESULT,
                 rpc_timeout=rpc_timeout,
             ),
             rpc_timeout.total_seconds() if rpc_timeout is not None else None,

@@ -32,6 +32,11 @@ class EventType(StrEnum):
     MAINTENANCE_REQUESTED = "maintenance_requested"
 
 
+# The event types' values, in declaration order (for the error text) and as a set (the check, per validation).
+_TYPE_VALUES: tuple[str, ...] = tuple(t.value for t in EventType)
+_KNOWN_TYPES: frozenset[str] = frozenset(_TYPE_VALUES)
+
+
 # The fields each event type needs, beyond the common ones.
 REQUIRED_FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.OPERATION_STARTED: ("operation",),
@@ -97,9 +102,8 @@ class PlantEvent(BaseModel):
     @field_validator("event_type", mode="before")
     @classmethod
     def _known_type(cls, value: Any) -> Any:
-        known = [t.value for t in EventType]
-        if isinstance(value, str) and value not in known:
-            raise ValueError(f"unknown event type {value[:40]!r}; expected one of: {', '.join(known)}")
+        if isinstance(value, str) and value not in _KNOWN_TYPES:
+            raise ValueError(f"unknown event type {value[:40]!r}; expected one of: {', '.join(_TYPE_VALUES)}")
         return value
 
     @model_validator(mode="after")

@@ -359,7 +359,7 @@ class Intake:
         """Re-drive `received` messages whose lease ran out: the gateway that stored them died before
         finishing them (a live request holds its row's lease, so it is never taken from under it)."""
         before = datetime.now(UTC) - self.deps.inbox_lease
-        rows = [r for r in await self.inbox.messages(status="received", received_before=before) if r.parent_id is None]
+        rows = await self.inbox.stale_received(before)
         return len(await self.redrive_claimed(rows, "received"))
 
     async def replay(self, *, status: str | None = None, msg_id: int | None = None,

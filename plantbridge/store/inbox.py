@@ -25,9 +25,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
+    bindparam,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -36,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantbridge.store.db import Database
+from plantbridge.store.group_commit import Done, GroupCommit, Step, Write
 from plantbridge.store.models import Base, utcnow
 
 InboxStatus = Literal["received", "processed", "waiting", "deferred", "dead"]
@@ -93,31 +97,77 @@ class Finish(NamedTuple):
     kwargs: dict[str, Any]
 
 
+# The hot path's statements, built once and run with bind parameters: no statement construction, coercion or
+# cache-key generation per call (the compiled form is cached per dialect by the engine, keyed by the statement).
+_T: Table = InboxMessage.__table__  # type: ignore[assignment]  # declared as a FromClause
+_INSERTED = ("channel", "body", "content_type", "key_id", "parent_id", "status", "reason", "received_at",
+             "updated_at", "attempts", "lease_owner", "lease_until", "plant", "order_number", "event_id")
+_INSERT = insert(_T).values({c: bindparam(f"v_{c}", type_=_T.c[c].type) for c in _INSERTED})
+_RECEIVE = _INSERT.returning(_T.c.id)
+_EARLIER = _T.alias("earlier")
+# The first earlier taken message with the event id (the 409 look-up of `receive_event`); the statuses are
+# rendered literally (an IN of bound values is expanded on every execution).
+_FIRST_TAKEN = (select(_EARLIER.c.id)
+                .where(_EARLIER.c.event_id == bindparam("e_event_id", type_=_T.c.event_id.type),
+                       _EARLIER.c.plant == bindparam("e_plant", type_=_T.c.plant.type),
+                       _EARLIER.c.order_number == bindparam("e_order", type_=_T.c.order_number.type),
+                       _EARLIER.c.status.in_([literal_column(f"'{s}'") for s in TAKEN]))
+                .order_by(_EARLIER.c.id).limit(1).scalar_subquery())
+_RECEIVE_EVENT = _INSERT.returning(_T.c.id, _FIRST_TAKEN.label("earlier"))
+_INSERT_MANY = _INSERT.returning(_T.c.id, sort_by_parameter_order=True)
+# An outcome: plant, order and event id are kept where the finish does not name them.
+_FINISH = (update(_T).where(_T.c.id == bindparam("f_id", type_=Integer()))
+           .values(status=bindparam("f_status", type_=_T.c.status.type),
+                   reason=bindparam("f_reason", type_=_T.c.reason.type),
+                   answer=bindparam("f_answer", type_=_T.c.answer.type),
+                   attempts=_T.c.attempts + 1,
+                   updated_at=bindparam("f_updated_at", type_=_T.c.updated_at.type),
+                   lease_owner=None, lease_until=None,
+                   plant=func.coalesce(bindparam("f_plant", type_=_T.c.plant.type), _T.c.plant),
+                   order_number=func.coalesce(bindparam("f_order", type_=_T.c.order_number.type),
+                                              _T.c.order_number),
+                   event_id=func.coalesce(bindparam("f_event_id", type_=_T.c.event_id.type), _T.c.event_id)))
+
+# The re-driver's look-ups, every second (see `due_deferred`, `stale_received`).
+_DEFERRED = (select(_T.c.id, _T.c.updated_at, _T.c.attempts).where(_T.c.status == literal_column("'deferred'"))
+             .order_by(_T.c.id).limit(bindparam("n", type_=Integer())))
+_STALE = (select(_T.c.id)
+          .where(_T.c.status == literal_column("'received'"), _T.c.parent_id.is_(None),
+                 _T.c.received_at < bindparam("before", type_=_T.c.received_at.type))
+          .order_by(_T.c.id).limit(bindparam("n", type_=Integer())))
+
+
 class Inbox:
-    """The inbox; `owner` (a gateway process's id) leases the rows it receives for `lease`."""
+    """The inbox; `owner` (a gateway process's id) leases the rows it receives for `lease`.
+
+    Its writes on the request path (receiving and finishing messages) are group-committed (`GroupCommit`): each
+    returns once committed, in a transaction it may share with other requests' writes."""
 
     def __init__(self, db: Database, *, owner: str | None = None, lease: timedelta = DEFAULT_LEASE) -> None:
         self.db = db
         self.owner = owner
         self.lease = lease
+        self.writes = GroupCommit(db.engine)
 
-    def _lease_values(self, now: datetime) -> dict[str, Any]:
-        if self.owner is None:
-            return {}
-        return {"lease_owner": self.owner, "lease_until": now + self.lease}
+    def _row(self, channel: str, body: bytes, now: datetime, *, content_type: str = "", key_id: str | None = None,
+             parent_id: int | None = None, status: str = "received", reason: str | None = None,
+             hints: Hints | None = None) -> dict[str, Any]:
+        """The bind parameters of `_INSERT` for one message."""
+        return {"v_channel": channel, "v_body": body, "v_content_type": content_type[:100], "v_key_id": key_id,
+                "v_parent_id": parent_id, "v_status": status, "v_reason": reason, "v_received_at": now,
+                "v_updated_at": now, "v_attempts": 0,
+                "v_lease_owner": self.owner, "v_lease_until": now + self.lease if self.owner is not None else None,
+                "v_plant": hints.plant if hints else None, "v_order_number": hints.order if hints else None,
+                "v_event_id": hints.event_id if hints else None}
 
     async def receive(
         self, channel: str, body: bytes, *, content_type: str = "", key_id: str | None = None,
         parent_id: int | None = None, status: str = "received", reason: str | None = None,
     ) -> int:
         """Store a message as received (committed before anything else happens); returns its id."""
-        now = utcnow()
-        stmt = insert(InboxMessage).values(
-            channel=channel, body=body, content_type=content_type[:100], key_id=key_id, parent_id=parent_id,
-            status=status, reason=reason, received_at=now, updated_at=now, attempts=0, **self._lease_values(now),
-        ).returning(InboxMessage.id)
-        async with self.db.engine.begin() as conn:  # Core, not the ORM: one statement on the hot path
-            return int((await conn.execute(stmt)).scalar_one())
+        params = self._row(channel, body, utcnow(), content_type=content_type, key_id=key_id, parent_id=parent_id,
+                           status=status, reason=reason)
+        return await self.writes.run(Write([Step(_RECEIVE, params)], _first_id))
 
     async def receive_many(self, channel: str, bodies: Iterable[bytes], *, parent_id: int,
                            key_id: str | None) -> list[int]:
@@ -130,52 +180,28 @@ class Inbox:
         if not bodies:
             return []
         now = utcnow()
-        lease = self._lease_values(now)
-        rows = []
-        for i, body in enumerate(bodies):
-            hint = hints[i] if i < len(hints) else None
-            rows.append({"channel": channel, "body": body, "content_type": "application/json", "key_id": key_id,
-                         "parent_id": parent_id, "status": "received", "received_at": now, "updated_at": now,
-                         "attempts": 0, "lease_owner": lease.get("lease_owner"),
-                         "lease_until": lease.get("lease_until"),
-                         "plant": hint.plant if hint else None, "order_number": hint.order if hint else None,
-                         "event_id": hint.event_id if hint else None})
-        stmt = insert(InboxMessage).returning(InboxMessage.id, sort_by_parameter_order=True)
-        return [int(i) for i in (await conn.execute(stmt, rows)).scalars().all()]
+        rows = [self._row(channel, body, now, content_type="application/json", key_id=key_id, parent_id=parent_id,
+                          hints=hints[i] if i < len(hints) else None) for i, body in enumerate(bodies)]
+        return [int(i) for i in (await conn.execute(_INSERT_MANY, rows)).scalars().all()]
 
     async def receive_event(self, channel: str, body: bytes, hints: Hints, *, content_type: str = "",
                             key_id: str | None = None) -> tuple[int, int | None]:
         """Store a checked plant event as received; its id, and in the same statement the id of the first
         earlier message with its event id for its plant and order that was taken (`TAKEN`), if any: the
         409 look-up costs no second round trip."""
-        now = utcnow()
-        earlier = InboxMessage.__table__.alias("earlier")
-        first = (select(earlier.c.id)
-                 .where(earlier.c.event_id == hints.event_id, earlier.c.plant == hints.plant,
-                        earlier.c.order_number == hints.order, earlier.c.status.in_(TAKEN))
-                 .order_by(earlier.c.id).limit(1).scalar_subquery())
-        stmt = insert(InboxMessage).values(
-            channel=channel, body=body, content_type=content_type[:100], key_id=key_id, status="received",
-            received_at=now, updated_at=now, attempts=0, plant=hints.plant, order_number=hints.order,
-            event_id=hints.event_id, **self._lease_values(now),
-        ).returning(InboxMessage.id, first.label("earlier"))
-        async with self.db.engine.begin() as conn:
-            row = (await conn.execute(stmt)).one()
-        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+        params = self._row(channel, body, utcnow(), content_type=content_type, key_id=key_id, hints=hints)
+        params.update(e_event_id=hints.event_id, e_plant=hints.plant, e_order=hints.order)
+        return await self.writes.run(Write([Step(_RECEIVE_EVENT, params)], _id_and_earlier))
 
     async def receive_batch(self, channel: str, body: bytes, children: list[tuple[bytes, Hints | None]], *,
                             content_type: str = "", key_id: str | None = None,
                             ) -> tuple[int, list[int], dict[Hints, int]]:
         """Store a batch and its events in one transaction: the batch's id, its children's ids (in order) and,
         for the children with hints, the first earlier taken message with the same event id (as `receive_event`)."""
-        now = utcnow()
-        parent = insert(InboxMessage).values(
-            channel=channel, body=body, content_type=content_type[:100], key_id=key_id, status="received",
-            received_at=now, updated_at=now, attempts=0, **self._lease_values(now),
-        ).returning(InboxMessage.id)
+        parent = self._row(channel, body, utcnow(), content_type=content_type, key_id=key_id)
         hinted = [h for _b, h in children if h is not None]
         async with self.db.engine.begin() as conn:
-            parent_id = int((await conn.execute(parent)).scalar_one())
+            parent_id = int((await conn.execute(_RECEIVE, parent)).scalar_one())
             ids = await self._insert_children(conn, channel, [b for b, _h in children], [h for _b, h in children],
                                               parent_id, key_id)
             earlier: dict[Hints, int] = {}
@@ -198,12 +224,9 @@ class Inbox:
 
     async def finish_many(self, outcomes: Iterable[Finish]) -> None:
         """Record messages' outcomes (in the given order) in one transaction (a batch's events and the batch)."""
-        async with self.db.engine.begin() as conn:
-            for msg_id, status, kwargs in outcomes:
-                result = await conn.execute(update(InboxMessage).where(InboxMessage.id == msg_id)
-                                            .values(**_finish_values(status, **kwargs)))
-                if result.rowcount == 0:  # pragma: no cover - rows are never deleted
-                    raise LookupError(f"inbox message {msg_id} does not exist")
+        steps = [Step(_FINISH, _finish_params(msg_id, status, **kwargs)) for msg_id, status, kwargs in outcomes]
+        if steps:
+            await self.writes.run(Write(steps, _all_found))
 
     async def get(self, msg_id: int) -> InboxMessage | None:
         async with self.db.sessions() as session:
@@ -253,9 +276,21 @@ class Inbox:
             return (await session.scalars(stmt)).first()
 
     async def due_deferred(self, now: datetime, *, limit: int = 200) -> list[InboxMessage]:
-        """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order)."""
-        rows = await self.messages(status="deferred", limit=limit)
-        return [r for r in rows if _aware(r.updated_at) + deferral_backoff(r.attempts) <= now]
+        """Deferred messages whose backoff has run out, oldest first (so an order's events keep their order).
+
+        Asked every second by each gateway: a Core look-up of ids and backoffs first, whole rows only for those
+        due (most rounds find none)."""
+        async with self.db.engine.connect() as conn:
+            found = (await conn.execute(_DEFERRED, {"n": limit})).all()
+        due = [r.id for r in found if _aware(r.updated_at) + deferral_backoff(r.attempts) <= now]
+        return await self.messages(ids=due, limit=limit) if due else []
+
+    async def stale_received(self, before: datetime, *, limit: int = 200) -> list[InboxMessage]:
+        """Messages (not a batch's events) still `received` that were received before `before`, oldest first;
+        as `due_deferred`, a Core look-up first."""
+        async with self.db.engine.connect() as conn:
+            ids = [int(i) for i in (await conn.execute(_STALE, {"before": before, "n": limit})).scalars()]
+        return await self.messages(ids=ids, limit=limit) if ids else []
 
     async def claim(self, ids: Iterable[int], *, status: str, now: datetime | None = None) -> list[int]:
         """Lease those of `ids` that still have `status` and no running lease to this owner; the ids claimed.
@@ -296,19 +331,27 @@ class Inbox:
             return int(await session.scalar(stmt) or 0)
 
 
-def _finish_values(status: str, *, reason: str | None = None, answer: Any = None, plant: str | None = None,
-                   order: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+def _first_id(done: list[Done]) -> int:
+    return int(done[0].rows[0][0])
+
+
+def _id_and_earlier(done: list[Done]) -> tuple[int, int | None]:
+    msg_id, earlier = done[0].rows[0]
+    return int(msg_id), (int(earlier) if earlier is not None else None)
+
+
+def _all_found(done: list[Done]) -> None:
+    for one in done:
+        if one.rowcount == 0:  # pragma: no cover - rows are never deleted
+            raise LookupError("an inbox message to finish does not exist")
+
+
+def _finish_params(msg_id: int, status: str, *, reason: str | None = None, answer: Any = None,
+                   plant: str | None = None, order: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    """The bind parameters of `_FINISH`: NULs replaced, the reason cut to 2,000 characters."""
     reason, answer, plant, order, event_id = _no_nul((reason, answer, plant, order, event_id))
-    values: dict[str, Any] = {"status": status, "reason": reason[:2000] if reason else None, "answer": answer,
-                              "attempts": InboxMessage.attempts + 1, "updated_at": utcnow(),
-                              "lease_owner": None, "lease_until": None}
-    if plant is not None:
-        values["plant"] = plant
-    if order is not None:
-        values["order_number"] = order
-    if event_id is not None:
-        values["event_id"] = event_id
-    return values
+    return {"f_id": msg_id, "f_status": status, "f_reason": reason[:2000] if reason else None, "f_answer": answer,
+            "f_updated_at": utcnow(), "f_plant": plant, "f_order": order, "f_event_id": event_id}
 
 
 def deferral_backoff(attempts: int) -> timedelta:
@@ -323,6 +366,8 @@ def _aware(moment: datetime) -> datetime:
 def _no_nul(value: Any) -> Any:
     """The value with NUL characters replaced (U+FFFD): PostgreSQL's text and JSON cannot store U+0000, and a
     hostile body's field names or values reach the reason and the answer."""
+    if "\\x00" not in repr(value):  # none anywhere (repr writes a NUL as \x00): no walk through the answer
+        return value
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):

@@ -50,6 +50,18 @@ async def test_inbox_deferred_rows_are_due_after_their_backoff(db: Database) -> 
     assert await inbox.count("deferred") >= 1
 
 
+async def test_inbox_stale_received_are_the_messages_left_received_not_batch_events(db: Database) -> None:
+    inbox = Inbox(db)
+    parent = await inbox.receive("plant_event", b'{"events": [{}]}')
+    [child] = await inbox.receive_many("plant_event", [b"{}"], parent_id=parent, key_id=None)
+    done = await inbox.receive("plant_event", b"{}")
+    await inbox.finish(done, "processed")
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    stale = {r.id for r in await inbox.stale_received(later, limit=100_000)}
+    assert parent in stale and child not in stale and done not in stale
+    assert parent not in {r.id for r in await inbox.stale_received(datetime.now(UTC) - timedelta(hours=1))}
+
+
 async def test_api_keys_create_authenticate_revoke(db: Database) -> None:
     keys = ApiKeys(db, cache_seconds=0)
     name = f"k-{uuid.uuid4().hex[:8]}"
