@@ -14,16 +14,16 @@ the in-memory reference (`connectors.memory`) instead.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, Integer, String, Text, insert, select, update
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, bindparam, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import PoolResetState
 
 from plantbridge.canonical.commands import (
     Acknowledge,
@@ -96,6 +96,41 @@ class ReferenceRule(_Base):
     remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: until cleared
 
 
+# The row id numbers the document, as an ERP's number range would: the id is the next rowid, taken in the
+# same statement (SQLite runs one writer at a time), so the row and its number are one INSERT. Nothing is
+# written when a rule for the operation matches (unless the caller applied the rules already).
+_INSERT = text("""
+INSERT INTO reference_calls (id, system, operation, plant, order_number, external_key, document, payload, at)
+SELECT n, :system, :operation, :plant, :order_number, :external_key, printf('%s-%08d', :prefix, n), :payload, :at
+FROM (SELECT coalesce(max(id), 0) + 1 AS n FROM reference_calls)
+WHERE :rules_applied OR NOT EXISTS (
+    SELECT 1 FROM reference_rules
+    WHERE system = :system AND operation = :operation AND (order_number IS NULL OR order_number = :order_number))
+RETURNING document
+""").bindparams(bindparam("at", type_=DateTime(timezone=True)), bindparam("rules_applied", type_=Boolean))
+_RULE_TABLE = ReferenceRule.__table__
+_CALL_TABLE = ReferenceCall.__table__
+_RULES = select(_RULE_TABLE).where(_RULE_TABLE.c.system == bindparam("system"),
+                                   _RULE_TABLE.c.operation == bindparam("operation"))
+_FOUND = (select(_CALL_TABLE.c.document).where(_CALL_TABLE.c.external_key == bindparam("key"))
+          .order_by(_CALL_TABLE.c.id).limit(1))
+
+
+def _reset_if_open(dbapi_conn: Any, _record: Any, state: PoolResetState) -> None:
+    """The pool's reset on check-in: a ROLLBACK only when the connection still holds a transaction (none after
+    a commit: the default ROLLBACK would be a round trip to aiosqlite's thread for nothing). As the store's
+    engine does (store/engine.py; connectors import no store)."""
+    if state.asyncio_safe and not state.transaction_was_reset and dbapi_conn.driver_connection.in_transaction:
+        dbapi_conn.rollback()
+
+
+def _posting(system: str, operation: str, order: ProductionOrder, payload: BaseModel, key: str) -> dict[str, Any]:
+    return {"system": system, "operation": operation, "plant": order.plant, "order_number": order.number,
+            "external_key": key, "prefix": DOC_PREFIX.get(operation, system.upper()),
+            "payload": payload.model_dump_json(), "at": datetime.now(UTC)}
+
+
+
 @dataclass(frozen=True)
 class RecordedCall:
     system: str
@@ -113,7 +148,8 @@ class ReferenceStore:
         self.url = url
         self.latency_s = latency_s
         self.refuse_duplicates = refuse_duplicates
-        self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
+        self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
+        event.listen(self.engine.sync_engine, "reset", _reset_if_open)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._ready = False
 
@@ -186,27 +222,34 @@ class ReferenceStore:
     async def record(
         self, system: str, operation: str, order: ProductionOrder, payload: BaseModel, *, key: str, retry: bool
     ) -> StepResult:
-        """One posting, in one transaction of plain Core statements: the rules for this operation, the
-        posting (found by its external key when it exists, as a real ERP connector looks it up) and its
-        document number."""
+        """One posting, in one transaction: the posting (found by its external key when it exists, as a real
+        ERP connector looks it up), numbered by its row, unless a rule for this operation says otherwise.
+
+        A first call with no rule for it (the common case) is one statement and its commit."""
         await self.init()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
+        posting = _posting(system, operation, order, payload, key)
         async with self.engine.connect() as conn:
-            rules = [r for r in (await conn.execute(select(ReferenceRule.__table__).where(
-                ReferenceRule.system == system, ReferenceRule.operation == operation))).all()
-                if r.order_number in (None, order.number)]
+            if not (retry or self.refuse_duplicates):
+                document = await self._insert(conn, posting, rules_applied=False)
+                if document is not None:
+                    await conn.commit()
+                    return StepResult(documents=[document])
+                await conn.rollback()  # a rule matches: read it below (and hold no write lock meanwhile)
+            rules = [r for r in (await conn.execute(_RULES, {"system": system, "operation": operation})).all()
+                     if r.order_number in (None, order.number)]
             hang = max((float(r.code or 60) for r in rules if r.kind == "hang"), default=0.0)
             if not hang:
-                return await self._post(conn, system, operation, order, payload, key, rules, retry)
+                return await self._post(conn, posting, rules, retry)
         await asyncio.sleep(hang)  # a call that hangs (no answer); the activity's timeout cuts it off
         async with self.engine.connect() as conn:
-            return await self._post(conn, system, operation, order, payload, key, rules, retry)
+            return await self._post(conn, posting, rules, retry)
 
-    async def _post(self, conn: AsyncConnection, system: str, operation: str, order: ProductionOrder,
-                    payload: BaseModel, key: str, rules: list[Any], retry: bool) -> StepResult:
+    async def _post(self, conn: AsyncConnection, posting: dict[str, Any], rules: list[Any], retry: bool) -> StepResult:
         # On a retry, look the posting up by its external key first, as a real ERP connector does; a first
         # call is taken even when the key exists (a real ERP may), unless the store refuses duplicates.
+        system, key = posting["system"], posting["external_key"]
         if retry or self.refuse_duplicates:
             found = await self._found(conn, key)
             if found is not None and retry:
@@ -215,17 +258,8 @@ class ReferenceStore:
                 raise BusinessRejection(f"a posting with external key {key} exists: {found.documents[0]}",
                                         system=system, code="DUPLICATE")
         await self._apply_rules(conn, system, [r for r in rules if r.kind not in ("hang", "stall")])
-        try:
-            inserted = (await conn.execute(insert(ReferenceCall).values(
-                system=system, operation=operation, plant=order.plant, order_number=order.number,
-                external_key=key, document="", payload=json.loads(payload.model_dump_json()), at=datetime.now(UTC),
-            ).returning(ReferenceCall.id))).one()
-        except IntegrityError:  # an older dev file keeps a unique index on the key
-            await conn.rollback()
-            raise TransientError("concurrent posting with the same external key", system=system) from None
-        # the row id numbers the document, as an ERP's number range would
-        document = f"{DOC_PREFIX.get(operation, system.upper())}-{inserted.id:08d}"
-        await conn.execute(update(ReferenceCall).where(ReferenceCall.id == inserted.id).values(document=document))
+        document = await self._insert(conn, posting, rules_applied=True)
+        assert document is not None  # the rules were applied: the statement inserts
         await conn.commit()
         stall = max((float(r.code or 60) for r in rules if r.kind == "stall"), default=0.0)
         if stall:  # posted, then no answer for a while: the caller may time out or die meanwhile
@@ -233,10 +267,19 @@ class ReferenceStore:
         return StepResult(documents=[document])
 
     @staticmethod
+    async def _insert(conn: AsyncConnection, posting: dict[str, Any], *, rules_applied: bool) -> str | None:
+        """Insert the posting and its document number; None (nothing written) when a rule matches and
+        `rules_applied` is false."""
+        try:
+            return cast(str | None, await conn.scalar(_INSERT, {**posting, "rules_applied": rules_applied}))
+        except IntegrityError:  # an older dev file keeps a unique index on the key
+            await conn.rollback()
+            raise TransientError("concurrent posting with the same external key", system=posting["system"]) from None
+
+    @staticmethod
     async def _found(conn: AsyncConnection, key: str) -> StepResult | None:
         """The posting with this external key, if the system has it."""
-        document = await conn.scalar(select(ReferenceCall.document).where(ReferenceCall.external_key == key)
-                                     .order_by(ReferenceCall.id).limit(1))
+        document = await conn.scalar(_FOUND, {"key": key})
         return None if document is None else StepResult(documents=[document], message="found by external key",
                                                          replayed=True)
 

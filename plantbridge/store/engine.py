@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 DEFAULT_URL = "sqlite+aiosqlite:///.plantbridge/plantbridge.db"
 
@@ -23,7 +24,9 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
         db_path = url.split(":///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # The pool's reset on check-in is `_reset_if_open`: a ROLLBACK only when a transaction is open.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
+        event.listen(engine.sync_engine, "reset", reset_if_open)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -35,6 +38,14 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def reset_if_open(dbapi_conn: Any, _record: Any, state: PoolResetState) -> None:
+    """The pool's reset of a SQLite connection on check-in: a ROLLBACK only when the connection still holds a
+    transaction. After a commit (every write's case) it holds none, and the pool's default ROLLBACK would be
+    a round trip to aiosqlite's thread that does nothing."""
+    if state.asyncio_safe and not state.transaction_was_reset and dbapi_conn.driver_connection.in_transaction:
+        dbapi_conn.rollback()
 
 
 def upsert(engine: AsyncEngine, table: Any) -> Any:

@@ -119,6 +119,43 @@ async def test_sqlite_reference_systems_execute(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_sqlite_reference_rules_numbering_and_duplicates(tmp_path: Path) -> None:
+    """A call no rule matches is posted (its document numbered by its row); a rule for the operation (and the
+    order, or any order) refuses the calls it counts, then the calls post again; a second first call with one
+    key is a second posting unless the store refuses duplicates."""
+    from plantbridge.connectors.reference import ReferenceStore
+    from plantbridge.store import sqlite_url
+
+    store = await ReferenceStore(sqlite_url(tmp_path / "ref.db")).init()
+    strict = ReferenceStore(store.url, refuse_duplicates=True)
+    try:
+        erp, order = ReferenceSystems(store).erp, new_order()
+        cmd = c.GoodsReceipt(quantity=QTY)
+        assert (await erp.execute(order, cmd, key="K1", retry=False)).documents == ["MDOC-00000001"]
+        await store.add_rule("erp", "goods_receipt", message="period closed", code="M7", times=1)
+        await store.add_rule("erp", "goods_receipt", message="not this order", order="OTHER")
+        with pytest.raises(BusinessRejection) as err:
+            await erp.execute(order, cmd, key="K2", retry=False)
+        assert err.value.code == "M7"
+        assert (await erp.execute(order, cmd, key="K2", retry=False)).documents == ["MDOC-00000002"]
+        assert (await erp.execute(order, c.CompleteOrder(), key="K3", retry=False)).documents == ["TECO-00000003"]
+        assert (await erp.execute(order, cmd, key="K2", retry=False)).documents == ["MDOC-00000004"]  # taken twice
+        found = await erp.execute(order, cmd, key="K2", retry=True)
+        assert found.replayed and found.documents == ["MDOC-00000002"]
+        with pytest.raises(BusinessRejection):
+            await ReferenceSystems(strict).erp.execute(order, cmd, key="K1", retry=False)
+        await store.add_rule("erp", "goods_receipt", message="locked", kind="transient", times=1)
+        with pytest.raises(TransientError):
+            await erp.execute(order, cmd, key="K5", retry=False)
+        calls = await store.calls(system="erp")
+        assert [(x.external_key, x.document) for x in calls] == [
+            ("K1", "MDOC-00000001"), ("K2", "MDOC-00000002"), ("K3", "TECO-00000003"), ("K2", "MDOC-00000004")]
+        assert calls[0].payload == cmd.model_dump(mode="json") and calls[0].order == order.number
+    finally:
+        await strict.close()
+        await store.close()
+
+
 # -- the in-memory reference ----------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from plantbridge.store import AuditTrail, Database, IdempotencyConflict, Ledger, request_hash
+from plantbridge.store.audit import AuditEntry
 
 
 def _key() -> str:
@@ -55,3 +56,25 @@ async def test_audit_dedups_by_key_and_filters(db: Database) -> None:
     if db.url.startswith("postgresql"):  # SQLite keeps no offset
         assert rows[0].at.tzinfo is not None
     assert [r.action for r in await audit.records(workflow_id=wf, action="hold")] == ["hold"]
+
+
+async def test_audit_batch_writes_in_order_and_counts_only_new_records(db: Database) -> None:
+    """One statement for a saga's waiting notes: in their order, a dedup key known before (or twice in
+    the batch) written once, the count the new ones."""
+    audit, wf = AuditTrail(db), f"wf-{uuid.uuid4().hex[:8]}"
+    keys = [_key() for _ in range(3)]
+
+    def entry(action: str, dedup: str | None) -> AuditEntry:
+        return AuditEntry(workflow_id=wf, plant="1000", order="4711", actor="saga", action=action,
+                          detail={"n": action}, dedup_key=dedup)
+
+    assert await audit.record(**entry("first", keys[0])) is True
+    batch = [entry("second", keys[1]), entry("again", keys[0]), entry("third", keys[2]), entry("twice", keys[1]),
+             entry("free", None)]
+    assert await audit.record_many(batch) == 3
+    assert await audit.record_many(batch) == 1  # a retried batch: only the note without a key is new
+    assert await audit.record_many([]) == 0
+    rows = await audit.records(workflow_id=wf)
+    assert [(r.action, r.detail) for r in rows] == [
+        ("first", {"n": "first"}), ("second", {"n": "second"}), ("third", {"n": "third"}), ("free", {"n": "free"}),
+        ("free", {"n": "free"})]
