@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from plantbridge.canonical import ExceptionResolution, ProductionOrder, SupervisorAction
 from plantbridge.canonical.exceptions import StepDecision
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
+from plantbridge.converter import pydantic_data_converter
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow, MaintenanceState
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty

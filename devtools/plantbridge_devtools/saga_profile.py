@@ -144,16 +144,24 @@ def spawn_worker(address: str, folder: Path, sandbox: str) -> subprocess.Popen[b
 
 
 async def run_worker(address: str, store: str, cached: int, sandbox: str) -> None:
+    from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
     from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
     from plantbridge.store import Database, sqlite_url
+    from plantbridge.workers.settings import Settings
     from plantbridge.workers.worker import build_worker
 
     client = await connect(address)
     db = await Database(sqlite_url(Path(store))).init()
-    runner: dict[str, Any] = {"workflow_runner": SandboxedWorkflowRunner()} if sandbox == "default" else {}
-    worker = build_worker(client, TASK_QUEUE, MemoryRegistry(MemoryStore()), db, max_cached_workflows=cached, **runner)
+    runner: dict[str, Any] = ({"workflow_runner": SandboxedWorkflowRunner()} if sandbox == "default" else
+                              {"workflow_runner": UnsandboxedWorkflowRunner()} if sandbox == "off" else {})
+    sizing = Settings.from_env()  # PLANTBRIDGE_MAX_CONCURRENT_* and *_POLLERS, to measure the worker's sizing
+    worker = build_worker(client, TASK_QUEUE, MemoryRegistry(MemoryStore()), db, max_cached_workflows=cached,
+                          max_concurrent_activities=sizing.max_concurrent_activities,
+                          max_concurrent_workflow_tasks=sizing.max_concurrent_workflow_tasks,
+                          workflow_task_pollers=sizing.workflow_task_pollers,
+                          activity_task_pollers=sizing.activity_task_pollers, **runner)
     async with worker:
         print("worker ready", flush=True)
         await asyncio.Event().wait()
@@ -308,8 +316,8 @@ def cli() -> None:
     p.add_argument("--address", default="")
     p.add_argument("--store", default="")
     p.add_argument("--cached", type=int, default=2500)
-    p.add_argument("--sandbox", choices=["plantbridge", "default"], default="plantbridge",
-                   help="the worker's sandbox: plantbridge's passthrough modules, or the SDK's default")
+    p.add_argument("--sandbox", choices=["plantbridge", "default", "off"], default="plantbridge",
+                   help="the worker's sandbox: plantbridge's runner, the SDK's default sandbox, or none")
     p.add_argument("--profile", default="", help="py-spy raw output file (counts)")
     asyncio.run(main(p.parse_args()))
 

@@ -30,8 +30,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+from plantbridge.converter import pydantic_data_converter
 
 ENCODING = b"binary/encrypted"
 KEY_ID_META = "encryption-key-id"
@@ -144,7 +145,7 @@ def codec_from_env(environ: Mapping[str, str] | None = None) -> EncryptionCodec 
 
 
 def data_converter(codec: PayloadCodec | None) -> DataConverter:
-    """The pydantic converter, with the codec (and encoded failure messages) when there is one."""
+    """The pydantic converter (plantbridge.converter), with the codec and encoded failure messages if any."""
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec,

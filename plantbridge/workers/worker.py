@@ -13,8 +13,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkflowRunner
 
 from plantbridge.activities import all_activities
 from plantbridge.activities.batch import BatchActivities
@@ -28,6 +27,7 @@ from plantbridge.store import AuditTrail, Database, Ledger
 from plantbridge.telemetry import metrics_runtime, setup_tracing
 from plantbridge.workers.plants import load_plants
 from plantbridge.workers.registry import ConfiguredRegistry
+from plantbridge.workers.runner import workflow_runner_for
 from plantbridge.workers.schedules import sync_schedules
 from plantbridge.workers.settings import Settings, state_dir
 from plantbridge.workers.status import watch_business_metrics
@@ -45,23 +45,13 @@ WORKFLOWS: list[type] = [ProductionOrderWorkflow, MaintenanceRequestWorkflow, Sh
                           AuditArchiveWorkflow, MasterDataCheckWorkflow, OdooReleasePollerWorkflow]
 
 
-# Pure, deterministic modules the sandbox takes as they are (imported once per process), instead of
-# importing them again for every workflow run it creates: the canonical models, the contract and the
-# workflow code itself (no module state; time, randomness and I/O go through `workflow.*`). Measured
-# with `python -m plantbridge_devtools.saga_profile` (issue 17): see docs/ARCHITECTURE.md §6.
-PASSTHROUGH_MODULES = ("plantbridge.contract", "plantbridge.canonical", "plantbridge.workflows")
-
-
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
-
-
 def build_worker(
     client: Client, task_queue: str, registry: ConnectorRegistry, db: Database, *, max_concurrent_activities: int = 100,
-    max_cached_workflows: int = 400, extra_activities: list[object] | None = None,
+    max_cached_workflows: int = 400, max_concurrent_workflow_tasks: int = 100, workflow_task_pollers: int = 5,
+    activity_task_pollers: int = 5, extra_activities: list[object] | None = None,
     workflow_runner: WorkflowRunner | None = None,
 ) -> Worker:
+    """The worker; without a runner, workflows run in plantbridge's sandbox (workers/runner.py)."""
     return Worker(
         client,
         task_queue=task_queue,
@@ -70,8 +60,11 @@ def build_worker(
                     *OdooPollActivities(registry, db).all(), *(extra_activities or [])],  # type: ignore[list-item]
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=workflow_task_pollers),
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=activity_task_pollers),
         graceful_shutdown_timeout=timedelta(seconds=10),
-        workflow_runner=workflow_runner or sandbox_runner(),
+        workflow_runner=workflow_runner or workflow_runner_for(client.data_converter),
     )
 
 
@@ -105,7 +98,13 @@ async def run_worker(settings: Settings, *, registry: ConnectorRegistry | None =
         await sync_schedules(client, plants, settings.task_queue, audit_archive=True)
         worker = build_worker(client, settings.task_queue, registry, db,
                               max_concurrent_activities=settings.max_concurrent_activities,
-                              max_cached_workflows=settings.max_cached_workflows, extra_activities=batch.all())
+                              max_cached_workflows=settings.max_cached_workflows,
+                              max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+                              workflow_task_pollers=settings.workflow_task_pollers,
+                              activity_task_pollers=settings.activity_task_pollers, extra_activities=batch.all(),
+                              workflow_runner=workflow_runner_for(client.data_converter, settings))
+        if settings.workflow_sandbox == "off":
+            log.warning("workflows run without the sandbox (PLANTBRIDGE_WORKFLOW_SANDBOX=off)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from plantbridge.activities.batch import BatchActivities
@@ -29,6 +28,7 @@ from plantbridge.activities.notify import NotifyActivities
 from plantbridge.canonical.batch_config import RetentionPolicy
 from plantbridge.canonical.batch_jobs import AUDIT_ARCHIVE_WORKFLOW, AuditArchiveRequest, AuditArchiveResult
 from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
+from plantbridge.converter import pydantic_data_converter
 from plantbridge.store import Database, Ledger, sqlite_url
 from plantbridge.store.inbox import InboxMessage
 from plantbridge.workflows.batch.audit_archive import AuditArchiveWorkflow

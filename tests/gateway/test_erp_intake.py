@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from plantbridge.canonical import PlantEvent
 from plantbridge.client import order_summary, start_order
 from plantbridge.connectors.errors import TransientError
 from plantbridge.connectors.memory import MemoryStore
+from plantbridge.converter import pydantic_data_converter
 from plantbridge.gateway.deps import GatewayDeps
 from plantbridge.gateway.erp_intake import ErpIntake
 from plantbridge.gateway.idoc_loipro import IDOC_SOAP_NS, parse_loipro
