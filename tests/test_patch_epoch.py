@@ -27,7 +27,8 @@ from plantbridge.canonical import ProductionOrder, SupervisorAction
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryRegistry, MemoryStore
 from plantbridge.store import AuditTrail, Database, Ledger
-from plantbridge.workers.worker import WORKFLOWS, sandbox_runner
+from plantbridge.workers.runner import workflow_runner_for
+from plantbridge.workers.worker import WORKFLOWS
 from plantbridge.workflows import patches
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
 from plantbridge.workflows.production_order import ProductionOrderWorkflow
@@ -83,7 +84,7 @@ def _order_worker(client: Client, queue: str, reference: MemoryStore, db: Databa
         task_queue=queue,
         workflows=WORKFLOWS,
         activities=all_activities(MemoryRegistry(reference), Ledger(db), AuditTrail(db)),  # type: ignore[arg-type]
-        workflow_runner=sandbox_runner(),
+        workflow_runner=workflow_runner_for(client.data_converter),
         patch_activation_callback=None if epoch else before_the_epoch,
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),  # the next worker takes over at once
         graceful_shutdown_timeout=timedelta(seconds=5),
@@ -209,8 +210,9 @@ async def test_new_order_records_the_epoch_only(client: Client, worker: object, 
     assert summary.events_rejected == 1  # the signal refused: `plant-event-signal-closed` taken
     assert [m.workflow_id for m in summary.maintenance if m.workflow_id]  # `maintenance-child-workflow` taken
     history = await handle.fetch_history()
-    assert [patch for _, patch in _patch_markers(history)] == [patches.EPOCH]
-    assert _change_version_upserts(history) == 1
+    # The epoch, and the one patch added after it (`local-plant-system-steps`: its own marker and upsert).
+    assert [patch for _, patch in _patch_markers(history)] == [patches.EPOCH, patches.LOCAL_PLANT_STEPS]
+    assert _change_version_upserts(history) == 2
     await _replays(history)
     if os.environ.get("PLANTBRIDGE_RECORD_HISTORY"):
         (HISTORIES / "production_order_epoch.json").write_text(history.to_json())
