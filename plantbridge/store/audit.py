@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, TypedDict
 
 from sqlalchemy import Table, select
@@ -29,9 +30,16 @@ class AuditEntry(TypedDict):
 class AuditTrail:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Built once, executed with the rows as parameters: the saga's notes are on its path.
-        self._insert = upsert(db.engine, AUDIT).on_conflict_do_nothing()
-        self._insert_returning = self._insert.returning(AUDIT.c.id)
+
+    # Built once (on first use: an app built only to render its schema has no store), executed with the rows
+    # as parameters: the saga's notes are on its path.
+    @cached_property
+    def _insert(self) -> Any:
+        return upsert(self.db.engine, AUDIT).on_conflict_do_nothing()
+
+    @cached_property
+    def _insert_returning(self) -> Any:
+        return self._insert.returning(AUDIT.c.id)
 
     async def record(
         self,

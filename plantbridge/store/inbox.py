@@ -147,7 +147,15 @@ class Inbox:
         self.db = db
         self.owner = owner
         self.lease = lease
-        self.writes = GroupCommit(db.engine)
+        self._writes: GroupCommit | None = None
+
+    @property
+    def writes(self) -> GroupCommit:
+        """The group-committed writer of the hot path, made on first use (an app built only to render its
+        schema has no store)."""
+        if self._writes is None:
+            self._writes = GroupCommit(self.db.engine)
+        return self._writes
 
     def _row(self, channel: str, body: bytes, now: datetime, *, content_type: str = "", key_id: str | None = None,
              parent_id: int | None = None, status: str = "received", reason: str | None = None,
