@@ -19,8 +19,7 @@ from pathlib import Path
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import PatchActivationInput, Replayer, UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import PatchActivationInput, UnsandboxedWorkflowRunner, Worker
 
 from plantbridge.activities import all_activities
 from plantbridge.canonical import ProductionOrder, SupervisorAction
@@ -31,9 +30,9 @@ from plantbridge.workers.runner import workflow_runner_for
 from plantbridge.workers.worker import WORKFLOWS
 from plantbridge.workflows import patches
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow
-from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
+from tests.support.replay import assert_replays, consumption_rejected_then_retried, refuse_the_seal_once
 
 HISTORIES = Path(__file__).parent / "histories"
 AFTER_THE_EPOCH = "a-patch-added-after-the-epoch"
@@ -90,13 +89,6 @@ def _order_worker(client: Client, queue: str, reference: MemoryStore, db: Databa
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
 
-
-async def _replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(
-        workflows=[ProductionOrderWorkflow, MaintenanceRequestWorkflow], data_converter=pydantic_data_converter
-    )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
 
 
 async def _state(client: Client, order: ProductionOrder, state: str) -> bool:
@@ -172,8 +164,8 @@ async def test_order_started_before_the_epoch_keeps_its_patches(client: Client, 
     first_consulted_late = {patch for _, patch in _patch_markers(released_later)}
     assert patches.EPOCH not in first_consulted_late
     assert {patches.RELEASE_READS_ORDER, patches.STEP_INPUTS} <= first_consulted_late
-    await _replays(history)
-    await _replays(released_later)
+    await assert_replays(history)
+    await assert_replays(released_later)
     if os.environ.get("PLANTBRIDGE_RECORD_HISTORY"):
         (HISTORIES / "production_order_pre_epoch_continued.json").write_text(history.to_json())
         (HISTORIES / "production_order_pre_epoch_released_later.json").write_text(released_later.to_json())
@@ -183,20 +175,11 @@ async def test_new_order_records_the_epoch_only(client: Client, worker: object, 
     """A whole order with the epoch: a rejected posting retried, a quality hold released, a plant event sent
     as a signal (refused), a maintenance child; one patch marker (the epoch) and one visibility upsert of
     `TemporalChangeVersion`, every patched branch taken."""
-    from plantbridge.canonical import ExceptionResolution
-
     order = new_order()
-    await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021", times=1,
-                             message="Deficit of SL Unrestricted-use 12 KG : RM-SEAL 1000 0001")
+    await refuse_the_seal_once(reference, order)
     handle = await start_order(client, order, fast_policy())
     await handle.signal("plant_event", event(order, "quality_disposition", decision="release", source="qms-forged"))
-    await submit_event(client, event(order, "operation_started", operation="0010"))
-    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(50),
-                                     scrap_qty=qty(1)))
-    ack = await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(12)))
-    assert ack.erp is not None and ack.erp.status == "rejected"
-    [exc] = (await order_summary(client, order.plant, order.number)).open_exceptions
-    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+    await consumption_rejected_then_retried(client, handle, order)
     await submit_event(client, event(order, "quality_hold", reason="scratch on surface"))
     await submit_event(client, event(order, "maintenance_requested", equipment="PRESS-2", priority=3,
                                      description="oil leak"))
@@ -213,7 +196,7 @@ async def test_new_order_records_the_epoch_only(client: Client, worker: object, 
     # The epoch, and the one patch added after it (`local-plant-system-steps`: its own marker and upsert).
     assert [patch for _, patch in _patch_markers(history)] == [patches.EPOCH, patches.LOCAL_PLANT_STEPS]
     assert _change_version_upserts(history) == 2
-    await _replays(history)
+    await assert_replays(history)
     if os.environ.get("PLANTBRIDGE_RECORD_HISTORY"):
         (HISTORIES / "production_order_epoch.json").write_text(history.to_json())
 

@@ -16,17 +16,15 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer
 
 from plantbridge.canonical import ExceptionResolution, ProductionOrder, SupervisorAction
 from plantbridge.canonical.exceptions import StepDecision
 from plantbridge.client import order_summary, start_order, submit_event
 from plantbridge.connectors.memory import MemoryStore
-from plantbridge.converter import pydantic_data_converter
 from plantbridge.workflows.maintenance import MaintenanceRequestWorkflow, MaintenanceState
-from plantbridge.workflows.production_order import ProductionOrderWorkflow
 from tests.conftest import event, fast_policy, new_order, qty
 from tests.support import eventually
+from tests.support.replay import assert_replays, consumption_rejected_then_retried, refuse_the_seal_once
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -34,16 +32,9 @@ HISTORIES = Path(__file__).parent / "histories"
 @pytest.mark.skipif(not os.environ.get("PLANTBRIDGE_RECORD_HISTORY"), reason="records only on request")
 async def test_record_history(client: Client, worker: object, reference: MemoryStore) -> None:
     order = new_order()
-    await reference.add_rule("erp", "goods_movement", order=order.number, code="M7/021", times=1,
-                             message="Deficit of SL Unrestricted-use 12 KG : RM-SEAL 1000 0001")
+    await refuse_the_seal_once(reference, order)
     handle = await start_order(client, order, fast_policy(event_signals=True))
-    await submit_event(client, event(order, "operation_started", operation="0010"))
-    await submit_event(client, event(order, "operation_confirmed", operation="0010", yield_qty=qty(50),
-                                     scrap_qty=qty(1)))
-    ack = await submit_event(client, event(order, "material_consumed", material="RM-SEAL", quantity=qty(12)))
-    assert ack.erp is not None and ack.erp.status == "rejected"
-    [exc] = (await order_summary(client, order.plant, order.number)).open_exceptions
-    await handle.signal("resolve_exception", ExceptionResolution(exception_id=exc.id, action="retry", by="anna"))
+    await consumption_rejected_then_retried(client, handle, order)
     await submit_event(client, event(order, "quality_hold", reason="scratch on surface"))
     await handle.signal("plant_event", event(order, "downtime_started", work_center="ASSY-01"))
     await handle.signal("plant_event", event(order, "downtime_ended", work_center="ASSY-01"))
@@ -364,9 +355,4 @@ async def _done(handle: object) -> bool:
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
 async def test_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(
-        workflows=[ProductionOrderWorkflow, MaintenanceRequestWorkflow], data_converter=pydantic_data_converter
-    )
-    history = WorkflowHistory.from_json("production-order:replay", path.read_text())
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
+    await assert_replays(WorkflowHistory.from_json("production-order:replay", path.read_text()))
