@@ -31,13 +31,18 @@ def make_engine(url: str = DEFAULT_URL) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")  # a row answered 202 must survive a power loss
-            cur.execute("PRAGMA busy_timeout=30000")
+            apply_sqlite_pragmas(cur)
             cur.close()
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def apply_sqlite_pragmas(cursor: Any) -> None:
+    """The store's settings on a new SQLite connection (the engine's pool and the group writer's own)."""
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # a row answered 202 must survive a power loss
+    cursor.execute("PRAGMA busy_timeout=30000")
 
 
 def reset_if_open(dbapi_conn: Any, _record: Any, state: PoolResetState) -> None:

@@ -33,6 +33,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase
 
+from plantbridge.store.engine import apply_sqlite_pragmas
+
 T = TypeVar("T")
 
 
@@ -194,9 +196,7 @@ class _SqliteBackend(_Backend):
     def _connection(self) -> sqlite3.Connection:
         if not self._conn:  # transactions begun and committed here (BEGIN IMMEDIATE: the write lock at once)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a row answered 202 must survive a power loss
-            conn.execute("PRAGMA busy_timeout=30000")
+            apply_sqlite_pragmas(conn)  # the engine's settings (synchronous=FULL: a 202 row survives power loss)
             self._conn.append(conn)
         return self._conn[0]
 
